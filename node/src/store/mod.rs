@@ -1,0 +1,193 @@
+//! The content-addressed fragment store: a node's data dir, and the only code that touches it.
+//!
+//! ```text
+//! ROOT/LOCK                        advisory lock: one process per data dir
+//! ROOT/fragments/<blake3 hex>      a fragment, named by the BLAKE3 hash of its bytes
+//! ROOT/manifests/<video id>.json   a validated manifest, named by its video id
+//! ROOT/tmp/                        writes in progress; emptied on open
+//! ```
+//!
+//! Every path is built from a parsed [`Hash`](struct@Hash) or [`VideoId`] (64 lowercase hex
+//! digits), never from a string from outside; fragment names are resolved through a stored
+//! manifest. Writes are durable before they are acknowledged (see `write.rs`), and
+//! [`Store::open`] re-checks everything held.
+//!
+//! - `open.rs`: lock, layout, the startup check.
+//! - `write.rs`: temp files, durable persist, [`FragmentWriter`] for chunked downloads.
+//! - `verify.rs`: streaming hashing on the way in.
+//! - `split_dir.rs`: importing a splitter's output dir and exporting a video back to one.
+//! - `error.rs`: [`StoreError`] and the reports.
+
+mod error;
+mod open;
+mod split_dir;
+mod verify;
+mod write;
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use vidswarm_proto::{parse_fragment_name, FragmentInfo, Hash, Manifest, VideoId, MAX_CHUNK_SIZE};
+
+use error::io_err;
+pub use error::{ImportReport, OpenReport, StoreError};
+pub use write::FragmentWriter;
+
+const FRAGMENTS: &str = "fragments";
+const MANIFESTS: &str = "manifests";
+const TMP: &str = "tmp";
+const LOCK: &str = "LOCK";
+
+/// A handle on an open data dir. Cheap to clone; the lock is released when the last clone drops.
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+    /// Every manifest held, parsed and validated once (on open or on put): `resolve` is called per
+    /// request and must not re-parse megabytes of JSON.
+    manifests: RwLock<BTreeMap<VideoId, Arc<Manifest>>>,
+    /// Serialises `put_manifest`, so "is it new?" has one answer.
+    put_manifest: Mutex<()>,
+    /// Holds the advisory lock on `ROOT/LOCK` while open.
+    _lock: File,
+}
+
+impl Store {
+    /// The data dir, as an absolute path.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    pub fn manifest(&self, id: &VideoId) -> Result<Option<Manifest>, StoreError> {
+        Ok(self.held_manifest(id).map(|m| (*m).clone()))
+    }
+
+    /// Every manifest held, sorted by video id.
+    pub fn manifests(&self) -> Result<Vec<Manifest>, StoreError> {
+        let map = self
+            .inner
+            .manifests
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(map.values().map(|m| (**m).clone()).collect())
+    }
+
+    pub fn has_fragment(&self, h: &Hash) -> bool {
+        matches!(self.held_size(h), Ok(Some(_)))
+    }
+
+    /// Where fragment `h` is, if the store holds it. The file must only be read.
+    pub fn fragment_path(&self, h: &Hash) -> Option<PathBuf> {
+        self.has_fragment(h).then(|| self.fragment_file(h))
+    }
+
+    /// Every fragment held, sorted.
+    pub fn fragment_hashes(&self) -> Result<Vec<Hash>, StoreError> {
+        let dir = self.inner.root.join(FRAGMENTS);
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io_err("list", &dir))? {
+            let entry = entry.map_err(io_err("list", &dir))?;
+            // Only the store writes here and open checked the rest, but stay strict anyway.
+            if let Some(h) = entry.file_name().to_str().and_then(|n| n.parse().ok()) {
+                out.push(h);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// `len` bytes of fragment `h` from `offset`. `len` must be 1..=[`MAX_CHUNK_SIZE`] and the
+    /// range inside the fragment; the buffer is allocated only once that is checked.
+    pub fn read_chunk(&self, h: &Hash, offset: u64, len: u32) -> Result<Vec<u8>, StoreError> {
+        let path = self.fragment_file(h);
+        let file = File::open(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::FragmentNotFound(*h),
+            _ => io_err("open", &path)(e),
+        })?;
+        let size = file.metadata().map_err(io_err("stat", &path))?.len();
+        let in_range = offset
+            .checked_add(u64::from(len))
+            .is_some_and(|end| end <= size);
+        if len == 0 || len > MAX_CHUNK_SIZE || !in_range {
+            return Err(StoreError::OutOfRange {
+                hash: *h,
+                offset,
+                len: u64::from(len),
+                size,
+            });
+        }
+        let mut buf = vec![0u8; len as usize];
+        file.read_exact_at(&mut buf, offset)
+            .map_err(io_err("read", &path))?;
+        Ok(buf)
+    }
+
+    /// The fragment of `video` called `name`, looked up in its manifest. `Ok(None)` if the name is
+    /// not a canonical `fragment_{i}.mp4` or the video or fragment is unknown. Says nothing about
+    /// whether the fragment itself is held (see [`Store::has_fragment`]).
+    pub fn resolve(&self, video: &VideoId, name: &str) -> Result<Option<FragmentInfo>, StoreError> {
+        let Some(index) = parse_fragment_name(name) else {
+            return Ok(None);
+        };
+        let Some(m) = self.held_manifest(video) else {
+            return Ok(None);
+        };
+        Ok(m.fragment(index).filter(|f| f.name == name).cloned())
+    }
+
+    fn held_manifest(&self, id: &VideoId) -> Option<Arc<Manifest>> {
+        let map = self
+            .inner
+            .manifests
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.get(id).cloned()
+    }
+
+    /// The size of fragment `h`, if held.
+    fn held_size(&self, h: &Hash) -> Result<Option<u64>, StoreError> {
+        let path = self.fragment_file(h);
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.is_file() => Ok(Some(m.len())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("look up", &path)(e)),
+        }
+    }
+
+    fn fragment_file(&self, h: &Hash) -> PathBuf {
+        self.inner.root.join(FRAGMENTS).join(h.to_string())
+    }
+
+    fn manifest_file(&self, id: &VideoId) -> PathBuf {
+        self.inner.root.join(MANIFESTS).join(format!("{id}.json"))
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.inner.root.join(TMP)
+    }
+}
+
+/// Reads a whole file of at most `limit` bytes; a bigger one is refused without being read.
+fn read_bounded(path: &Path, limit: usize) -> Result<Vec<u8>, StoreError> {
+    let file = File::open(path).map_err(io_err("read", path))?;
+    let mut bytes = Vec::new();
+    file.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_err("read", path))?;
+    if bytes.len() > limit {
+        return Err(StoreError::TooLarge {
+            path: path.to_owned(),
+            limit: limit as u64,
+        });
+    }
+    Ok(bytes)
+}

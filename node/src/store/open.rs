@@ -1,0 +1,191 @@
+//! Opening a data dir: take its lock, create its layout, and check everything it holds, so that
+//! whatever a crash or a stray hand left behind is gone before the store serves anything.
+
+use std::collections::BTreeMap;
+use std::error::Error;
+use std::fs::{self, DirEntry, File, OpenOptions, TryLockError};
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+
+use vidswarm_proto::{Hash, Manifest, VideoId, MAX_MANIFEST_BYTES};
+
+use super::error::{io_err, OpenReport, StoreError};
+use super::verify::verify_reader;
+use super::write::sync_dir;
+use super::{read_bounded, Inner, Store, FRAGMENTS, LOCK, MANIFESTS, TMP};
+
+impl Store {
+    /// Opens (creating if needed) the data dir at `root`, locks it against other processes and
+    /// checks its contents: temp files are deleted, every fragment is re-hashed and every manifest
+    /// re-validated, and whatever fails is deleted and listed in the report.
+    pub fn open(root: impl AsRef<Path>) -> Result<(Store, OpenReport), StoreError> {
+        let root = root.as_ref();
+        let root = std::path::absolute(root).map_err(io_err("resolve", root))?;
+        fs::create_dir_all(&root).map_err(io_err("create", &root))?;
+        let lock = lock(&root)?;
+        for dir in [FRAGMENTS, MANIFESTS, TMP] {
+            let path = root.join(dir);
+            fs::create_dir_all(&path).map_err(io_err("create", &path))?;
+        }
+        // The subdirectories must survive a crash along with the files renamed into them.
+        sync_dir(&root)?;
+
+        let mut check = Check {
+            root: &root,
+            report: OpenReport::default(),
+        };
+        check.tmp()?;
+        check.fragments()?;
+        let manifests = check.manifests()?;
+        let report = check.report;
+        tracing::info!(
+            root = %root.display(),
+            fragments = report.fragments,
+            manifests = report.manifests,
+            dropped = report.dropped.len(),
+            "store opened"
+        );
+        let inner = Inner {
+            root,
+            manifests: RwLock::new(manifests),
+            put_manifest: Mutex::new(()),
+            _lock: lock,
+        };
+        Ok((
+            Store {
+                inner: Arc::new(inner),
+            },
+            report,
+        ))
+    }
+}
+
+/// An advisory lock on `ROOT/LOCK`, held as long as the returned file is open (by the `Store`).
+fn lock(root: &Path) -> Result<File, StoreError> {
+    let path = root.join(LOCK);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_err("open", &path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(StoreError::Locked(root.to_owned())),
+        Err(TryLockError::Error(e)) => Err(io_err("lock", &path)(e)),
+    }
+}
+
+struct Check<'a> {
+    root: &'a Path,
+    report: OpenReport,
+}
+
+impl Check<'_> {
+    fn tmp(&mut self) -> Result<(), StoreError> {
+        for entry in entries(&self.root.join(TMP))? {
+            self.drop(&entry, "left-over temp file of an interrupted write".into())?;
+        }
+        Ok(())
+    }
+
+    fn fragments(&mut self) -> Result<(), StoreError> {
+        for entry in entries(&self.root.join(FRAGMENTS))? {
+            let Some(hash) = name_of(&entry).and_then(|n| n.parse::<Hash>().ok()) else {
+                self.drop(&entry, "name is not a hash".into())?;
+                continue;
+            };
+            if !is_file(&entry) {
+                self.drop(&entry, "not a regular file".into())?;
+                continue;
+            }
+            let path = entry.path();
+            let checked = File::open(&path)
+                .map_err(io_err("open", &path))
+                .and_then(|mut f| verify_reader(&mut f, &path, &hash));
+            match checked {
+                Ok(_) => self.report.fragments += 1,
+                Err(e) => self.drop(&entry, chain(&e))?,
+            }
+        }
+        Ok(())
+    }
+
+    fn manifests(&mut self) -> Result<BTreeMap<VideoId, Arc<Manifest>>, StoreError> {
+        let mut held = BTreeMap::new();
+        for entry in entries(&self.root.join(MANIFESTS))? {
+            let id = name_of(&entry).and_then(|n| n.strip_suffix(".json")?.parse::<VideoId>().ok());
+            let Some(id) = id else {
+                self.drop(&entry, "name is not <video id>.json".into())?;
+                continue;
+            };
+            if !is_file(&entry) {
+                self.drop(&entry, "not a regular file".into())?;
+                continue;
+            }
+            let parsed = read_bounded(&entry.path(), MAX_MANIFEST_BYTES)
+                .and_then(|bytes| Ok(Manifest::from_json(&bytes)?));
+            match parsed {
+                Ok(m) if m.video_id == id => {
+                    held.insert(id, Arc::new(m));
+                }
+                Ok(m) => self.drop(
+                    &entry,
+                    format!("holds the manifest of video {}", m.video_id),
+                )?,
+                Err(e) => self.drop(&entry, chain(&e))?,
+            }
+        }
+        self.report.manifests = held.len();
+        Ok(held)
+    }
+
+    fn drop(&mut self, entry: &DirEntry, reason: String) -> Result<(), StoreError> {
+        let path = entry.path();
+        tracing::warn!(path = %path.display(), %reason, "deleting from the data dir");
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        let removed = if is_dir {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        removed.map_err(io_err("delete", &path))?;
+        self.report.dropped.push((path, reason));
+        Ok(())
+    }
+}
+
+/// The entries of `dir`, sorted so reports and logs come out in a stable order.
+fn entries(dir: &Path) -> Result<Vec<DirEntry>, StoreError> {
+    let mut out = fs::read_dir(dir)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(io_err("list", dir))?;
+    out.sort_by_key(DirEntry::file_name);
+    Ok(out)
+}
+
+fn name_of(entry: &DirEntry) -> Option<String> {
+    entry.file_name().into_string().ok()
+}
+
+/// Regular file, judged without following symlinks (a symlink could point out of the data dir).
+fn is_file(entry: &DirEntry) -> bool {
+    entry.file_type().is_ok_and(|t| t.is_file())
+}
+
+/// An error and all its causes on one line, for the report. A cause some message already quotes
+/// (`ManifestError::Malformed` does) is not repeated.
+fn chain(e: &StoreError) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}

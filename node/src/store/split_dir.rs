@@ -1,0 +1,119 @@
+//! The splitter's output dir (`manifest.json` + `fragment_{i}.mp4`) in and out of the store.
+
+use std::fs::{self, File};
+use std::path::Path;
+
+use vidswarm_proto::{fragment_name, FragmentInfo, Manifest, VideoId, MAX_MANIFEST_BYTES};
+
+use super::error::{io_err, ImportReport, StoreError};
+use super::verify::{copy_verified, Expected};
+use super::write::{exists, sync_dir, TempFile};
+use super::{read_bounded, Store};
+
+const MANIFEST_JSON: &str = "manifest.json";
+
+impl Store {
+    /// Imports a split dir: validates `dir/manifest.json`, imports every `fragment_{i}.mp4` it
+    /// lists after checking its size, BLAKE3 and chunk hashes against the manifest, and stores the
+    /// manifest last. Missing fragment files are listed in the report, not an error (a node may
+    /// hold part of a video); a fragment that does not match is an error naming it, and is not
+    /// stored.
+    pub fn import_split_dir(&self, dir: &Path) -> Result<ImportReport, StoreError> {
+        let bytes = read_bounded(&dir.join(MANIFEST_JSON), MAX_MANIFEST_BYTES)?;
+        let m = Manifest::from_json(&bytes)?;
+        let mut report = ImportReport {
+            video_id: m.video_id,
+            fragments: m.fragments.len(),
+            imported: 0,
+            already_held: 0,
+            bytes: 0,
+            missing: Vec::new(),
+            manifest_new: false,
+        };
+        for f in &m.fragments {
+            if self.has_fragment(&f.blake3) {
+                report.already_held += 1;
+                continue;
+            }
+            // The manifest is validated, so `f.name` is this too; build it anyway, never trust it.
+            let path = dir.join(fragment_name(f.index));
+            if !exists(&path)? {
+                report.missing.push(f.name.clone());
+                continue;
+            }
+            let expected = Expected {
+                hash: &f.blake3,
+                manifest: Some((f, m.chunk_size)),
+            };
+            let (size, new) = self
+                .ingest(&path, &expected)
+                .map_err(|e| in_fragment("import", f, e))?;
+            if new {
+                report.imported += 1;
+                report.bytes += size;
+            } else {
+                report.already_held += 1;
+            }
+        }
+        report.manifest_new = self.put_manifest(&m)?;
+        tracing::info!(video = %m.video_id.short(), imported = report.imported,
+            missing = report.missing.len(), "imported a split dir");
+        Ok(report)
+    }
+
+    /// Writes video `id` as a split dir: every fragment as `dir/fragment_{i}.mp4`, verified as it
+    /// is copied, then `dir/manifest.json`, all durably. Fails before writing anything if a
+    /// fragment is not held.
+    pub fn export_video(&self, id: &VideoId, dir: &Path) -> Result<(), StoreError> {
+        let m = self
+            .held_manifest(id)
+            .ok_or(StoreError::VideoNotFound(*id))?;
+        if let Some(f) = m.fragments.iter().find(|f| !self.has_fragment(&f.blake3)) {
+            return Err(in_fragment(
+                "export",
+                f,
+                StoreError::FragmentNotFound(f.blake3),
+            ));
+        }
+        if !exists(dir)? {
+            fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
+        }
+        for f in &m.fragments {
+            self.export_fragment(f, m.chunk_size, dir)
+                .map_err(|e| in_fragment("export", f, e))?;
+        }
+        // Last, as the splitter does: a dir with a manifest is a complete dir.
+        let mut tmp = TempFile::create(dir, ".vidswarm-")?;
+        tmp.write_all(&m.to_json_pretty())?;
+        tmp.persist(&dir.join(MANIFEST_JSON))
+    }
+
+    fn export_fragment(
+        &self,
+        f: &FragmentInfo,
+        chunk_size: u32,
+        dir: &Path,
+    ) -> Result<(), StoreError> {
+        let src = self.fragment_file(&f.blake3);
+        let mut file = File::open(&src).map_err(io_err("open", &src))?;
+        let mut tmp = TempFile::create(dir, ".vidswarm-")?;
+        let expected = Expected {
+            hash: &f.blake3,
+            manifest: Some((f, chunk_size)),
+        };
+        // Re-verified on the way out: catches a disk that rotted since open.
+        copy_verified(&mut file, &src, &mut tmp.file, &tmp.path, &expected)?;
+        tmp.persist(&dir.join(fragment_name(f.index)))
+    }
+}
+
+fn in_fragment(op: &'static str, f: &FragmentInfo, e: StoreError) -> StoreError {
+    StoreError::Fragment {
+        op,
+        name: f.name.clone(),
+        source: Box::new(e),
+    }
+}

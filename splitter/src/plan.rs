@@ -1,0 +1,310 @@
+//! Where to cut. Pure functions over the probed frame list, so every rule is unit-tested without
+//! ffmpeg.
+//!
+//! The ideal cuts sit at `i * duration / n`. A copy split can only cut at the source's keyframes, so
+//! copy is chosen when every ideal cut has its own keyframe within [`COPY_TOLERANCE`] of a
+//! fragment's ideal length; otherwise the video is re-encoded with keyframes forced at the frames
+//! nearest the ideal cuts. Cuts are frame indices, so each fragment's frame count is known before
+//! ffmpeg runs, and checked after.
+
+use vidswarm_proto::SplitMode;
+
+use crate::probe::FrameTime;
+
+/// How far (as a share of one fragment's ideal duration) a keyframe may sit from an ideal cut for
+/// copy mode to count as "roughly equal duration".
+pub const COPY_TOLERANCE: f64 = 0.2;
+
+/// Video codecs an MP4 can carry as they are.
+const MP4_VIDEO: &[&str] = &["h264", "hevc", "av1", "vp9", "mpeg4"];
+/// Audio codecs an MP4 can carry as they are.
+pub(crate) const MP4_AUDIO: &[&str] = &["aac", "mp3", "opus", "ac3", "eac3", "alac"];
+
+/// What the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ModeChoice {
+    /// Copy when the keyframes allow, else re-encode.
+    #[default]
+    Auto,
+    Copy,
+    Reencode,
+}
+
+impl std::str::FromStr for ModeChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "copy" => Ok(Self::Copy),
+            "reencode" => Ok(Self::Reencode),
+            other => Err(format!(
+                "unknown mode {other:?}: expected copy, reencode or auto"
+            )),
+        }
+    }
+}
+
+/// A fragment as planned: its first frame and how many frames it holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlannedFragment {
+    pub first_frame: usize,
+    pub frames: u64,
+    /// Seconds, relative to the source's start.
+    pub start: f64,
+    pub duration: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub mode: SplitMode,
+    /// Why this mode, in a sentence for the user.
+    pub reason: String,
+    pub fragments: Vec<PlannedFragment>,
+}
+
+impl Plan {
+    /// The times to hand ffmpeg (`-segment_times`, `-force_key_frames`): halfway between each cut
+    /// frame and the frame before it, so "the first frame at or after t" is exactly the cut frame
+    /// whatever the rounding of printed timestamps.
+    pub fn cut_times(&self, frames: &[FrameTime]) -> Vec<f64> {
+        self.fragments[1..]
+            .iter()
+            .map(|f| (frames[f.first_frame - 1].pts + frames[f.first_frame].pts) / 2.0)
+            .collect()
+    }
+}
+
+/// Why copy mode is impossible for this source and `n`, or the keyframe cuts that make it possible.
+pub fn copy_cuts(frames: &[FrameTime], duration: f64, n: usize) -> Result<Vec<usize>, String> {
+    let ideal = duration / n as f64;
+    let tolerance = ideal * COPY_TOLERANCE;
+    let t0 = frames[0].pts;
+    let keys: Vec<usize> = (1..frames.len()).filter(|&i| frames[i].key).collect();
+    let mut cuts = Vec::with_capacity(n - 1);
+    for i in 1..n {
+        let target = t0 + ideal * i as f64;
+        let after = cuts.last().copied().unwrap_or(0);
+        let nearest = keys
+            .iter()
+            .copied()
+            .filter(|&k| k > after)
+            .min_by(|&a, &b| {
+                (frames[a].pts - target)
+                    .abs()
+                    .total_cmp(&(frames[b].pts - target).abs())
+            });
+        match nearest {
+            Some(k) if (frames[k].pts - target).abs() <= tolerance => cuts.push(k),
+            Some(k) => {
+                return Err(format!(
+                    "no keyframe within {tolerance:.2} s of the cut at {target:.2} s \
+                     (nearest at {:.2} s; the source has {} keyframe(s) in {duration:.2} s)",
+                    frames[k].pts,
+                    keys.len() + 1
+                ))
+            }
+            None => {
+                return Err(format!(
+                "the source has only {} keyframe(s) in {duration:.2} s, too few for {n} fragments",
+                keys.len() + 1
+            ))
+            }
+        }
+    }
+    Ok(cuts)
+}
+
+/// The frames nearest the ideal cuts, leaving every fragment at least one frame.
+pub fn reencode_cuts(frames: &[FrameTime], duration: f64, n: usize) -> Vec<usize> {
+    let ideal = duration / n as f64;
+    let t0 = frames[0].pts;
+    let mut cuts: Vec<usize> = Vec::with_capacity(n - 1);
+    for i in 1..n {
+        let target = t0 + ideal * i as f64;
+        let nearest = frames.partition_point(|f| f.pts < target);
+        let candidate = if nearest > 0
+            && (nearest == frames.len()
+                || target - frames[nearest - 1].pts < frames[nearest].pts - target)
+        {
+            nearest - 1
+        } else {
+            nearest
+        };
+        let lowest = cuts.last().map_or(1, |c| c + 1);
+        let highest = frames.len() - (n - i);
+        cuts.push(candidate.clamp(lowest, highest));
+    }
+    cuts
+}
+
+/// Plans a split of `frames` (sorted, non-empty, at least `n` long) into `n` fragments.
+/// `copyable` says whether the codecs allow a stream copy into MP4 at all.
+pub fn plan(
+    frames: &[FrameTime],
+    duration: f64,
+    n: usize,
+    choice: ModeChoice,
+    copyable: Result<(), String>,
+) -> Result<Plan, String> {
+    let copy = copyable.and_then(|()| copy_cuts(frames, duration, n));
+    let (mode, reason, cuts) = match (choice, copy) {
+        (ModeChoice::Copy | ModeChoice::Auto, Ok(cuts)) => (
+            SplitMode::Copy,
+            format!(
+                "copy: the source's keyframes sit within {:.0}% of a fragment's length of every cut",
+                COPY_TOLERANCE * 100.0
+            ),
+            cuts,
+        ),
+        (ModeChoice::Copy, Err(why)) => return Err(why),
+        (ModeChoice::Auto, Err(why)) => (
+            SplitMode::Reencode,
+            format!("reencode: {why}"),
+            reencode_cuts(frames, duration, n),
+        ),
+        (ModeChoice::Reencode, _) => (
+            SplitMode::Reencode,
+            "reencode: asked for with --mode reencode".to_owned(),
+            reencode_cuts(frames, duration, n),
+        ),
+    };
+    Ok(Plan {
+        mode,
+        reason,
+        fragments: fragments_from_cuts(frames, duration, &cuts),
+    })
+}
+
+fn fragments_from_cuts(
+    frames: &[FrameTime],
+    duration: f64,
+    cuts: &[usize],
+) -> Vec<PlannedFragment> {
+    let t0 = frames[0].pts;
+    let mut starts = vec![0usize];
+    starts.extend_from_slice(cuts);
+    let ends: Vec<usize> = starts[1..].iter().copied().chain([frames.len()]).collect();
+    starts
+        .iter()
+        .zip(&ends)
+        .map(|(&first, &end)| {
+            let start = frames[first].pts - t0;
+            let stop = if end == frames.len() {
+                duration
+            } else {
+                frames[end].pts - t0
+            };
+            PlannedFragment {
+                first_frame: first,
+                frames: (end - first) as u64,
+                start,
+                duration: stop - start,
+            }
+        })
+        .collect()
+}
+
+/// Whether the codecs can go into MP4 fragments untouched.
+pub fn copyable(video_codec: &str, audio_codec: Option<&str>) -> Result<(), String> {
+    if !MP4_VIDEO.contains(&video_codec) {
+        return Err(format!(
+            "video codec {video_codec:?} cannot be stream-copied into MP4"
+        ));
+    }
+    match audio_codec {
+        Some(a) if !MP4_AUDIO.contains(&a) => Err(format!(
+            "audio codec {a:?} cannot be stream-copied into MP4"
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `count` frames at 25 fps with a keyframe every `gop` frames.
+    fn frames(count: usize, gop: usize) -> Vec<FrameTime> {
+        (0..count)
+            .map(|i| FrameTime {
+                pts: i as f64 * 0.04,
+                key: i % gop == 0,
+            })
+            .collect()
+    }
+
+    fn total(plan: &Plan) -> u64 {
+        plan.fragments.iter().map(|f| f.frames).sum()
+    }
+
+    #[test]
+    fn dense_keyframes_copy_into_equal_fragments() {
+        let f = frames(250, 25);
+        let p = plan(&f, 10.0, 10, ModeChoice::Auto, Ok(())).unwrap();
+        assert_eq!(p.mode, SplitMode::Copy);
+        assert!(p.fragments.iter().all(|x| x.frames == 25));
+        assert!((p.fragments[3].start - 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_single_keyframe_forces_reencode_and_auto_says_why() {
+        let f = frames(200, 10_000);
+        let p = plan(&f, 8.0, 10, ModeChoice::Auto, Ok(())).unwrap();
+        assert_eq!(p.mode, SplitMode::Reencode);
+        assert!(p.reason.contains("1 keyframe"), "{}", p.reason);
+        assert_eq!(p.fragments.len(), 10);
+        assert_eq!(total(&p), 200);
+        assert!(p.fragments.iter().all(|x| x.frames == 20));
+    }
+
+    #[test]
+    fn copy_refuses_rather_than_giving_fewer_fragments() {
+        let f = frames(200, 100);
+        let err = plan(&f, 8.0, 10, ModeChoice::Copy, Ok(())).unwrap_err();
+        assert!(err.contains("no keyframe within"), "{err}");
+    }
+
+    #[test]
+    fn uncopyable_codecs_reencode_in_auto_and_fail_in_copy() {
+        let f = frames(250, 25);
+        let why = copyable("rawvideo", None);
+        let p = plan(&f, 10.0, 10, ModeChoice::Auto, why.clone()).unwrap();
+        assert_eq!(p.mode, SplitMode::Reencode);
+        assert!(p.reason.contains("rawvideo"));
+        assert!(plan(&f, 10.0, 10, ModeChoice::Copy, why).is_err());
+        assert!(copyable("h264", Some("pcm_s16le")).is_err());
+        assert!(copyable("h264", Some("aac")).is_ok());
+    }
+
+    #[test]
+    fn as_many_fragments_as_frames_gives_one_frame_each() {
+        let f = frames(7, 1000);
+        let p = plan(&f, 0.28, 7, ModeChoice::Reencode, Ok(())).unwrap();
+        assert!(p.fragments.iter().all(|x| x.frames == 1));
+    }
+
+    #[test]
+    fn uneven_frame_counts_still_add_up() {
+        for (count, n) in [(101, 10), (11, 10), (1000, 7), (30, 1)] {
+            let f = frames(count, 1);
+            for choice in [ModeChoice::Auto, ModeChoice::Reencode] {
+                let p = plan(&f, count as f64 * 0.04, n, choice, Ok(())).unwrap();
+                assert_eq!(p.fragments.len(), n);
+                assert_eq!(total(&p), count as u64, "{count} frames into {n}");
+                assert!(p.fragments.iter().all(|x| x.frames >= 1));
+            }
+        }
+    }
+
+    #[test]
+    fn cut_times_fall_between_frames() {
+        let f = frames(100, 10);
+        let p = plan(&f, 4.0, 4, ModeChoice::Copy, Ok(())).unwrap();
+        let times = p.cut_times(&f);
+        assert_eq!(times.len(), 3);
+        for (t, frag) in times.iter().zip(&p.fragments[1..]) {
+            assert!(*t < f[frag.first_frame].pts && *t > f[frag.first_frame - 1].pts);
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Where ffmpeg and ffprobe are, and running them so that a failure carries their own words.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::ToolError;
+
+/// How much of a tool's stderr an error keeps: the end, where ffmpeg says what went wrong.
+const STDERR_TAIL_BYTES: usize = 2000;
+
+/// The ffmpeg and ffprobe binaries to run.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    pub ffmpeg: PathBuf,
+    pub ffprobe: PathBuf,
+}
+
+impl Default for Tools {
+    fn default() -> Self {
+        Self::from_env()
+    }
+}
+
+impl Tools {
+    /// `VIDSWARM_FFMPEG` / `VIDSWARM_FFPROBE` when set, else `ffmpeg` / `ffprobe` from `PATH`.
+    pub fn from_env() -> Self {
+        let pick = |var: &str, default: &str| {
+            std::env::var_os(var)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(default))
+        };
+        Self {
+            ffmpeg: pick("VIDSWARM_FFMPEG", "ffmpeg"),
+            ffprobe: pick("VIDSWARM_FFPROBE", "ffprobe"),
+        }
+    }
+
+    /// Runs ffprobe with `args`, returning its stdout.
+    pub fn ffprobe<I, S>(&self, args: I) -> Result<Vec<u8>, ToolError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        run("ffprobe", "VIDSWARM_FFPROBE", &self.ffprobe, args)
+    }
+
+    /// Runs ffmpeg with `args` (quiet, non-interactive), returning its stdout.
+    pub fn ffmpeg<I, S>(&self, args: I) -> Result<Vec<u8>, ToolError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut all: Vec<std::ffi::OsString> = ["-hide_banner", "-nostdin", "-v", "error", "-y"]
+            .iter()
+            .map(Into::into)
+            .collect();
+        all.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        run("ffmpeg", "VIDSWARM_FFMPEG", &self.ffmpeg, all)
+    }
+
+    /// Decodes every stream of `path` and returns what ffmpeg complained about (empty: clean).
+    pub fn decode_errors(&self, path: &std::path::Path) -> Result<String, ToolError> {
+        let out = Command::new(&self.ffmpeg)
+            .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
+            .arg(path)
+            .args(["-f", "null", "-"])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| spawn_error("ffmpeg", "VIDSWARM_FFMPEG", &self.ffmpeg, e))?;
+        let mut text = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !out.status.success() && text.is_empty() {
+            text = format!("ffmpeg exited with {}", out.status);
+        }
+        Ok(text)
+    }
+}
+
+fn run<I, S>(
+    tool: &'static str,
+    env: &'static str,
+    path: &Path,
+    args: I,
+) -> Result<Vec<u8>, ToolError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = Command::new(path);
+    cmd.args(args).stdin(Stdio::null());
+    tracing::debug!(?cmd, "running {tool}");
+    let out = cmd.output().map_err(|e| spawn_error(tool, env, path, e))?;
+    if !out.status.success() {
+        return Err(ToolError::Failed {
+            tool,
+            status: out.status.to_string(),
+            stderr: stderr_tail(&out.stderr),
+        });
+    }
+    Ok(out.stdout)
+}
+
+fn spawn_error(tool: &'static str, env: &'static str, path: &Path, e: std::io::Error) -> ToolError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        ToolError::Missing {
+            tool,
+            path: path.to_owned(),
+            env,
+        }
+    } else {
+        ToolError::Spawn { tool, source: e }
+    }
+}
+
+fn stderr_tail(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let text = text.trim();
+    if text.len() <= STDERR_TAIL_BYTES {
+        return text.to_owned();
+    }
+    let mut start = text.len() - STDERR_TAIL_BYTES;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("...{}", &text[start..])
+}
