@@ -42,7 +42,18 @@ impl Probe {
 struct RawProbe {
     #[serde(default)]
     streams: Vec<RawStream>,
+    #[serde(default)]
+    packets: Vec<RawPacket>,
     format: Option<RawFormat>,
+}
+
+#[derive(Deserialize)]
+struct RawPacket {
+    stream_index: u32,
+    pts_time: Option<String>,
+    dts_time: Option<String>,
+    #[serde(default)]
+    flags: String,
 }
 
 #[derive(Deserialize)]
@@ -86,7 +97,8 @@ pub fn probe(tools: &Tools, path: &Path) -> Result<Probe, SplitError> {
             "-v".as_ref(),
             "error".as_ref(),
             "-show_entries".as_ref(),
-            "format=format_name,start_time:stream=index,codec_type,codec_name,avg_frame_rate:stream_disposition=attached_pic".as_ref(),
+            // One process for everything: starting ffprobe costs more than reading a short file.
+            "format=format_name,start_time:stream=index,codec_type,codec_name,avg_frame_rate:stream_disposition=attached_pic:packet=stream_index,pts_time,dts_time,flags".as_ref(),
             "-of".as_ref(),
             "json".as_ref(),
             path.as_os_str(),
@@ -116,7 +128,7 @@ pub fn probe(tools: &Tools, path: &Path) -> Result<Probe, SplitError> {
         .map(|s| s.codec_name.clone().unwrap_or_default());
 
     let start = parse_seconds(format.start_time.as_deref()).unwrap_or(0.0);
-    let frames = video_frames(tools, path, video.index, start)?;
+    let frames = video_frames(&raw.packets, video.index, start)?;
     if frames.is_empty() {
         return Err(SplitError::NoVideoStream {
             path: path.to_owned(),
@@ -136,41 +148,25 @@ pub fn probe(tools: &Tools, path: &Path) -> Result<Probe, SplitError> {
     })
 }
 
-/// Every packet of the video stream (one per frame), from ffprobe's CSV: `pts_time,dts_time,flags`.
+/// The video stream's packets (one per frame) as frame times, in presentation order.
 fn video_frames(
-    tools: &Tools,
-    path: &Path,
+    packets: &[RawPacket],
     stream: u32,
     start: f64,
 ) -> Result<Vec<FrameTime>, SplitError> {
-    let csv = tools.ffprobe([
-        "-v".as_ref(),
-        "error".as_ref(),
-        "-select_streams".as_ref(),
-        stream.to_string().as_ref(),
-        "-show_entries".as_ref(),
-        "packet=pts_time,dts_time,flags".as_ref(),
-        "-of".as_ref(),
-        "csv=p=0".as_ref(),
-        path.as_os_str(),
-    ])?;
-    let text = String::from_utf8_lossy(&csv);
-    let mut frames = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let mut fields = line.split(',');
-        let pts = parse_seconds(fields.next());
-        let dts = parse_seconds(fields.next());
-        let flags = fields.next().unwrap_or("");
-        let Some(t) = pts.or(dts) else {
+    let mut frames = Vec::with_capacity(packets.len());
+    for p in packets.iter().filter(|p| p.stream_index == stream) {
+        let pts = parse_seconds(p.pts_time.as_deref()).or(parse_seconds(p.dts_time.as_deref()));
+        let Some(t) = pts else {
             return Err(ToolError::BadOutput {
                 tool: "ffprobe",
-                detail: format!("a video packet has no timestamp: {line:?}"),
+                detail: "a video packet has no timestamp".into(),
             }
             .into());
         };
         frames.push(FrameTime {
             pts: t - start,
-            key: flags.contains('K'),
+            key: p.flags.contains('K'),
         });
     }
     frames.sort_by(|a, b| a.pts.total_cmp(&b.pts));

@@ -13,7 +13,7 @@ use vidswarm_proto::{
     SplitMode, DEFAULT_CHUNK_SIZE, MAX_FRAGMENTS,
 };
 
-use crate::plan::{self, ModeChoice, Plan, MP4_AUDIO};
+use crate::plan::{self, ModeChoice, Plan, PlannedFragment, MP4_AUDIO};
 use crate::probe::{probe, Probe};
 use crate::{SplitError, Tools};
 
@@ -175,39 +175,15 @@ fn cut_and_verify(
             got: written,
         });
     }
-    let mut fragments = Vec::with_capacity(plan.fragments.len());
-    for (index, planned) in (0u32..).zip(&plan.fragments) {
-        let path = dir.join(fragment_name(index));
-        let bad = |detail: String| SplitError::BadFragment { index, detail };
-        let got = probe(&opts.tools, &path).map_err(|e| bad(e.to_string()))?;
-        if got.frame_count() != planned.frames {
-            return Err(bad(format!(
-                "{} video frames, {} planned",
-                got.frame_count(),
-                planned.frames
-            )));
-        }
-        if source.audio_codec.is_some() && got.audio_codec.is_none() {
-            return Err(bad("the source has audio, the fragment has none".into()));
-        }
-        if opts.verify_decode {
-            let errors = opts.tools.decode_errors(&path)?;
-            if !errors.trim().is_empty() {
-                return Err(bad(format!("does not decode cleanly: {}", errors.trim())));
-            }
-        }
-        let hashed = hash_file(&path, opts.chunk_size)?;
-        fragments.push(FragmentInfo {
+    let fragments = verify_all(&plan.fragments, |index, planned| {
+        verify_fragment(
+            source,
             index,
-            name: fragment_name(index),
-            size: hashed.size,
-            duration: round_seconds(planned.duration),
-            start: round_seconds(planned.start),
-            frame_count: planned.frames,
-            blake3: hashed.hash,
-            chunks: hashed.chunks,
-        });
-    }
+            planned,
+            &dir.join(fragment_name(index)),
+            opts,
+        )
+    })?;
     let total: u64 = fragments.iter().map(|f| f.frame_count).sum();
     if total != source.frame_count() {
         return Err(SplitError::FrameCountMismatch {
@@ -216,6 +192,83 @@ fn cut_and_verify(
         });
     }
     Ok(fragments)
+}
+
+/// Runs `check` on every planned fragment, spread over the machine's cores (each check is mostly
+/// waiting on an ffprobe or ffmpeg child), and returns the results in index order.
+fn verify_all<F>(planned: &[PlannedFragment], check: F) -> Result<Vec<FragmentInfo>, SplitError>
+where
+    F: Fn(u32, &PlannedFragment) -> Result<FragmentInfo, SplitError> + Sync,
+{
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(planned.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, Result<FragmentInfo, SplitError>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(p) = planned.get(i) else { break done };
+                        done.push((i, check(i as u32, p)));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    if results.len() != planned.len() {
+        return Err(SplitError::WrongFragmentCount {
+            expected: planned.len() as u32,
+            got: results.len() as u32,
+        });
+    }
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Checks one written fragment against its plan and hashes it.
+fn verify_fragment(
+    source: &Probe,
+    index: u32,
+    planned: &PlannedFragment,
+    path: &Path,
+    opts: &SplitOptions,
+) -> Result<FragmentInfo, SplitError> {
+    let bad = |detail: String| SplitError::BadFragment { index, detail };
+    let got = probe(&opts.tools, path).map_err(|e| bad(e.to_string()))?;
+    if got.frame_count() != planned.frames {
+        return Err(bad(format!(
+            "{} video frames, {} planned",
+            got.frame_count(),
+            planned.frames
+        )));
+    }
+    if source.audio_codec.is_some() && got.audio_codec.is_none() {
+        return Err(bad("the source has audio, the fragment has none".into()));
+    }
+    if opts.verify_decode {
+        let errors = opts.tools.decode_errors(path)?;
+        if !errors.trim().is_empty() {
+            return Err(bad(format!("does not decode cleanly: {}", errors.trim())));
+        }
+    }
+    let hashed = hash_file(path, opts.chunk_size)?;
+    Ok(FragmentInfo {
+        index,
+        name: fragment_name(index),
+        size: hashed.size,
+        duration: round_seconds(planned.duration),
+        start: round_seconds(planned.start),
+        frame_count: planned.frames,
+        blake3: hashed.hash,
+        chunks: hashed.chunks,
+    })
 }
 
 fn run_ffmpeg(source: &Probe, plan: &Plan, dir: &Path, tools: &Tools) -> Result<(), SplitError> {
