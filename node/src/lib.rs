@@ -1,7 +1,18 @@
-//! The vidswarm node: the content-addressed fragment store, and the code behind the `vidswarm` CLI.
+//! The vidswarm node: the content-addressed fragment store, the libp2p swarm, fetching, and the
+//! code behind the `vidswarm` CLI.
 //!
 //! - [`store`]: the data dir; the only code that touches it.
+//! - [`net`]: the swarm (one event loop task) and the [`net::Client`] handle to it.
+//! - [`fetch`]: downloading a video's fragments from many peers at once, verified per chunk.
+//! - [`node`]: a running node: store + swarm + announcer + auto-fetch.
+//! - [`availability`]: who holds what, from gossip.
+//! - [`events`]: the node's event stream (demo log, progress bars, later SSE and metrics).
 //! - [`cli`]: argument parsing and the subcommands.
 
+pub mod availability;
 pub mod cli;
+pub mod events;
+pub mod fetch;
+pub mod net;
+pub mod node;
 pub mod store;

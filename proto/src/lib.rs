@@ -4,12 +4,14 @@
 //! - [`hash`]: [`Hash`] (BLAKE3, hex on the outside) and [`VideoId`].
 //! - [`name`]: the `fragment_{i}.mp4` naming rule, parsed strictly.
 //! - [`manifest`]: [`Manifest`], its canonical encoding, its id and its validation.
+//! - [`wire`]: the transfer protocol's messages, the gossip announcement, their limits and codec.
 //! - [`chunks`]: chunk geometry and the one-pass hasher that yields a fragment's hash and chunk hashes.
 
 pub mod chunks;
 pub mod hash;
 pub mod manifest;
 pub mod name;
+pub mod wire;
 
 pub use chunks::{chunk_count, chunk_range, FragmentHasher, HashedFragment};
 pub use hash::{Hash, ParseHashError, VideoId};

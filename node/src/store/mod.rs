@@ -19,6 +19,7 @@
 //! - `error.rs`: [`StoreError`] and the reports.
 
 mod error;
+mod identity;
 mod open;
 mod split_dir;
 mod verify;

@@ -1,0 +1,298 @@
+//! The chunk scheduler: who is asked for which chunk, and what happens to each answer.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use libp2p::PeerId;
+use tracing::{debug, info};
+use vidswarm_proto::wire::{ErrorCode, Request, Response};
+use vidswarm_proto::{chunk_range, FragmentInfo, Hash, Manifest};
+
+use super::{announce_held, blocking, misbehaved, FetchError, FetchOptions};
+use crate::events::NodeEvent;
+use crate::net::{fragment_key, Client};
+use crate::store::{FragmentWriter, Store};
+
+/// Failed requests (timeouts, refusals) after which a peer is not asked again in this fetch.
+const MAX_PEER_FAILURES: u32 = 3;
+
+struct Fragment {
+    info: FragmentInfo,
+    writer: Option<Arc<Mutex<FragmentWriter>>>,
+    todo: VecDeque<u32>,
+    done: usize,
+    holders: Vec<PeerId>,
+    sources: HashSet<PeerId>,
+    started: Instant,
+}
+
+#[derive(Default)]
+struct Peer {
+    in_flight: usize,
+    failures: u32,
+    excluded: bool,
+}
+
+/// What became of one chunk request.
+enum Outcome {
+    Stored(u32),
+    BadBytes(String),
+    NotHeld,
+    Failed(String),
+}
+
+/// Downloads `missing` fragments of `manifest`; returns bytes received per peer.
+pub(super) async fn download(
+    client: &Client,
+    store: &Store,
+    manifest: &Manifest,
+    missing: &[u32],
+    opts: &FetchOptions,
+) -> Result<BTreeMap<PeerId, u64>, FetchError> {
+    let video = manifest.video_id;
+    let mut fragments: HashMap<u32, Fragment> = HashMap::new();
+    for &index in missing {
+        let info = manifest.fragments[index as usize].clone();
+        let (s, hash, size) = (store.clone(), info.blake3, info.size);
+        let writer = blocking(move || s.begin_fragment(hash, size)).await??;
+        fragments.insert(
+            index,
+            Fragment {
+                todo: (0..info.chunks.len() as u32).collect(),
+                info,
+                writer: Some(Arc::new(Mutex::new(writer))),
+                done: 0,
+                holders: vec![],
+                sources: HashSet::new(),
+                started: Instant::now(),
+            },
+        );
+    }
+    refresh_holders(client, &video, &mut fragments).await?;
+
+    let mut peers: HashMap<PeerId, Peer> = HashMap::new();
+    let mut received: BTreeMap<PeerId, u64> = BTreeMap::new();
+    let mut in_flight = FuturesUnordered::new();
+    let mut last_progress = Instant::now();
+    let mut wait = Duration::from_millis(100);
+
+    while fragments.values().any(|f| f.done < f.info.chunks.len()) {
+        // Hand out work: rarest fragment first, each chunk to the least-busy usable holder.
+        let mut order: Vec<u32> = fragments.keys().copied().collect();
+        order.sort_by_key(|i| (fragments[i].holders.len(), *i));
+        for index in order {
+            let f = fragments.get_mut(&index).expect("listed above");
+            while let Some(&chunk) = f.todo.front() {
+                let pick = f
+                    .holders
+                    .iter()
+                    .map(|p| (*p, peers.get(p)))
+                    .filter(|(_, s)| s.is_none_or(|s| !s.excluded && s.in_flight < opts.per_peer))
+                    .min_by_key(|(_, s)| s.map_or(0, |s| s.in_flight))
+                    .map(|(p, _)| p);
+                let Some(peer) = pick else { break };
+                f.todo.pop_front();
+                peers.entry(peer).or_default().in_flight += 1;
+                in_flight.push(request_chunk(
+                    client.clone(),
+                    peer,
+                    index,
+                    chunk,
+                    f.info.clone(),
+                    manifest.chunk_size,
+                    f.writer.clone().expect("writer present until complete"),
+                ));
+            }
+        }
+
+        if in_flight.is_empty() {
+            // Nothing could be handed out: no usable holder for what is left.
+            if last_progress.elapsed() >= opts.stall_timeout {
+                let mut left: Vec<u32> = fragments
+                    .iter()
+                    .filter(|(_, f)| f.done < f.info.chunks.len())
+                    .map(|(i, _)| *i)
+                    .collect();
+                left.sort();
+                return Err(FetchError::Stalled {
+                    video,
+                    missing: left,
+                    secs: opts.stall_timeout.as_secs(),
+                });
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(2));
+            refresh_holders(client, &video, &mut fragments).await?;
+            continue;
+        }
+
+        let Some((peer, index, chunk, outcome)) = in_flight.next().await else {
+            continue;
+        };
+        let p = peers.entry(peer).or_default();
+        p.in_flight -= 1;
+        let f = fragments.get_mut(&index).expect("requested above");
+        match outcome {
+            Outcome::Stored(bytes) => {
+                last_progress = Instant::now();
+                wait = Duration::from_millis(100);
+                f.done += 1;
+                f.sources.insert(peer);
+                *received.entry(peer).or_default() += u64::from(bytes);
+                client.emit(NodeEvent::ChunkReceived {
+                    video,
+                    fragment: index,
+                    chunk,
+                    from: peer.to_string(),
+                    bytes,
+                });
+                if f.done == f.info.chunks.len() {
+                    complete(client, store, manifest, f).await?;
+                }
+            }
+            Outcome::BadBytes(reason) => {
+                p.excluded = true;
+                misbehaved(client, peer, &reason);
+                f.todo.push_front(chunk);
+            }
+            Outcome::NotHeld => {
+                f.holders.retain(|h| *h != peer);
+                f.todo.push_front(chunk);
+            }
+            Outcome::Failed(reason) => {
+                p.failures += 1;
+                debug!(%peer, %reason, failures = p.failures, "chunk request failed");
+                if p.failures >= MAX_PEER_FAILURES {
+                    info!(%peer, "peer keeps failing; not asking it again in this fetch");
+                    p.excluded = true;
+                }
+                f.todo.push_front(chunk);
+            }
+        }
+    }
+    Ok(received)
+}
+
+/// Commits a fully received fragment, then provides and announces it.
+async fn complete(
+    client: &Client,
+    store: &Store,
+    manifest: &Manifest,
+    f: &mut Fragment,
+) -> Result<(), FetchError> {
+    let writer = f.writer.take().expect("completed once");
+    // Every chunk's request has finished, so this is the last reference.
+    let writer = Arc::try_unwrap(writer)
+        .map_err(|_| FetchError::Task("fragment writer still shared".into()))?
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    blocking(move || writer.commit()).await??;
+    let mut from: Vec<String> = f.sources.iter().map(|p| p.to_string()).collect();
+    from.sort();
+    let millis = f.started.elapsed().as_millis() as u64;
+    info!(
+        fragment = f.info.index,
+        bytes = f.info.size,
+        ?from,
+        millis,
+        "fragment stored"
+    );
+    client.emit(NodeEvent::FragmentStored {
+        video: manifest.video_id,
+        fragment: f.info.index,
+        bytes: f.info.size,
+        from,
+        millis,
+    });
+    client.provide(vec![fragment_key(&f.info.blake3)]).await?;
+    announce_held(client, store, manifest, false).await
+}
+
+/// Adds holders from the availability table and the DHT to every unfinished fragment.
+async fn refresh_holders(
+    client: &Client,
+    video: &vidswarm_proto::VideoId,
+    fragments: &mut HashMap<u32, Fragment>,
+) -> Result<(), FetchError> {
+    let lookups = fragments
+        .iter()
+        .filter(|(_, f)| f.done < f.info.chunks.len())
+        .map(|(i, f)| {
+            let (client, index, hash) = (client.clone(), *i, f.info.blake3);
+            async move { (index, client.providers(fragment_key(&hash)).await) }
+        })
+        .collect::<FuturesUnordered<_>>()
+        .collect::<Vec<_>>()
+        .await;
+    for (index, providers) in lookups {
+        let f = fragments.get_mut(&index).expect("listed above");
+        let mut found = client.availability().holders(video, index);
+        found.extend(providers?);
+        for peer in found {
+            if !f.holders.contains(&peer) && peer != client.peer_id() {
+                f.holders.push(peer);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn request_chunk(
+    client: Client,
+    peer: PeerId,
+    index: u32,
+    chunk: u32,
+    info: FragmentInfo,
+    chunk_size: u32,
+    writer: Arc<Mutex<FragmentWriter>>,
+) -> (PeerId, u32, u32, Outcome) {
+    let Some((offset, len)) = chunk_range(info.size, chunk_size, u64::from(chunk)) else {
+        return (
+            peer,
+            index,
+            chunk,
+            Outcome::Failed("chunk out of range".into()),
+        );
+    };
+    let expected: Hash = info.chunks[chunk as usize];
+    let request = Request::Chunk {
+        fragment: info.blake3,
+        offset,
+        len,
+    };
+    let outcome = match client.request(peer, request).await {
+        Ok(Response::Chunk { data }) => {
+            let data = data.into_vec();
+            if data.len() != len as usize {
+                Outcome::BadBytes(format!("sent {} bytes for a {len}-byte chunk", data.len()))
+            } else {
+                // Hash and write off the async threads: both touch 256 KiB.
+                let written = tokio::task::spawn_blocking(move || {
+                    if Hash::of(&data) != expected {
+                        return Err(true);
+                    }
+                    let mut w = writer.lock().unwrap_or_else(|p| p.into_inner());
+                    w.write_at(offset, &data).map_err(|_| false)
+                })
+                .await;
+                match written {
+                    Ok(Ok(())) => Outcome::Stored(len),
+                    Ok(Err(true)) => Outcome::BadBytes(format!(
+                        "chunk {chunk} of fragment {index} does not match its hash"
+                    )),
+                    Ok(Err(false)) | Err(_) => Outcome::Failed("cannot write the chunk".into()),
+                }
+            }
+        }
+        Ok(Response::Error {
+            code: ErrorCode::NotFound,
+            ..
+        }) => Outcome::NotHeld,
+        Ok(Response::Error { code, message }) => Outcome::Failed(format!("{code:?}: {message}")),
+        Ok(_) => Outcome::BadBytes("answered a chunk request with another message".into()),
+        Err(e) => Outcome::Failed(e.to_string()),
+    };
+    (peer, index, chunk, outcome)
+}

@@ -1,0 +1,132 @@
+//! The node's libp2p behaviour (identify, ping, Kademlia, gossipsub, the transfer protocol) and
+//! building the `Swarm` (TCP+Noise+Yamux and QUIC, on tokio).
+
+use std::time::Duration;
+
+use libp2p::identity::Keypair;
+use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{gossipsub, identify, kad, noise, ping, tcp, yamux, StreamProtocol, Swarm};
+use vidswarm_proto::wire::{MAX_ANNOUNCEMENT_BYTES, TRANSFER_PROTOCOL};
+
+use super::codec::TransferCodec;
+
+/// Our own DHT, apart from IPFS's: only vidswarm nodes answer on it.
+pub const KAD_PROTOCOL: &str = "/vidswarm/kad/1.0.0";
+pub const IDENTIFY_PROTOCOL: &str = "/vidswarm/id/1.0.0";
+
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    pub kad: kad::Behaviour<MemoryStore>,
+    pub gossipsub: gossipsub::Behaviour,
+    pub transfer: request_response::Behaviour<TransferCodec>,
+}
+
+/// Tunables that tests and the demo shorten.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    pub request_timeout: Duration,
+    pub provider_republish: Duration,
+    pub idle_timeout: Duration,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(10),
+            provider_republish: Duration::from_secs(10 * 60),
+            idle_timeout: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+impl Behaviour {
+    fn new(
+        key: &Keypair,
+        cfg: &NetConfig,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let peer_id = key.public().to_peer_id();
+
+        let mut kad_cfg = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+        kad_cfg
+            .set_query_timeout(Duration::from_secs(10))
+            .set_provider_publication_interval(Some(cfg.provider_republish))
+            .set_provider_record_ttl(Some(cfg.provider_republish * 3));
+        // The default store caps provided keys at 1024: ten fragments and a manifest per video
+        // would hit that at about 90 videos.
+        let store = MemoryStore::with_config(
+            peer_id,
+            MemoryStoreConfig {
+                max_provided_keys: 1_000_000,
+                ..MemoryStoreConfig::default()
+            },
+        );
+        let mut kad = kad::Behaviour::with_config(peer_id, store, kad_cfg);
+        // Loopback and private networks never confirm an external address, and a client-mode
+        // node is not asked for provider records: every vidswarm node serves the DHT.
+        kad.set_mode(Some(kad::Mode::Server));
+
+        // Small swarms (2 to 10 nodes): a mesh of one peer is enough to deliver, and flood
+        // publishing reaches every subscribed peer even before the mesh forms.
+        let gossip_cfg = gossipsub::ConfigBuilder::default()
+            .heartbeat_interval(Duration::from_millis(500))
+            .mesh_n_low(1)
+            .mesh_n(3)
+            .mesh_n_high(6)
+            .mesh_outbound_min(1)
+            .flood_publish(true)
+            .validation_mode(gossipsub::ValidationMode::Strict)
+            .validate_messages()
+            .max_transmit_size(MAX_ANNOUNCEMENT_BYTES + 4096)
+            .build()?;
+        let gossipsub = gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(key.clone()),
+            gossip_cfg,
+        )?;
+
+        let transfer = request_response::Behaviour::with_codec(
+            TransferCodec,
+            [(
+                StreamProtocol::new(TRANSFER_PROTOCOL),
+                ProtocolSupport::Full,
+            )],
+            request_response::Config::default()
+                .with_request_timeout(cfg.request_timeout)
+                .with_max_concurrent_streams(512),
+        );
+
+        Ok(Self {
+            identify: identify::Behaviour::new(identify::Config::new(
+                IDENTIFY_PROTOCOL.into(),
+                key.public(),
+            )),
+            ping: ping::Behaviour::new(ping::Config::new()),
+            kad,
+            gossipsub,
+            transfer,
+        })
+    }
+}
+
+pub fn build_swarm(key: Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>, String> {
+    let idle = cfg.idle_timeout;
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| format!("TCP transport: {e}"))?
+        .with_quic()
+        .with_dns()
+        .map_err(|e| format!("DNS resolver: {e}"))?
+        .with_behaviour(|key| Behaviour::new(key, cfg))
+        .map_err(|e| format!("behaviour: {e}"))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+        .build();
+    Ok(swarm)
+}

@@ -1,0 +1,146 @@
+//! `Client`: the cloneable handle everything else uses to talk to the swarm. Each method sends a
+//! `Command` to the event loop and awaits the reply on a oneshot.
+
+use libp2p::kad::RecordKey;
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use vidswarm_proto::wire::{Announcement, Request, Response};
+
+use crate::availability::Availability;
+use crate::events::{EventSender, NodeEvent};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("the node's network task has stopped")]
+    Stopped,
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: Multiaddr, reason: String },
+    #[error("cannot dial {addr}: {reason}")]
+    Dial { addr: Multiaddr, reason: String },
+    #[error("request to {peer} failed: {reason}")]
+    Request { peer: PeerId, reason: String },
+}
+
+#[derive(Debug)]
+pub(crate) enum Command {
+    Listen {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    Dial {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    ListenAddrs {
+        reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
+    ConnectedPeers {
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    Provide {
+        keys: Vec<RecordKey>,
+    },
+    Providers {
+        key: RecordKey,
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    Request {
+        peer: PeerId,
+        request: Request,
+        reply: oneshot::Sender<Result<Response, NetError>>,
+    },
+    Announce {
+        announcement: Announcement,
+    },
+    Bootstrap,
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub(crate) tx: mpsc::Sender<Command>,
+    pub(crate) peer_id: PeerId,
+    pub(crate) availability: Availability,
+    pub(crate) events: EventSender,
+}
+
+impl Client {
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// Who holds what, as heard from announcements.
+    pub fn availability(&self) -> &Availability {
+        &self.availability
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.events.subscribe()
+    }
+
+    pub(crate) fn emit(&self, event: NodeEvent) {
+        crate::events::emit(&self.events, event);
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        rx.await.map_err(|_| NetError::Stopped)
+    }
+
+    async fn tell(&self, command: Command) -> Result<(), NetError> {
+        self.tx.send(command).await.map_err(|_| NetError::Stopped)
+    }
+
+    pub async fn listen(&self, addr: Multiaddr) -> Result<(), NetError> {
+        self.ask(|reply| Command::Listen { addr, reply }).await?
+    }
+
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NetError> {
+        self.ask(|reply| Command::Dial { addr, reply }).await?
+    }
+
+    /// The addresses the node listens on, each ending in `/p2p/<peer id>`.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetError> {
+        self.ask(|reply| Command::ListenAddrs { reply }).await
+    }
+
+    pub async fn connected_peers(&self) -> Result<Vec<PeerId>, NetError> {
+        self.ask(|reply| Command::ConnectedPeers { reply }).await
+    }
+
+    /// Starts providing `keys` in the DHT (and re-providing them on schedule).
+    pub async fn provide(&self, keys: Vec<RecordKey>) -> Result<(), NetError> {
+        self.tell(Command::Provide { keys }).await
+    }
+
+    /// The peers the DHT knows to provide `key` (never this node).
+    pub async fn providers(&self, key: RecordKey) -> Result<Vec<PeerId>, NetError> {
+        self.ask(|reply| Command::Providers { key, reply }).await
+    }
+
+    pub async fn request(&self, peer: PeerId, request: Request) -> Result<Response, NetError> {
+        self.ask(|reply| Command::Request {
+            peer,
+            request,
+            reply,
+        })
+        .await?
+    }
+
+    /// Publishes on the announcement topic; a swarm with nobody subscribed yet is not an error
+    /// (the periodic re-announcement covers it).
+    pub async fn announce(&self, announcement: Announcement) -> Result<(), NetError> {
+        self.tell(Command::Announce { announcement }).await
+    }
+
+    /// Refreshes the DHT routing table from the peers known so far.
+    pub async fn bootstrap(&self) -> Result<(), NetError> {
+        self.tell(Command::Bootstrap).await
+    }
+}

@@ -1,0 +1,381 @@
+//! The event loop: the one task that owns the `Swarm`. It `select!`s over swarm events, commands
+//! from `Client`s, and responses finished by serving tasks; it never blocks (store reads run on
+//! the blocking pool and come back as messages).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use libp2p::kad::{self, QueryId};
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{gossipsub, identify, multiaddr::Protocol, Multiaddr, PeerId, Swarm};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tracing::{debug, info, warn};
+use vidswarm_proto::wire::{self, Announcement, Response};
+
+use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
+use super::client::{Command, NetError};
+use super::serve;
+use crate::availability::Availability;
+use crate::events::{emit, EventSender, NodeEvent};
+use crate::store::Store;
+
+/// Inbound requests served at once; more are answered `Busy` so a flood cannot queue without
+/// bound.
+const MAX_SERVING: usize = 64;
+
+pub struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    store: Store,
+    commands: mpsc::Receiver<Command>,
+    events: EventSender,
+    availability: Availability,
+    topic: gossipsub::IdentTopic,
+    listen_addrs: Vec<Multiaddr>,
+    pending_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, NetError>>>,
+    pending_providers: HashMap<QueryId, (HashSet<PeerId>, oneshot::Sender<Vec<PeerId>>)>,
+    serving: Arc<Semaphore>,
+    responses_tx: mpsc::UnboundedSender<(ResponseChannel<Response>, Response)>,
+    responses_rx: mpsc::UnboundedReceiver<(ResponseChannel<Response>, Response)>,
+}
+
+impl EventLoop {
+    pub(crate) fn new(
+        swarm: Swarm<Behaviour>,
+        store: Store,
+        commands: mpsc::Receiver<Command>,
+        events: EventSender,
+        availability: Availability,
+        topic: gossipsub::IdentTopic,
+    ) -> Self {
+        let (responses_tx, responses_rx) = mpsc::unbounded_channel();
+        Self {
+            swarm,
+            store,
+            commands,
+            events,
+            availability,
+            topic,
+            listen_addrs: Vec::new(),
+            pending_requests: HashMap::new(),
+            pending_providers: HashMap::new(),
+            serving: Arc::new(Semaphore::new(MAX_SERVING)),
+            responses_tx,
+            responses_rx,
+        }
+    }
+
+    /// Runs until every `Client` is dropped.
+    pub async fn run(mut self) {
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                command = self.commands.recv() => match command {
+                    Some(command) => self.on_command(command),
+                    None => break,
+                },
+                Some((channel, response)) = self.responses_rx.recv() => {
+                    // The asker may have gone; nothing to do about it.
+                    let _ = self.swarm.behaviour_mut().transfer.send_response(channel, response);
+                }
+            }
+        }
+        debug!("event loop stopped");
+    }
+
+    fn local(&self) -> PeerId {
+        *self.swarm.local_peer_id()
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Listen { addr, reply } => {
+                let result =
+                    self.swarm
+                        .listen_on(addr.clone())
+                        .map(|_| ())
+                        .map_err(|e| NetError::Listen {
+                            addr,
+                            reason: e.to_string(),
+                        });
+                let _ = reply.send(result);
+            }
+            Command::Dial { addr, reply } => {
+                if let Some(Protocol::P2p(peer)) = addr.iter().last() {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer, addr.clone());
+                }
+                let result = self.swarm.dial(addr.clone()).map_err(|e| NetError::Dial {
+                    addr,
+                    reason: e.to_string(),
+                });
+                let _ = reply.send(result);
+            }
+            Command::ListenAddrs { reply } => {
+                let local = self.local();
+                let addrs = self
+                    .listen_addrs
+                    .iter()
+                    .map(|a| a.clone().with(Protocol::P2p(local)))
+                    .collect();
+                let _ = reply.send(addrs);
+            }
+            Command::ConnectedPeers { reply } => {
+                let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::Provide { keys } => {
+                for key in keys {
+                    if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key) {
+                        warn!(error = %e, "cannot provide a key");
+                    }
+                }
+            }
+            Command::Providers { key, reply } => {
+                let id = self.swarm.behaviour_mut().kad.get_providers(key);
+                self.pending_providers.insert(id, (HashSet::new(), reply));
+            }
+            Command::Request {
+                peer,
+                request,
+                reply,
+            } => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .transfer
+                    .send_request(&peer, request);
+                self.pending_requests.insert(id, reply);
+            }
+            Command::Announce { announcement } => self.publish(&announcement),
+            Command::Bootstrap => {
+                let _ = self.swarm.behaviour_mut().kad.bootstrap();
+            }
+        }
+    }
+
+    fn publish(&mut self, announcement: &Announcement) {
+        let topic = self.topic.clone();
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(topic, wire::encode(announcement))
+        {
+            Ok(_) => debug!(video = %announcement.video.short(), "announced"),
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                debug!("no peer subscribed yet; the next re-announcement will reach them")
+            }
+            Err(e) => warn!(error = %e, "cannot publish an announcement"),
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                let full = address.clone().with(Protocol::P2p(self.local()));
+                info!(addr = %full, "listening");
+                self.listen_addrs.push(address);
+                emit(
+                    &self.events,
+                    NodeEvent::Listening {
+                        addr: full.to_string(),
+                    },
+                );
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                if endpoint.is_dialer() {
+                    let addr = endpoint.get_remote_address().clone();
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+                if num_established.get() == 1 {
+                    debug!(peer = %peer_id, "connected");
+                    emit(
+                        &self.events,
+                        NodeEvent::PeerConnected {
+                            peer: peer_id.to_string(),
+                        },
+                    );
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                debug!(peer = %peer_id, "disconnected");
+                emit(
+                    &self.events,
+                    NodeEvent::PeerDisconnected {
+                        peer: peer_id.to_string(),
+                    },
+                );
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                debug!(peer = ?peer_id, %error, "dial failed");
+            }
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            // Identify is how a peer's listen addresses reach the DHT routing table, so a node
+            // that knows one bootstrap address learns of everyone else.
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })
+                if info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL) =>
+            {
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id, result, step, ..
+            }) => self.on_kad_progress(id, result, step.last),
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => self.on_gossip(propagation_source, message_id, message),
+            BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, .. }) => {
+                emit(
+                    &self.events,
+                    NodeEvent::PeerSubscribed {
+                        peer: peer_id.to_string(),
+                    },
+                );
+            }
+            BehaviourEvent::Transfer(event) => self.on_transfer(event),
+            _ => {}
+        }
+    }
+
+    fn on_kad_progress(&mut self, id: QueryId, result: kad::QueryResult, last: bool) {
+        let kad::QueryResult::GetProviders(result) = result else {
+            return;
+        };
+        let local = self.local();
+        let mut finished = last;
+        if let Some((found, _)) = self.pending_providers.get_mut(&id) {
+            match result {
+                Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
+                    found.extend(providers.into_iter().filter(|p| *p != local));
+                }
+                Ok(_) => finished = true,
+                Err(e) => {
+                    debug!(error = %e, "provider lookup ended");
+                    finished = true;
+                }
+            }
+        }
+        if finished {
+            if let Some((found, reply)) = self.pending_providers.remove(&id) {
+                let _ = reply.send(found.into_iter().collect());
+            }
+        }
+    }
+
+    fn on_gossip(&mut self, source: PeerId, id: gossipsub::MessageId, message: gossipsub::Message) {
+        let verdict = match Announcement::decode(&message.data) {
+            // The announced peer must be the one that signed the message.
+            Ok(a) if message.source.map(|s| s.to_string()) == Some(a.peer.clone()) => Ok(a),
+            Ok(_) => Err("announcement names another peer than its signer".to_owned()),
+            Err(e) => Err(e.to_string()),
+        };
+        let acceptance = match verdict {
+            Ok(a) => {
+                if let Ok(peer) = a.peer.parse::<PeerId>() {
+                    let indices: Vec<u32> = a.fragments.iter().map(|f| f.index).collect();
+                    self.availability
+                        .record(a.video, peer, indices.iter().copied());
+                    emit(
+                        &self.events,
+                        NodeEvent::AnnouncementReceived {
+                            from: a.peer,
+                            video: a.video,
+                            fragments: indices,
+                        },
+                    );
+                }
+                gossipsub::MessageAcceptance::Accept
+            }
+            Err(reason) => {
+                warn!(peer = %source, %reason, "rejected an announcement");
+                emit(
+                    &self.events,
+                    NodeEvent::PeerMisbehaved {
+                        peer: source.to_string(),
+                        reason,
+                    },
+                );
+                gossipsub::MessageAcceptance::Reject
+            }
+        };
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(&id, &source, acceptance);
+    }
+
+    fn on_transfer(&mut self, event: request_response::Event<wire::Request, Response>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => self.serve(peer, request, channel),
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(reply) = self.pending_requests.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some(reply) = self.pending_requests.remove(&request_id) {
+                    let _ = reply.send(Err(NetError::Request {
+                        peer,
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "inbound request failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn serve(&mut self, peer: PeerId, request: wire::Request, channel: ResponseChannel<Response>) {
+        let Ok(permit) = self.serving.clone().try_acquire_owned() else {
+            let busy = Response::error(wire::ErrorCode::Busy, "too many requests in flight");
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .transfer
+                .send_response(channel, busy);
+            return;
+        };
+        let store = self.store.clone();
+        let done = self.responses_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let response = serve::answer(&store, &peer, request);
+            drop(permit);
+            let _ = done.send((channel, response));
+        });
+    }
+}

@@ -1,0 +1,77 @@
+//! The swarm side of a node. One task (`EventLoop`) owns the libp2p `Swarm`; everything else
+//! holds a cloneable [`Client`] and sends it commands.
+//!
+//! - `behaviour.rs`: the composed behaviour and the transport stack.
+//! - `codec.rs`: framing of the transfer protocol with hard size limits.
+//! - `client.rs`: [`Client`] and its commands.
+//! - `event_loop.rs`: the loop: swarm events, commands, DHT queries, gossip validation.
+//! - `serve.rs`: answering transfer requests from the store.
+//!
+//! DHT keys: `/vidswarm/manifest/<video id>` for a manifest, `/vidswarm/fragment/<blake3>` for a
+//! fragment (fragments are content-addressed, so two videos sharing a fragment share its key).
+
+mod behaviour;
+mod client;
+mod codec;
+mod event_loop;
+mod serve;
+
+use libp2p::gossipsub::IdentTopic;
+use libp2p::identity::Keypair;
+use libp2p::kad::RecordKey;
+use tokio::sync::mpsc;
+use vidswarm_proto::wire::ANNOUNCE_TOPIC;
+use vidswarm_proto::{Hash, VideoId};
+
+pub use behaviour::NetConfig;
+pub use client::{Client, NetError};
+
+use crate::availability::Availability;
+use crate::events::EventSender;
+use crate::store::Store;
+
+pub fn manifest_key(video: &VideoId) -> RecordKey {
+    RecordKey::new(&format!("/vidswarm/manifest/{video}"))
+}
+
+pub fn fragment_key(hash: &Hash) -> RecordKey {
+    RecordKey::new(&format!("/vidswarm/fragment/{hash}"))
+}
+
+/// Builds the swarm, subscribes to the announcement topic and spawns the event loop on the
+/// current tokio runtime. The loop stops when the last `Client` is dropped.
+pub fn spawn(
+    key: Keypair,
+    store: Store,
+    events: EventSender,
+    cfg: &NetConfig,
+) -> Result<(Client, tokio::task::JoinHandle<()>), String> {
+    let peer_id = key.public().to_peer_id();
+    let mut swarm = behaviour::build_swarm(key, cfg)?;
+    let topic = IdentTopic::new(ANNOUNCE_TOPIC);
+    swarm
+        .behaviour_mut()
+        .gossipsub
+        .subscribe(&topic)
+        .map_err(|e| format!("cannot subscribe to {ANNOUNCE_TOPIC}: {e}"))?;
+    let (tx, rx) = mpsc::channel(256);
+    let availability = Availability::default();
+    let event_loop = event_loop::EventLoop::new(
+        swarm,
+        store,
+        rx,
+        events.clone(),
+        availability.clone(),
+        topic,
+    );
+    let task = tokio::spawn(event_loop.run());
+    Ok((
+        Client {
+            tx,
+            peer_id,
+            availability,
+            events,
+        },
+        task,
+    ))
+}

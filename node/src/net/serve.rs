@@ -1,0 +1,57 @@
+//! Answering transfer requests from the store. Runs on the blocking pool.
+
+use libp2p::PeerId;
+use serde_bytes::ByteBuf;
+use tracing::debug;
+use vidswarm_proto::wire::{ErrorCode, Request, Response};
+
+use crate::store::{Store, StoreError};
+
+pub fn answer(store: &Store, peer: &PeerId, request: Request) -> Response {
+    let _span = tracing::debug_span!("serve", %peer).entered();
+    match request {
+        Request::Manifest { video } => match store.manifest(&video) {
+            Ok(Some(m)) => Response::Manifest {
+                json: ByteBuf::from(serde_json::to_vec(&m).unwrap_or_default()),
+            },
+            Ok(None) => Response::error(ErrorCode::NotFound, format!("no manifest {video}")),
+            Err(e) => internal(e),
+        },
+        Request::Chunk {
+            fragment,
+            offset,
+            len,
+        } => match store.read_chunk(&fragment, offset, len) {
+            Ok(data) => {
+                debug!(fragment = %fragment.short(), offset, len, "served chunk");
+                Response::Chunk {
+                    data: ByteBuf::from(data),
+                }
+            }
+            Err(StoreError::FragmentNotFound(_)) => {
+                Response::error(ErrorCode::NotFound, format!("no fragment {fragment}"))
+            }
+            Err(e @ StoreError::OutOfRange { .. }) => {
+                Response::error(ErrorCode::BadRequest, e.to_string())
+            }
+            Err(e) => internal(e),
+        },
+        Request::Have { video } => match store.manifest(&video) {
+            Ok(Some(m)) => Response::Have {
+                fragments: m
+                    .fragments
+                    .iter()
+                    .filter(|f| store.has_fragment(&f.blake3))
+                    .map(|f| f.index)
+                    .collect(),
+            },
+            Ok(None) => Response::Have { fragments: vec![] },
+            Err(e) => internal(e),
+        },
+    }
+}
+
+fn internal(e: StoreError) -> Response {
+    tracing::warn!(error = %e, "store failed while serving");
+    Response::error(ErrorCode::Internal, "the store failed")
+}

@@ -1,0 +1,221 @@
+//! Multi-node tests in one process (127.0.0.1, port 0), waiting on events with deadlines: the
+//! properties issue #4 asks of the swarm.
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use common::swarm::{holds_all, merged_events, start, start_many, wait_until, TestNode};
+use vidswarm_node::events::NodeEvent;
+use vidswarm_node::fetch::{FetchError, FetchOptions};
+use vidswarm_proto::{Hash, Manifest, VideoId};
+
+/// A 10-fragment "video" of about 1 MiB (7 chunks of 16 KiB per fragment) in a split dir.
+fn video(dir: &Path, seed: u64) -> Manifest {
+    let fragments: Vec<Vec<u8>> = (0..10)
+        .map(|i| common::bytes(seed * 100 + i, 100_000 + i as usize * 1000))
+        .collect();
+    common::write_split_dir(dir, &fragments)
+}
+
+fn all(m: &Manifest) -> Vec<u32> {
+    (0..m.fragments.len() as u32).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_converge_to_full_replicas() {
+    let nodes = start_many(5, true).await;
+    let split = tempfile::tempdir().unwrap();
+    let m = video(split.path(), 1);
+    // Round-robin, as the original system did: fragment i on node i % 5.
+    for (i, n) in nodes.iter().enumerate() {
+        let mine: Vec<u32> = (0..10).filter(|f| f % 5 == i as u32).collect();
+        n.node.seed(&m, split.path(), &mine).await.unwrap();
+    }
+    let refs: Vec<&TestNode> = nodes.iter().collect();
+    wait_until(
+        &refs,
+        Duration::from_secs(60),
+        "every node holds all 10",
+        || nodes.iter().all(|n| holds_all(n, &m)),
+    )
+    .await;
+    // Every node can export a verified copy (the store re-hashes as it exports).
+    for n in &nodes {
+        let out = tempfile::tempdir().unwrap();
+        n.node
+            .store()
+            .export_video(&m.video_id, out.path())
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_one_bootstrap_address_fetches_from_peers_it_never_dialed() {
+    // a knows nobody; b and c bootstrap from a and hold the video; a holds nothing.
+    let a = start(&[], false).await;
+    let b = start(&[&a], false).await;
+    let c = start(&[&a], false).await;
+    let split = tempfile::tempdir().unwrap();
+    let m = video(split.path(), 2);
+    b.node.seed(&m, split.path(), &all(&m)).await.unwrap();
+    c.node.seed(&m, split.path(), &all(&m)).await.unwrap();
+
+    // d knows only a's address.
+    let d = start(&[&a], false).await;
+    let report = d
+        .node
+        .fetch(m.video_id, &FetchOptions::default())
+        .await
+        .expect("fetch through a single bootstrap node");
+    assert!(holds_all(&d, &m));
+    let senders: HashSet<_> = report.per_peer.keys().copied().collect();
+    assert!(!senders.contains(&a.node.peer_id()), "a holds nothing");
+    assert!(
+        senders.contains(&b.node.peer_id()) || senders.contains(&c.node.peer_id()),
+        "bytes came from peers d never dialed: {senders:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_fragment_comes_from_several_providers_at_once() {
+    let seeders = start_many(3, false).await;
+    let split = tempfile::tempdir().unwrap();
+    let m = video(split.path(), 3);
+    for s in &seeders {
+        s.node.seed(&m, split.path(), &all(&m)).await.unwrap();
+    }
+    let fetcher = start(&[&seeders[0]], false).await;
+    let mut events = merged_events(&[&fetcher]);
+    let opts = FetchOptions {
+        fragments: Some(vec![4]),
+        per_peer: 2,
+        ..FetchOptions::default()
+    };
+    fetcher.node.fetch(m.video_id, &opts).await.unwrap();
+    let mut senders = HashSet::new();
+    while let Ok((_, e)) = events.try_recv() {
+        if let NodeEvent::ChunkReceived {
+            fragment: 4, from, ..
+        } = e
+        {
+            senders.insert(from);
+        }
+    }
+    assert!(
+        senders.len() >= 2,
+        "chunks of fragment 4 came only from {senders:?}"
+    );
+    assert!(fetcher.node.store().has_fragment(&m.fragments[4].blake3));
+    assert!(!fetcher.node.store().has_fragment(&m.fragments[3].blake3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lying_peer_is_detected_and_excluded_and_the_fetch_completes() {
+    let honest = start(&[], false).await;
+    let liar = start(&[&honest], false).await;
+    let split = tempfile::tempdir().unwrap();
+    let m = video(split.path(), 4);
+    honest.node.seed(&m, split.path(), &all(&m)).await.unwrap();
+    liar.node.seed(&m, split.path(), &all(&m)).await.unwrap();
+    // The liar's files rot after its store checked them: it now serves wrong bytes.
+    for f in &m.fragments {
+        let path = liar.node.store().fragment_path(&f.blake3).unwrap();
+        let garbage = common::bytes(999, f.size as usize);
+        std::fs::write(path, garbage).unwrap();
+    }
+
+    let fetcher = start(&[&honest, &liar], false).await;
+    let mut events = merged_events(&[&fetcher]);
+    let report = fetcher
+        .node
+        .fetch(m.video_id, &FetchOptions::default())
+        .await
+        .expect("fetch completes from the honest peer");
+    assert!(holds_all(&fetcher, &m));
+    let mut blamed = HashSet::new();
+    while let Ok((_, e)) = events.try_recv() {
+        if let NodeEvent::PeerMisbehaved { peer, .. } = e {
+            blamed.insert(peer);
+        }
+    }
+    assert!(
+        blamed.contains(&liar.node.peer_id().to_string()),
+        "{blamed:?}"
+    );
+    assert!(!blamed.contains(&honest.node.peer_id().to_string()));
+    assert_eq!(
+        report.per_peer.get(&liar.node.peer_id()),
+        None,
+        "no byte from the liar kept"
+    );
+    let out = tempfile::tempdir().unwrap();
+    fetcher
+        .node
+        .store()
+        .export_video(&m.video_id, out.path())
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_killed_mid_transfer_does_not_fail_the_fetch() {
+    let a = start(&[], false).await;
+    let b = start(&[&a], false).await;
+    let split = tempfile::tempdir().unwrap();
+    let m = video(split.path(), 5);
+    a.node.seed(&m, split.path(), &all(&m)).await.unwrap();
+    b.node.seed(&m, split.path(), &all(&m)).await.unwrap();
+    let fetcher = start(&[&a, &b], false).await;
+    let b_id = b.node.peer_id().to_string();
+
+    // Kill b as soon as it has delivered its first chunk.
+    let mut events = merged_events(&[&fetcher]);
+    let killer = tokio::spawn(async move {
+        while let Some((_, e)) = events.recv().await {
+            if matches!(&e, NodeEvent::ChunkReceived { from, .. } if *from == b_id) {
+                b.node.shutdown();
+                return true;
+            }
+        }
+        false
+    });
+    let opts = FetchOptions {
+        per_peer: 1,
+        ..FetchOptions::default()
+    };
+    fetcher
+        .node
+        .fetch(m.video_id, &opts)
+        .await
+        .expect("a still serves");
+    assert!(holds_all(&fetcher, &m));
+    assert!(
+        killer.await.unwrap(),
+        "b delivered at least one chunk before it was killed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetching_an_unknown_video_fails_clearly_after_a_bounded_wait() {
+    let a = start(&[], false).await;
+    let b = start(&[&a], false).await;
+    let unknown = VideoId(Hash::of(b"nobody has this"));
+    let opts = FetchOptions {
+        stall_timeout: Duration::from_secs(2),
+        ..FetchOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let err = b.node.fetch(unknown, &opts).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(err, FetchError::ManifestUnavailable { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&unknown.to_string()));
+}

@@ -1,0 +1,249 @@
+//! The wire: the transfer protocol and the gossip announcement. Encoded as CBOR (cbor4ii, the
+//! maintained encoder libp2p itself uses; serde_cbor is unmaintained, RUSTSEC-2021-0127), with byte
+//! payloads as CBOR byte strings, never arrays of integers.
+//!
+//! ## `/vidswarm/fragment/1` (request-response, one request per stream)
+//!
+//! | request | response |
+//! |---|---|
+//! | `Manifest { video }` | `Manifest { json }`: the manifest's bytes; the asker checks them against `video` |
+//! | `Chunk { fragment, offset, len }` | `Chunk { data }`: exactly `len` bytes of the fragment from `offset` |
+//! | `Have { video }` | `Have { fragments }`: indices of the fragments of `video` the peer holds |
+//! | anything the peer cannot serve | `Error { code, message }` |
+//!
+//! Requests are at most [`MAX_REQUEST_BYTES`], responses at most [`MAX_RESPONSE_BYTES`]; a chunk is
+//! at most [`crate::MAX_CHUNK_SIZE`]. Both sides enforce the limits before decoding anything.
+//! New variants go at the end; a peer that cannot decode a request answers `Error`.
+//!
+//! ## Gossip topic [`ANNOUNCE_TOPIC`]
+//!
+//! An [`Announcement`] says which fragments of a video a peer holds, at most
+//! [`MAX_ANNOUNCEMENT_BYTES`] encoded.
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::{Hash, VideoId, MAX_CHUNK_SIZE, MAX_FRAGMENTS, MAX_MANIFEST_BYTES};
+
+/// The transfer protocol's name.
+pub const TRANSFER_PROTOCOL: &str = "/vidswarm/fragment/1";
+/// The gossipsub topic of announcements.
+pub const ANNOUNCE_TOPIC: &str = "vidswarm/announce/1";
+/// Largest encoded request.
+pub const MAX_REQUEST_BYTES: usize = 1024;
+/// Largest encoded response: a full manifest or a largest chunk, plus framing.
+pub const MAX_RESPONSE_BYTES: usize = max(MAX_MANIFEST_BYTES, MAX_CHUNK_SIZE as usize) + 1024;
+/// Largest encoded announcement.
+pub const MAX_ANNOUNCEMENT_BYTES: usize = 128 * 1024;
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    Manifest {
+        video: VideoId,
+    },
+    Chunk {
+        fragment: Hash,
+        offset: u64,
+        len: u32,
+    },
+    Have {
+        video: VideoId,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    Manifest { json: ByteBuf },
+    Chunk { data: ByteBuf },
+    Have { fragments: Vec<u32> },
+    Error { code: ErrorCode, message: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The peer does not hold what was asked for.
+    NotFound,
+    /// The request was malformed or out of range.
+    BadRequest,
+    /// The peer is serving too much right now; ask someone else or later.
+    Busy,
+    /// The peer failed to read its own store.
+    Internal,
+}
+
+/// "I hold these fragments of this video" (gossiped on [`ANNOUNCE_TOPIC`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Announcement {
+    pub video: VideoId,
+    /// The announcing node's peer id, as text. Receivers check it against the message's signed
+    /// source and ignore announcements where they differ.
+    pub peer: String,
+    /// Whether the peer serves the manifest (it always does when it holds any fragment).
+    pub manifest: bool,
+    pub fragments: Vec<AnnouncedFragment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnnouncedFragment {
+    pub index: u32,
+    pub hash: Hash,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("message of {size} bytes exceeds the {limit}-byte limit")]
+    TooLarge { size: usize, limit: usize },
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("invalid message: {0}")]
+    Invalid(String),
+}
+
+/// Encodes any wire value as CBOR.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    cbor4ii::serde::to_vec(Vec::new(), value).expect("wire types always encode")
+}
+
+fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8], limit: usize) -> Result<T, WireError> {
+    if bytes.len() > limit {
+        return Err(WireError::TooLarge {
+            size: bytes.len(),
+            limit,
+        });
+    }
+    cbor4ii::serde::from_slice(bytes).map_err(|e| WireError::Malformed(e.to_string()))
+}
+
+impl Request {
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let req: Self = decode(bytes, MAX_REQUEST_BYTES)?;
+        if let Request::Chunk { len, .. } = req {
+            if len == 0 || len > MAX_CHUNK_SIZE {
+                return Err(WireError::Invalid(format!(
+                    "chunk length {len} outside 1..={MAX_CHUNK_SIZE}"
+                )));
+            }
+        }
+        Ok(req)
+    }
+}
+
+impl Response {
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        decode(bytes, MAX_RESPONSE_BYTES)
+    }
+
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Error {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl Announcement {
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let a: Self = decode(bytes, MAX_ANNOUNCEMENT_BYTES)?;
+        if a.fragments.len() > MAX_FRAGMENTS as usize {
+            return Err(WireError::Invalid(format!(
+                "{} fragments announced",
+                a.fragments.len()
+            )));
+        }
+        if a.peer.len() > 128 {
+            return Err(WireError::Invalid("peer id too long".into()));
+        }
+        if a.fragments.iter().any(|f| f.index >= MAX_FRAGMENTS) {
+            return Err(WireError::Invalid("fragment index out of range".into()));
+        }
+        Ok(a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn round_trips_and_carries_bytes_as_a_byte_string() {
+        let data = vec![7u8; 1000];
+        let resp = Response::Chunk {
+            data: ByteBuf::from(data.clone()),
+        };
+        let bytes = encode(&resp);
+        // A byte string costs a few bytes of header; an integer array would cost ~2000.
+        assert!(bytes.len() < 1020, "{} bytes", bytes.len());
+        assert_eq!(Response::decode(&bytes).unwrap(), resp);
+
+        let req = Request::Chunk {
+            fragment: Hash::of(b"f"),
+            offset: 262_144,
+            len: 262_144,
+        };
+        assert_eq!(Request::decode(&encode(&req)).unwrap(), req);
+        let ann = Announcement {
+            video: VideoId(Hash::of(b"v")),
+            peer: "12D3KooW".into(),
+            manifest: true,
+            fragments: vec![AnnouncedFragment {
+                index: 3,
+                hash: Hash::of(b"x"),
+            }],
+        };
+        assert_eq!(Announcement::decode(&encode(&ann)).unwrap(), ann);
+    }
+
+    #[test]
+    fn limits_are_enforced_before_decoding() {
+        let big = vec![0u8; MAX_REQUEST_BYTES + 1];
+        assert!(matches!(
+            Request::decode(&big),
+            Err(WireError::TooLarge { .. })
+        ));
+        let zero = Request::Chunk {
+            fragment: Hash::of(b"f"),
+            offset: 0,
+            len: 0,
+        };
+        assert!(matches!(
+            Request::decode(&encode(&zero)),
+            Err(WireError::Invalid(_))
+        ));
+        let huge = Request::Chunk {
+            fragment: Hash::of(b"f"),
+            offset: 0,
+            len: MAX_CHUNK_SIZE + 1,
+        };
+        assert!(Request::decode(&encode(&huge)).is_err());
+        let many = Announcement {
+            video: VideoId(Hash::of(b"v")),
+            peer: "p".into(),
+            manifest: true,
+            fragments: (0..MAX_FRAGMENTS + 1)
+                .map(|index| AnnouncedFragment {
+                    index,
+                    hash: Hash::of(b"x"),
+                })
+                .collect(),
+        };
+        assert!(Announcement::decode(&encode(&many)).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = Request::decode(&bytes);
+            let _ = Response::decode(&bytes);
+            let _ = Announcement::decode(&bytes);
+        }
+    }
+}
