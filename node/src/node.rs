@@ -170,8 +170,8 @@ impl Node {
         Ok(report)
     }
 
-    /// Stores `manifest` and the fragments `indices` from `dir` (a split dir), then provides
-    /// and announces them: how the demo seeds a node with part of a video.
+    /// Stores `manifest` and the fragments `indices` from `dir` (a split dir), without telling
+    /// anyone: how the demo and tests seed a node with part of a video before [`Node::publish`].
     pub async fn seed(
         &self,
         manifest: &Manifest,
@@ -193,7 +193,7 @@ impl Node {
             Ok(())
         })
         .await??;
-        self.publish(&manifest.video_id).await
+        Ok(())
     }
 
     /// Provides and announces what the node holds of `video`.

@@ -48,12 +48,14 @@ fn demo_runs_end_to_end_and_says_what_it_did() {
     // 750 frames in 10 fragments of 75.
     assert_eq!(stdout.matches("      75  ").count(), 10, "{stdout}");
     assert!(keep.join("joined.mp4").exists());
-    assert_eq!(
-        std::fs::read_dir(keep.join("node-data/fragments"))
-            .unwrap()
-            .count(),
-        10
-    );
+    // Five nodes, each ending with all ten fragments in its own store.
+    for i in 0..5 {
+        let dir = keep.join(format!("node{i}/fragments"));
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 10, "{dir:?}");
+        assert!(stdout.contains(&format!(" node{i} ")), "{stdout}");
+    }
+    assert!(stderr.contains("announcement from node"), "{stderr}");
+    assert!(stderr.contains("stored fragment"), "{stderr}");
 }
 
 #[test]

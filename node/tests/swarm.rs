@@ -33,6 +33,7 @@ async fn five_nodes_converge_to_full_replicas() {
     for (i, n) in nodes.iter().enumerate() {
         let mine: Vec<u32> = (0..10).filter(|f| f % 5 == i as u32).collect();
         n.node.seed(&m, split.path(), &mine).await.unwrap();
+        n.node.publish(&m.video_id).await.unwrap();
     }
     let refs: Vec<&TestNode> = nodes.iter().collect();
     wait_until(
@@ -61,7 +62,9 @@ async fn a_node_with_one_bootstrap_address_fetches_from_peers_it_never_dialed() 
     let split = tempfile::tempdir().unwrap();
     let m = video(split.path(), 2);
     b.node.seed(&m, split.path(), &all(&m)).await.unwrap();
+    b.node.publish(&m.video_id).await.unwrap();
     c.node.seed(&m, split.path(), &all(&m)).await.unwrap();
+    c.node.publish(&m.video_id).await.unwrap();
 
     // d knows only a's address.
     let d = start(&[&a], false).await;
@@ -86,6 +89,7 @@ async fn one_fragment_comes_from_several_providers_at_once() {
     let m = video(split.path(), 3);
     for s in &seeders {
         s.node.seed(&m, split.path(), &all(&m)).await.unwrap();
+        s.node.publish(&m.video_id).await.unwrap();
     }
     let fetcher = start(&[&seeders[0]], false).await;
     let mut events = merged_events(&[&fetcher]);
@@ -119,7 +123,9 @@ async fn a_lying_peer_is_detected_and_excluded_and_the_fetch_completes() {
     let split = tempfile::tempdir().unwrap();
     let m = video(split.path(), 4);
     honest.node.seed(&m, split.path(), &all(&m)).await.unwrap();
+    honest.node.publish(&m.video_id).await.unwrap();
     liar.node.seed(&m, split.path(), &all(&m)).await.unwrap();
+    liar.node.publish(&m.video_id).await.unwrap();
     // The liar's files rot after its store checked them: it now serves wrong bytes.
     for f in &m.fragments {
         let path = liar.node.store().fragment_path(&f.blake3).unwrap();
@@ -166,7 +172,9 @@ async fn a_provider_killed_mid_transfer_does_not_fail_the_fetch() {
     let split = tempfile::tempdir().unwrap();
     let m = video(split.path(), 5);
     a.node.seed(&m, split.path(), &all(&m)).await.unwrap();
+    a.node.publish(&m.video_id).await.unwrap();
     b.node.seed(&m, split.path(), &all(&m)).await.unwrap();
+    b.node.publish(&m.video_id).await.unwrap();
     let fetcher = start(&[&a, &b], false).await;
     let b_id = b.node.peer_id().to_string();
 

@@ -1,24 +1,48 @@
-//! `vidswarm demo`: the README's main command. For now it shows the foundation end to end on the
-//! shipped video: split into playable fragments, keep them in a node's store, export them and join
-//! them back, checking each step. (The swarm issue turns this into an in-process swarm.)
+//! `vidswarm demo`: the README's main command. In one process, on 127.0.0.1 with port 0: split the
+//! shipped video into fragments, start a swarm of nodes, seed the fragments round-robin across
+//! them (as the original student system did), let the nodes find and fetch what they miss, then
+//! check every node holds every fragment with the right hash and the video joined from one node's
+//! fragments plays.
 
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Context};
+use anyhow::{bail, ensure, Context};
+use tokio::sync::broadcast::error::RecvError;
 use vidswarm_splitter::{JoinOptions, ModeChoice, SplitOptions, Tools};
 
+use super::eventlog::{log_events, PeerNames};
 use super::media::{human_bytes, print_manifest};
-use crate::store::Store;
+use crate::events::NodeEvent;
+use crate::node::{Node, NodeConfig};
 
 /// The demo video, made by `assets/make-demo-video.sh`, built into the binary so the demo runs
 /// from anywhere (a container included).
 const DEMO_VIDEO: &[u8] = include_bytes!("../../../assets/demo.mp4");
 
-pub fn run(video: Option<PathBuf>, fragments: u32, work: Option<PathBuf>) -> anyhow::Result<()> {
+pub struct DemoArgs {
+    pub video: Option<PathBuf>,
+    pub fragments: u32,
+    pub nodes: usize,
+    pub work: Option<PathBuf>,
+    pub timeout: u64,
+}
+
+/// What one node received, for the summary table.
+#[derive(Default, Clone)]
+struct Tally {
+    fetched: BTreeSet<u32>,
+    bytes: u64,
+    from: BTreeSet<String>,
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    ensure!(args.nodes >= 2, "the demo needs at least 2 nodes");
     let started = Instant::now();
     let temp;
-    let work = match work {
+    let work = match args.work {
         Some(dir) => dir,
         None => {
             temp = tempfile::tempdir().context("cannot create a temporary directory")?;
@@ -26,7 +50,7 @@ pub fn run(video: Option<PathBuf>, fragments: u32, work: Option<PathBuf>) -> any
         }
     };
     std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
-    let video = match video {
+    let video = match args.video {
         Some(v) => v,
         None => {
             let path = work.join("demo.mp4");
@@ -37,14 +61,20 @@ pub fn run(video: Option<PathBuf>, fragments: u32, work: Option<PathBuf>) -> any
     };
     let tools = Tools::from_env();
 
-    println!("== 1. split {} into {fragments} fragments", video.display());
+    println!(
+        "== 1. split {} into {} fragments",
+        video.display(),
+        args.fragments
+    );
     let split_dir = work.join("split");
     let mut opts = SplitOptions::new(&split_dir);
-    opts.fragments = fragments;
+    opts.fragments = args.fragments;
     opts.mode = ModeChoice::Auto;
     opts.force = true;
     opts.tools = tools.clone();
-    let report = vidswarm_splitter::split(&video, &opts)
+    let (video_path, o) = (video.clone(), opts.clone());
+    let report = tokio::task::spawn_blocking(move || vidswarm_splitter::split(&video_path, &o))
+        .await?
         .with_context(|| format!("cannot split {}", video.display()))?;
     println!(
         "mode: {} ({:.2} s)",
@@ -52,56 +82,187 @@ pub fn run(video: Option<PathBuf>, fragments: u32, work: Option<PathBuf>) -> any
         report.elapsed.as_secs_f64()
     );
     print_manifest(&report.manifest);
-    let video_id = report.manifest.video_id;
+    let manifest = report.manifest;
 
-    println!("\n== 2. import the split into a node's store");
-    let data = work.join("node-data");
-    let (store, _) = Store::open(&data).context("cannot open the demo store")?;
-    let imported = store
-        .import_split_dir(&split_dir)
-        .context("cannot import the split")?;
-    println!("{imported}");
-
-    println!("\n== 3. export from the store and join");
-    let exported = work.join("exported");
-    let _ = std::fs::remove_dir_all(&exported);
-    store
-        .export_video(&video_id, &exported)
-        .context("cannot export from the store")?;
-    let joined = work.join("joined.mp4");
-    let join = vidswarm_splitter::join(
-        &exported,
-        &JoinOptions {
-            out: joined.clone(),
-            force: true,
-            tools: tools.clone(),
-        },
-    )
-    .context("cannot join the exported fragments")?;
-    ensure!(
-        join.frame_count == report.manifest.source.frame_count,
-        "the joined video has {} frames, the source {}",
-        join.frame_count,
-        report.manifest.source.frame_count
+    println!("\n== 2. start {} nodes on 127.0.0.1", args.nodes);
+    let mut nodes: Vec<Node> = Vec::with_capacity(args.nodes);
+    for i in 0..args.nodes {
+        let mut cfg = NodeConfig::loopback(work.join(format!("node{i}")));
+        cfg.announce_every = Duration::from_secs(2);
+        if let Some(first) = nodes.first() {
+            cfg.bootstrap = vec![first.listen_addrs()[0].clone()];
+        }
+        let node = Node::start(cfg)
+            .await
+            .with_context(|| format!("cannot start node{i}"))?;
+        println!("node{i}: {}", node.listen_addrs()[0]);
+        nodes.push(node);
+    }
+    let names = PeerNames(
+        nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.peer_id().to_string(), format!("node{i}")))
+            .collect(),
     );
+    let tallies: Arc<Mutex<HashMap<usize, Tally>>> = Arc::default();
+    for (i, n) in nodes.iter().enumerate() {
+        tokio::spawn(log_events(
+            n.client().subscribe(),
+            format!("node{i} | "),
+            names.clone(),
+        ));
+        tokio::spawn(tally(n.client().subscribe(), i, tallies.clone()));
+    }
+
+    println!(
+        "\n== 3. seed fragment i on node (i mod {}) and let the swarm spread them",
+        args.nodes
+    );
+    let fetch_started = Instant::now();
+    for (i, node) in nodes.iter().enumerate() {
+        let mine: Vec<u32> = (0..args.fragments)
+            .filter(|f| *f as usize % args.nodes == i)
+            .collect();
+        node.seed(&manifest, &split_dir, &mine)
+            .await
+            .with_context(|| format!("cannot seed node{i}"))?;
+    }
+    // Only now tell the swarm, so no node fetches what it is about to be seeded with.
+    for node in &nodes {
+        node.publish(&manifest.video_id).await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    let mut events = nodes[0].client().subscribe();
+    loop {
+        let held: Vec<usize> = nodes
+            .iter()
+            .map(|n| {
+                manifest
+                    .fragments
+                    .iter()
+                    .filter(|f| n.store().has_fragment(&f.blake3))
+                    .count()
+            })
+            .collect();
+        if held.iter().all(|&h| h == manifest.fragments.len()) {
+            break;
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "after {} s the nodes hold {held:?} of {} fragments",
+                args.timeout,
+                manifest.fragments.len()
+            );
+        }
+        // Wake on any event of node 0 or at least every 200 ms to re-check every node.
+        tokio::select! {
+            e = events.recv() => if let Err(RecvError::Closed) = e { bail!("node0 stopped") },
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+    let spread = fetch_started.elapsed();
+
+    println!("\n== 4. verify every node's copy and join one");
+    for (i, node) in nodes.iter().enumerate() {
+        let dir = work.join(format!("exported/node{i}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (store, id, d) = (node.store().clone(), manifest.video_id, dir.clone());
+        // Export re-reads and re-hashes every fragment against the manifest.
+        tokio::task::spawn_blocking(move || store.export_video(&id, &d))
+            .await?
+            .with_context(|| format!("node{i}'s copy does not verify"))?;
+    }
+    let last = nodes.len() - 1;
+    let joined = work.join("joined.mp4");
+    let (dir, out, t) = (
+        work.join(format!("exported/node{last}")),
+        joined.clone(),
+        tools.clone(),
+    );
+    let join = tokio::task::spawn_blocking(move || {
+        vidswarm_splitter::join(
+            &dir,
+            &JoinOptions {
+                out,
+                force: true,
+                tools: t,
+            },
+        )
+    })
+    .await?
+    .context("cannot join the fragments")?;
     let errors = tools.decode_errors(&joined)?;
     ensure!(
         errors.trim().is_empty(),
         "the joined video does not decode cleanly: {errors}"
     );
-    let size = std::fs::metadata(&joined).map(|m| m.len()).unwrap_or(0);
     println!(
-        "joined {} ({}, {} frames, decodes cleanly)",
+        "joined node{last}'s fragments into {} ({} frames, decodes cleanly)",
         joined.display(),
-        human_bytes(size),
         join.frame_count
     );
 
     println!(
-        "\ndemo OK in {:.1} s: {} fragments, every one verified by BLAKE3, video {}",
-        started.elapsed().as_secs_f64(),
-        report.manifest.fragments.len(),
-        video_id.short()
+        "\n== summary: video {} spread to {} nodes in {:.2} s",
+        manifest.video_id.short(),
+        nodes.len(),
+        spread.as_secs_f64()
     );
+    println!(
+        "{:>6}  {:>14}  {:>6}  {:>8}  {:>10}  from",
+        "node", "peer", "seeded", "fetched", "received"
+    );
+    let tallies = tallies.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for (i, node) in nodes.iter().enumerate() {
+        let t = tallies.get(&i).cloned().unwrap_or_default();
+        let seeded = (0..args.fragments)
+            .filter(|f| *f as usize % args.nodes == i)
+            .count();
+        let peer = node.peer_id().to_string();
+        let from: Vec<String> = t.from.iter().map(|p| names.name(p)).collect();
+        println!(
+            "{:>6}  {:>14}  {:>6}  {:>8}  {:>10}  {}",
+            format!("node{i}"),
+            format!("…{}", &peer[peer.len() - 12..]),
+            seeded,
+            t.fetched.len(),
+            human_bytes(t.bytes),
+            from.join(", ")
+        );
+    }
+    println!(
+        "\ndemo OK in {:.1} s: every node holds all {} fragments, each verified by BLAKE3",
+        started.elapsed().as_secs_f64(),
+        manifest.fragments.len()
+    );
+    for node in nodes {
+        node.shutdown();
+    }
     Ok(())
+}
+
+async fn tally(
+    mut rx: tokio::sync::broadcast::Receiver<NodeEvent>,
+    node: usize,
+    tallies: Arc<Mutex<HashMap<usize, Tally>>>,
+) {
+    loop {
+        match rx.recv().await {
+            Ok(NodeEvent::FragmentStored {
+                fragment,
+                bytes,
+                from,
+                ..
+            }) => {
+                let mut map = tallies.lock().unwrap_or_else(|p| p.into_inner());
+                let t = map.entry(node).or_default();
+                t.fetched.insert(fragment);
+                t.bytes += bytes;
+                t.from.extend(from);
+            }
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
+        }
+    }
 }

@@ -1,13 +1,18 @@
 //! The command line: clap options (help text in doc comments), one function per subcommand.
 
 mod demo;
+mod eventlog;
+mod fetch_cmd;
 mod media;
+mod node_cmd;
 mod store_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use libp2p::Multiaddr;
 use vidswarm_splitter::ModeChoice;
 
 /// vidswarm: peer-to-peer exchange of playable video fragments.
@@ -59,7 +64,51 @@ enum Command {
         #[arg(long, env = "VIDSWARM_DATA")]
         data: PathBuf,
     },
-    /// Run the demo on the video shipped with vidswarm: split, store, export, join, verify.
+    /// Run a node: join the swarm, serve what it holds, fetch what peers announce.
+    Node {
+        /// The node's data directory (fragments, manifests, identity key).
+        #[arg(long, env = "VIDSWARM_DATA")]
+        data: PathBuf,
+        /// Address to listen on; repeat for several (default: TCP and QUIC on every interface, port 0).
+        #[arg(long, env = "VIDSWARM_LISTEN", value_delimiter = ',')]
+        listen: Vec<Multiaddr>,
+        /// Address of a node to join through, e.g. /ip4/10.0.0.2/tcp/4001/p2p/12D3Koo...; repeatable.
+        #[arg(long, env = "VIDSWARM_BOOTSTRAP", value_delimiter = ',')]
+        bootstrap: Vec<Multiaddr>,
+        /// Do not fetch the videos peers announce.
+        #[arg(long, env = "VIDSWARM_NO_AUTO_FETCH")]
+        no_auto_fetch: bool,
+        /// Seconds between re-announcements of what the node holds.
+        #[arg(long, env = "VIDSWARM_ANNOUNCE_EVERY", default_value_t = 15)]
+        announce_every: u64,
+    },
+    /// Fetch a video (or some fragments) from the swarm into a split dir (`vidswarm join` works on it).
+    Fetch {
+        /// The video id (the manifest's `video_id`).
+        video: String,
+        /// Only this fragment, by index or name (fragment_3.mp4); repeatable.
+        #[arg(long = "fragment")]
+        fragments: Vec<String>,
+        /// Address of a node in the swarm; repeatable.
+        #[arg(long, env = "VIDSWARM_BOOTSTRAP", value_delimiter = ',')]
+        bootstrap: Vec<Multiaddr>,
+        /// Where to write manifest.json and fragment_{i}.mp4.
+        #[arg(short, long, default_value = "fetched")]
+        out: PathBuf,
+        /// Keep the fetched data in this data dir (default: a temporary one).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Address to listen on while fetching (others fetch from us too).
+        #[arg(long)]
+        listen: Vec<Multiaddr>,
+        /// Keep serving for this many seconds after the fetch.
+        #[arg(long, default_value_t = 0)]
+        seed_after: u64,
+        /// Give up after this many seconds without progress.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// The demo: an in-process swarm on 127.0.0.1 spreads the shipped video, verified end to end.
     Demo {
         /// Use this video instead of the shipped one.
         #[arg(long)]
@@ -67,9 +116,15 @@ enum Command {
         /// How many fragments.
         #[arg(short = 'n', long, default_value_t = 10)]
         fragments: u32,
+        /// How many nodes.
+        #[arg(long, default_value_t = 5)]
+        nodes: usize,
         /// Keep the demo's files here instead of a temporary directory.
         #[arg(long)]
         work: Option<PathBuf>,
+        /// Give up if the swarm has not spread the video after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
     },
 }
 
@@ -80,7 +135,6 @@ fn parse_mode(s: &str) -> Result<ModeChoice, String> {
 /// Parses the command line and runs the subcommand.
 pub fn run() -> anyhow::Result<ExitCode> {
     let opts = Opts::parse();
-    init_logging();
     match opts.command {
         Command::Split {
             video,
@@ -89,29 +143,100 @@ pub fn run() -> anyhow::Result<ExitCode> {
             mode,
             force,
             no_verify_decode,
-        } => media::split(&video, fragments, out, mode, force, !no_verify_decode),
-        Command::Join { dir, out, force } => media::join(&dir, out, force),
-        Command::Add { split_dir, data } => store_cmd::add(&split_dir, &data),
+        } => {
+            init_logging("warn");
+            media::split(&video, fragments, out, mode, force, !no_verify_decode)
+        }
+        Command::Join { dir, out, force } => {
+            init_logging("warn");
+            media::join(&dir, out, force)
+        }
+        Command::Add { split_dir, data } => {
+            init_logging("warn");
+            store_cmd::add(&split_dir, &data)
+        }
+        Command::Node {
+            data,
+            listen,
+            bootstrap,
+            no_auto_fetch,
+            announce_every,
+        } => {
+            init_logging(EVENT_LOG);
+            runtime()?.block_on(node_cmd::run(node_cmd::NodeArgs {
+                data,
+                listen,
+                bootstrap,
+                auto_fetch: !no_auto_fetch,
+                announce_every,
+            }))
+        }
+        Command::Fetch {
+            video,
+            fragments,
+            bootstrap,
+            out,
+            data,
+            listen,
+            seed_after,
+            timeout,
+        } => {
+            init_logging("warn");
+            runtime()?.block_on(fetch_cmd::run(fetch_cmd::FetchArgs {
+                video,
+                fragments,
+                bootstrap,
+                listen,
+                out,
+                data,
+                seed_after,
+                timeout,
+            }))
+        }
         Command::Demo {
             video,
             fragments,
+            nodes,
             work,
-        } => demo::run(video, fragments, work),
+            timeout,
+        } => {
+            init_logging(EVENT_LOG);
+            runtime()?.block_on(demo::run(demo::DemoArgs {
+                video,
+                fragments,
+                nodes,
+                work,
+                timeout,
+            }))
+        }
     }?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// The human event log (target `vidswarm`) at info; the crates' own diagnostics at warn.
+const EVENT_LOG: &str = "vidswarm=info,vidswarm_node=warn,vidswarm_splitter=warn,warn";
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
 /// Diagnostics go to stderr through tracing (`VIDSWARM_LOG` or `RUST_LOG`, default `info`);
 /// stdout carries only what the command produces.
-fn init_logging() {
+fn init_logging(default: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = std::env::var("VIDSWARM_LOG")
         .ok()
         .and_then(|v| EnvFilter::try_new(v).ok())
         .or_else(|| EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| EnvFilter::new("warn"));
+        .unwrap_or_else(|| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_timer(tracing_subscriber::fmt::time::uptime())
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -204,7 +204,14 @@ pub async fn get_manifest(
     let mut wait = Duration::from_millis(100);
     loop {
         let mut candidates = client.availability().peers_with(&video);
-        candidates.extend(client.providers(manifest_key(&video)).await?);
+        let providers = client.providers(manifest_key(&video)).await?;
+        if !providers.is_empty() {
+            client.emit(NodeEvent::ProvidersFound {
+                what: format!("the manifest of video {}", video.short()),
+                providers: providers.iter().map(|p| p.to_string()).collect(),
+            });
+        }
+        candidates.extend(providers);
         candidates.extend(client.connected_peers().await?);
         let mut seen = BTreeSet::new();
         candidates.retain(|p| seen.insert(*p));

@@ -228,8 +228,15 @@ async fn refresh_holders(
         .await;
     for (index, providers) in lookups {
         let f = fragments.get_mut(&index).expect("listed above");
+        let providers = providers?;
+        if !providers.is_empty() {
+            client.emit(NodeEvent::ProvidersFound {
+                what: format!("fragment {index} of video {}", video.short()),
+                providers: providers.iter().map(|p| p.to_string()).collect(),
+            });
+        }
         let mut found = client.availability().holders(video, index);
-        found.extend(providers?);
+        found.extend(providers);
         for peer in found {
             if !f.holders.contains(&peer) && peer != client.peer_id() {
                 f.holders.push(peer);

@@ -65,10 +65,26 @@ impl Store {
     /// is copied, then `dir/manifest.json`, all durably. Fails before writing anything if a
     /// fragment is not held.
     pub fn export_video(&self, id: &VideoId, dir: &Path) -> Result<(), StoreError> {
+        self.export_fragments(id, dir, None)
+    }
+
+    /// Like [`Store::export_video`], for only the fragments `indices` (all when `None`); the
+    /// manifest is always written whole, so `vidswarm join` can tell what is missing.
+    pub fn export_fragments(
+        &self,
+        id: &VideoId,
+        dir: &Path,
+        indices: Option<&[u32]>,
+    ) -> Result<(), StoreError> {
         let m = self
             .held_manifest(id)
             .ok_or(StoreError::VideoNotFound(*id))?;
-        if let Some(f) = m.fragments.iter().find(|f| !self.has_fragment(&f.blake3)) {
+        let chosen: Vec<&FragmentInfo> = m
+            .fragments
+            .iter()
+            .filter(|f| indices.is_none_or(|list| list.contains(&f.index)))
+            .collect();
+        if let Some(f) = chosen.iter().find(|f| !self.has_fragment(&f.blake3)) {
             return Err(in_fragment(
                 "export",
                 f,
@@ -81,7 +97,7 @@ impl Store {
                 sync_dir(parent)?;
             }
         }
-        for f in &m.fragments {
+        for f in chosen {
             self.export_fragment(f, m.chunk_size, dir)
                 .map_err(|e| in_fragment("export", f, e))?;
         }

@@ -1,0 +1,172 @@
+//! `vidswarm fetch`: join the swarm as a peer, fetch a video (or some fragments), write them as a
+//! split dir, optionally keep serving.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use libp2p::Multiaddr;
+use tokio::sync::broadcast::error::RecvError;
+use vidswarm_proto::{parse_fragment_name, VideoId};
+
+use super::eventlog::rate;
+use super::media::human_bytes;
+use super::node_cmd::shutdown_signal;
+use crate::events::NodeEvent;
+use crate::fetch::FetchOptions;
+use crate::node::{Node, NodeConfig};
+use crate::store::Store;
+
+pub struct FetchArgs {
+    pub video: String,
+    pub fragments: Vec<String>,
+    pub bootstrap: Vec<Multiaddr>,
+    pub listen: Vec<Multiaddr>,
+    pub out: PathBuf,
+    pub data: Option<PathBuf>,
+    pub seed_after: u64,
+    pub timeout: u64,
+}
+
+pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
+    let video: VideoId = args
+        .video
+        .parse()
+        .with_context(|| format!("{:?} is not a video id", args.video))?;
+    let indices = parse_fragments(&args.fragments)?;
+    if args.bootstrap.is_empty() {
+        bail!("give at least one --bootstrap address of a node in the swarm");
+    }
+    let temp;
+    let data = match args.data {
+        Some(d) => d,
+        None => {
+            temp = tempfile::tempdir().context("cannot create a temporary data dir")?;
+            temp.path().to_owned()
+        }
+    };
+    let mut cfg = NodeConfig::new(&data);
+    if !args.listen.is_empty() {
+        cfg.listen = args.listen;
+    }
+    cfg.bootstrap = args.bootstrap;
+    cfg.auto_fetch = false;
+    let node = Node::start(cfg)
+        .await
+        .context("cannot start the fetching peer")?;
+    let progress = tokio::spawn(show_progress(
+        node.client().subscribe(),
+        node.store().clone(),
+    ));
+
+    let opts = FetchOptions {
+        fragments: indices.clone(),
+        stall_timeout: Duration::from_secs(args.timeout.max(1)),
+        ..FetchOptions::default()
+    };
+    let result = node.fetch(video, &opts).await;
+    progress.abort();
+    let report = result.with_context(|| format!("cannot fetch video {video}"))?;
+
+    let (store, out, list) = (node.store().clone(), args.out.clone(), indices.clone());
+    tokio::task::spawn_blocking(move || store.export_fragments(&video, &out, list.as_deref()))
+        .await?
+        .with_context(|| format!("cannot write the fragments to {}", args.out.display()))?;
+    let mut from: Vec<String> = report
+        .per_peer
+        .iter()
+        .map(|(p, b)| format!("{} from {p}", human_bytes(*b)))
+        .collect();
+    from.sort();
+    println!(
+        "fetched {} fragment(s) of video {} ({}, {} already held) in {:.2} s ({}) into {}",
+        report.fetched.len(),
+        video.short(),
+        human_bytes(report.bytes),
+        report.already_held,
+        report.elapsed.as_secs_f64(),
+        rate(report.bytes, report.elapsed.as_millis() as u64),
+        args.out.display()
+    );
+    for line in from {
+        println!("  {line}");
+    }
+    if args.seed_after > 0 {
+        println!("seeding for {} s (Ctrl-C stops)", args.seed_after);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(args.seed_after)) => {}
+            _ = shutdown_signal() => {}
+        }
+    }
+    node.shutdown();
+    Ok(())
+}
+
+/// `--fragment 3` or `--fragment fragment_3.mp4`.
+fn parse_fragments(list: &[String]) -> anyhow::Result<Option<Vec<u32>>> {
+    if list.is_empty() {
+        return Ok(None);
+    }
+    list.iter()
+        .map(|s| {
+            s.parse::<u32>()
+                .ok()
+                .or_else(|| parse_fragment_name(s))
+                .with_context(|| {
+                    format!("{s:?} is neither a fragment index nor a name like fragment_3.mp4")
+                })
+        })
+        .collect::<anyhow::Result<Vec<u32>>>()
+        .map(Some)
+}
+
+/// A bar per fragment being fetched and one for all of them, fed by the node's events.
+async fn show_progress(mut rx: tokio::sync::broadcast::Receiver<NodeEvent>, store: Store) {
+    let bars = MultiProgress::new();
+    let style = ProgressStyle::with_template(
+        "{prefix:>14} [{bar:30}] {bytes:>10}/{total_bytes:10} {bytes_per_sec:>12}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    let mut total: Option<ProgressBar> = None;
+    let mut per_fragment: HashMap<u32, ProgressBar> = HashMap::new();
+    loop {
+        match rx.recv().await {
+            Ok(NodeEvent::FetchStarted { video, missing }) => {
+                let Ok(Some(m)) = store.manifest(&video) else {
+                    continue;
+                };
+                let sum: u64 = missing.iter().map(|i| m.fragments[*i as usize].size).sum();
+                let t = bars.add(ProgressBar::new(sum).with_style(style.clone()));
+                t.set_prefix("all");
+                total = Some(t);
+                for i in missing {
+                    let b = bars.add(
+                        ProgressBar::new(m.fragments[i as usize].size).with_style(style.clone()),
+                    );
+                    b.set_prefix(format!("fragment {i}"));
+                    per_fragment.insert(i, b);
+                }
+            }
+            Ok(NodeEvent::ChunkReceived {
+                fragment, bytes, ..
+            }) => {
+                if let Some(b) = per_fragment.get(&fragment) {
+                    b.inc(u64::from(bytes));
+                }
+                if let Some(t) = &total {
+                    t.inc(u64::from(bytes));
+                }
+            }
+            Ok(NodeEvent::FragmentStored { fragment, .. }) => {
+                if let Some(b) = per_fragment.get(&fragment) {
+                    b.finish();
+                }
+            }
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
