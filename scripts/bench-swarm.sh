@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Swarm benchmark (issue #4), all on loopback inside a fresh network namespace (only `lo`), data on
+# tmpfs, release build:
+#   1. 1 seeder -> 4 `vidswarm node` processes (auto-fetch) of a ~100 MiB video in 10 fragments:
+#      time until the last node holds all 10, and each process's peak RSS (VmHWM);
+#   2. 1 -> 1: `vidswarm fetch` of the whole video from one seeder: wall time, rate, peak RSS;
+#   3. with BENCH_BITTORRENT=1 (default), the BitTorrent anchor (../shared/bench/peer_bittorrent.sh,
+#      aria2c + opentracker, 100 MiB, 5 peers) in the same run, for a side-by-side figure.
+# Usage: scripts/bench-swarm.sh            (TRANSPORT=tcp|quic, default tcp; RUNS=3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+
+if [[ -z ${VIDSWARM_BENCH_IN_NETNS:-} ]]; then
+  source scripts/setup.sh
+  command -v /usr/bin/time >/dev/null || apt_install time
+  if [[ ${BENCH_BITTORRENT:-1} == 1 ]] && ! command -v aria2c >/dev/null; then
+    apt_install aria2 opentracker mktorrent curl
+  fi
+  cargo build --quiet --release --locked -p vidswarm
+  export VIDSWARM_BENCH_IN_NETNS=1
+  exec unshare -n bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
+fi
+
+bin="$root/target/release/vidswarm"
+TRANSPORT="${TRANSPORT:-tcp}"
+RUNS="${RUNS:-3}"
+case "$TRANSPORT" in
+  tcp) listen=/ip4/127.0.0.1/tcp/0 ;;
+  quic) listen=/ip4/127.0.0.1/udp/0/quic-v1 ;;
+  *) echo "TRANSPORT is tcp or quic" >&2; exit 1 ;;
+esac
+work="$(mktemp -d /dev/shm/vidswarm-bench.XXXXXX)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+now() { date +%s.%N; }
+peak_rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# A real ~100 MiB video: 50 s of 720p30 test pattern, lossless x264 (keyframe every second), AAC.
+ffmpeg -v error -y -f lavfi -i testsrc2=size=1280x720:rate=30:duration=50 -f lavfi -i sine=duration=50 \
+  -c:v libx264 -preset ultrafast -qp 0 -g 30 -c:a aac -shortest "$work/video.mp4"
+"$bin" split "$work/video.mp4" --fragments 10 --mode copy --no-verify-decode --out "$work/split" >/dev/null
+size=$(stat -c %s "$work/video.mp4")
+vid=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['video_id'])" "$work/split/manifest.json")
+echo "video: $((size / 1048576)) MiB in 10 fragments, transport $TRANSPORT"
+
+# start_node DATA [BOOTSTRAP] [extra args...]: starts a node, sets $node_pid and $node_addr.
+start_node() {
+  local data=$1 boot=${2:-}; shift 2 || true
+  local args=(node --data "$data" --listen "$listen" --announce-every 1 "$@")
+  [[ -n $boot ]] && args+=(--bootstrap "$boot")
+  "$bin" "${args[@]}" >"$data.addr" 2>"$data.log" &
+  node_pid=$!; pids+=("$node_pid")
+  for _ in $(seq 200); do [[ -s $data.addr ]] && break; sleep 0.05; done
+  node_addr=$(head -1 "$data.addr")
+}
+
+held() { find "$1/fragments" -type f 2>/dev/null | wc -l; }
+
+for run in $(seq "$RUNS"); do
+  rm -rf "$work"/seed* "$work"/leech* "$work"/got*
+  "$bin" add "$work/split" --data "$work/seed" >/dev/null
+  start_node "$work/seed" "" --no-auto-fetch
+  seed_pid=$node_pid seed_addr=$node_addr
+  t0=$(now)
+  leech_pids=()
+  for i in 1 2 3 4; do start_node "$work/leech$i" "$seed_addr"; leech_pids+=("$node_pid"); done
+  done_at=()
+  for _ in $(seq 6000); do
+    all=1
+    for i in 1 2 3 4; do [[ $(held "$work/leech$i") -ge 10 ]] || all=0; done
+    [[ $all == 1 ]] && break
+    sleep 0.01
+  done
+  t1=$(now)
+  [[ $all == 1 ]] || { echo "run $run: leechers did not finish"; exit 1; }
+  rss="seed $(( $(peak_rss_kib "$seed_pid") / 1024 )) MiB"
+  for i in 0 1 2 3; do rss="$rss, node$((i + 1)) $(( $(peak_rss_kib "${leech_pids[$i]}") / 1024 )) MiB"; done
+  echo "run $run: 1 -> 4 done in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}') s; peak RSS: $rss"
+  for p in "$seed_pid" "${leech_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  pids=()
+
+  # 1 -> 1 with the fetch CLI.
+  start_node "$work/seed" "" --no-auto-fetch
+  seed_pid=$node_pid
+  /usr/bin/time -f "%e %M" -o "$work/time1" "$bin" fetch "$vid" --bootstrap "$node_addr" \
+    --listen "$listen" --data "$work/got-data" --out "$work/got" >/dev/null 2>"$work/fetch.log"
+  read -r wall rss_kib <"$work/time1"
+  echo "run $run: 1 -> 1 fetch $(awk -v s="$size" -v t="$wall" 'BEGIN {printf "%.2f s, %.0f MiB/s", t, s / 1048576 / t}') (whole process, start to exit); peak RSS fetcher $((rss_kib / 1024)) MiB, seeder $(( $(peak_rss_kib "$seed_pid") / 1024 )) MiB"
+  cmp -s "$work/got/fragment_9.mp4" "$work/split/fragment_9.mp4" || { echo "fetched bytes differ"; exit 1; }
+  kill "$seed_pid" 2>/dev/null || true; wait 2>/dev/null || true; pids=()
+done
+
+if [[ ${BENCH_BITTORRENT:-1} == 1 && -x "$root/../shared/bench/peer_bittorrent.sh" ]]; then
+  echo "BitTorrent anchor (aria2c + opentracker, 1 -> 4, 100 MiB), same machine, same run:"
+  for run in $(seq "$RUNS"); do
+    ISOLATE=0 SIZE_MB=100 PEERS=5 "$root/../shared/bench/peer_bittorrent.sh" 2>&1 | grep -E "^RESULT|last leecher|peak" | sed "s/^/  run $run: /"
+  done
+fi
