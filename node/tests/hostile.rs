@@ -1,0 +1,244 @@
+//! A hostile peer speaking `/vidswarm/fragment/1` with raw bytes: malformed and oversized requests
+//! and responses cost a failed request, never a panic, and the node keeps serving others.
+
+mod common;
+
+use std::io;
+use std::time::Duration;
+
+use common::swarm::{holds_all, start};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{noise, tcp, yamux, Multiaddr, StreamProtocol, Swarm};
+use vidswarm_node::fetch::FetchOptions;
+use vidswarm_proto::wire::{self, ErrorCode, Request, Response, TRANSFER_PROTOCOL};
+use vidswarm_proto::{Hash, VideoId};
+
+/// Writes whatever bytes it is given; reads up to 16 MiB.
+#[derive(Clone, Default)]
+struct RawCodec;
+
+impl request_response::Codec for RawCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let mut buf = Vec::new();
+        io.take(16 << 20).read_to_end(&mut buf).await?;
+        Ok(buf)
+    }
+
+    async fn read_response<T>(&mut self, p: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        self.read_request(p, io).await
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        r: Vec<u8>,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        io.write_all(&r).await?;
+        io.close().await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        r: Vec<u8>,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        io.write_all(&r).await?;
+        io.close().await
+    }
+}
+
+type Raw = request_response::Behaviour<RawCodec>;
+
+fn hostile_swarm() -> Swarm<Raw> {
+    libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| {
+            Raw::with_codec(
+                RawCodec,
+                [(
+                    StreamProtocol::new(TRANSFER_PROTOCOL),
+                    ProtocolSupport::Full,
+                )],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(5)),
+            )
+        })
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
+        .build()
+}
+
+/// Sends `bytes` as a request to the peer at `addr` and returns its raw answer, or the failure.
+async fn send_raw(
+    swarm: &mut Swarm<Raw>,
+    addr: &Multiaddr,
+    bytes: Vec<u8>,
+) -> Result<Vec<u8>, String> {
+    let Some(libp2p::multiaddr::Protocol::P2p(peer)) = addr.iter().last() else {
+        panic!("address without /p2p: {addr}");
+    };
+    swarm.add_peer_address(peer, addr.clone());
+    let id = swarm.behaviour_mut().send_request(&peer, bytes);
+    let deadline = tokio::time::sleep(Duration::from_secs(10));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => return Err("no answer within 10 s".into()),
+            event = swarm.select_next_some() => match event {
+                SwarmEvent::Behaviour(request_response::Event::Message {
+                    message: request_response::Message::Response { request_id, response }, ..
+                }) if request_id == id => {
+                    // The node drops the stream of a request it refuses: no bytes at all.
+                    return if response.is_empty() {
+                        Err("stream closed without an answer".into())
+                    } else {
+                        Ok(response)
+                    };
+                }
+                SwarmEvent::Behaviour(request_response::Event::OutboundFailure { request_id, error, .. })
+                    if request_id == id => return Err(error.to_string()),
+                _ => {}
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_oversized_requests_fail_alone_and_the_node_keeps_serving() {
+    let a = start(&[], false).await;
+    let split = tempfile::tempdir().unwrap();
+    let frags: Vec<Vec<u8>> = (0..3).map(|i| common::bytes(70 + i, 40_000)).collect();
+    let m = common::write_split_dir(split.path(), &frags);
+    a.node.import_split(split.path()).await.unwrap();
+    let addr = a.node.listen_addrs()[0].clone();
+    let mut hostile = hostile_swarm();
+
+    // Garbage and a request far over the 1 KiB limit: the node drops the stream, nothing else.
+    assert!(send_raw(&mut hostile, &addr, common::bytes(1, 100))
+        .await
+        .is_err());
+    assert!(send_raw(&mut hostile, &addr, vec![0xa1; 2 << 20])
+        .await
+        .is_err());
+    // A zero-length chunk request is refused by the decoder too.
+    let zero = wire::encode(&Request::Chunk {
+        fragment: m.fragments[0].blake3,
+        offset: 0,
+        len: 0,
+    });
+    assert!(send_raw(&mut hostile, &addr, zero).await.is_err());
+    // Well-formed but out of range: a clear error answer.
+    let beyond = wire::encode(&Request::Chunk {
+        fragment: m.fragments[0].blake3,
+        offset: 1 << 40,
+        len: 1024,
+    });
+    let answer = Response::decode(&send_raw(&mut hostile, &addr, beyond).await.unwrap()).unwrap();
+    assert!(
+        matches!(
+            answer,
+            Response::Error {
+                code: ErrorCode::BadRequest,
+                ..
+            }
+        ),
+        "{answer:?}"
+    );
+    // Unknown content: NotFound.
+    let unknown = wire::encode(&Request::Chunk {
+        fragment: Hash::of(b"?"),
+        offset: 0,
+        len: 1024,
+    });
+    let answer = Response::decode(&send_raw(&mut hostile, &addr, unknown).await.unwrap()).unwrap();
+    assert!(
+        matches!(
+            answer,
+            Response::Error {
+                code: ErrorCode::NotFound,
+                ..
+            }
+        ),
+        "{answer:?}"
+    );
+
+    // The node still serves an honest peer.
+    let b = start(&[&a], false).await;
+    b.node
+        .fetch(m.video_id, &FetchOptions::default())
+        .await
+        .unwrap();
+    assert!(holds_all(&b, &m));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_or_oversized_answers_cost_a_failed_request_not_a_panic() {
+    let mut hostile = hostile_swarm();
+    hostile
+        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .unwrap();
+    let addr = loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = hostile.select_next_some().await {
+            break address.with(libp2p::multiaddr::Protocol::P2p(*hostile.local_peer_id()));
+        }
+    };
+    let hostile_id = *hostile.local_peer_id();
+    // Answer every request with garbage, alternating with 9 MiB (over the 8 MiB + 1 KiB limit).
+    tokio::spawn(async move {
+        let mut n = 0u8;
+        loop {
+            if let SwarmEvent::Behaviour(request_response::Event::Message {
+                message: request_response::Message::Request { channel, .. },
+                ..
+            }) = hostile.select_next_some().await
+            {
+                n = n.wrapping_add(1);
+                let answer = if n % 2 == 0 {
+                    vec![7u8; 9 << 20]
+                } else {
+                    common::bytes(3, 500)
+                };
+                let _ = hostile.behaviour_mut().send_response(channel, answer);
+            }
+        }
+    });
+
+    let a = start(&[], false).await;
+    a.node.client().dial(addr).await.unwrap();
+    let video = VideoId(Hash::of(b"anything"));
+    for _ in 0..2 {
+        let result = a
+            .node
+            .client()
+            .request(hostile_id, Request::Manifest { video })
+            .await;
+        assert!(result.is_err(), "{result:?}");
+    }
+    // And the node is still alive: it answers its own client.
+    assert!(!a.node.client().listen_addrs().await.unwrap().is_empty());
+}
