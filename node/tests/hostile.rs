@@ -218,7 +218,7 @@ async fn garbage_or_oversized_answers_cost_a_failed_request_not_a_panic() {
             }) = hostile.select_next_some().await
             {
                 n = n.wrapping_add(1);
-                let answer = if n % 2 == 0 {
+                let answer = if n.is_multiple_of(2) {
                     vec![7u8; 9 << 20]
                 } else {
                     common::bytes(3, 500)
