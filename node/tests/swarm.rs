@@ -227,3 +227,30 @@ async fn fetching_an_unknown_video_fails_clearly_after_a_bounded_wait() {
     );
     assert!(err.to_string().contains(&unknown.to_string()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_joins_later_learns_what_exists_and_fetches_it() {
+    let a = start(&[], true).await;
+    let b = start(&[&a], true).await;
+    let split = tempfile::tempdir().unwrap();
+    let m = video(split.path(), 6);
+    a.node.seed(&m, split.path(), &all(&m)).await.unwrap();
+    a.node.publish(&m.video_id).await.unwrap();
+    wait_until(
+        &[&a, &b],
+        Duration::from_secs(30),
+        "b holds the video",
+        || holds_all(&b, &m),
+    )
+    .await;
+
+    // c arrives after every announcement above was sent, knowing only b.
+    let c = start(&[&b], true).await;
+    wait_until(
+        &[&c],
+        Duration::from_secs(30),
+        "the late node holds the video",
+        || holds_all(&c, &m),
+    )
+    .await;
+}
