@@ -136,9 +136,73 @@ impl Request {
     }
 }
 
+/// CBOR of `Response::Chunk { data }` up to the byte string's length: a one-entry map
+/// `{"Chunk": {"data": <bytes>}}`, as serde's externally tagged enum encodes it.
+const CHUNK_PREFIX: &[u8] = b"\xa1\x65Chunk\xa1\x64data";
+
+/// The CBOR header of a byte string of `len` bytes (major type 2).
+fn byte_string_header(len: usize) -> Vec<u8> {
+    match len {
+        0..=23 => vec![0x40 | len as u8],
+        24..=0xff => vec![0x58, len as u8],
+        0x100..=0xffff => [&[0x59][..], &(len as u16).to_be_bytes()].concat(),
+        _ => [&[0x5a][..], &(len as u32).to_be_bytes()].concat(),
+    }
+}
+
 impl Response {
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         decode(bytes, MAX_RESPONSE_BYTES)
+    }
+
+    /// Decodes, taking ownership so a chunk's bytes are moved, not copied: the hot path of a
+    /// transfer. Same result as [`Response::decode`].
+    pub fn decode_owned(mut bytes: Vec<u8>) -> Result<Self, WireError> {
+        if let Some(rest) = bytes.strip_prefix(CHUNK_PREFIX) {
+            let (len, header) = match rest.first() {
+                Some(&b) if (0x40..=0x57).contains(&b) => (usize::from(b - 0x40), 1),
+                Some(0x58) if rest.len() >= 2 => (usize::from(rest[1]), 2),
+                Some(0x59) if rest.len() >= 3 => {
+                    (usize::from(u16::from_be_bytes([rest[1], rest[2]])), 3)
+                }
+                Some(0x5a) if rest.len() >= 5 => (
+                    u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize,
+                    5,
+                ),
+                _ => return Self::decode(&bytes),
+            };
+            if bytes.len() > MAX_RESPONSE_BYTES {
+                return Err(WireError::TooLarge {
+                    size: bytes.len(),
+                    limit: MAX_RESPONSE_BYTES,
+                });
+            }
+            if rest.len() != header + len {
+                return Err(WireError::Malformed(format!(
+                    "chunk claims {len} bytes, the message holds {}",
+                    rest.len().saturating_sub(header)
+                )));
+            }
+            bytes.drain(..CHUNK_PREFIX.len() + header);
+            return Ok(Response::Chunk {
+                data: ByteBuf::from(bytes),
+            });
+        }
+        Self::decode(&bytes)
+    }
+
+    /// Encodes into the pieces to write one after the other: for a chunk, a short header and the
+    /// data itself (no copy of the data); for anything else, one CBOR buffer.
+    pub fn encode_parts(self) -> (Vec<u8>, Option<Vec<u8>>) {
+        match self {
+            Response::Chunk { data } => {
+                let data = data.into_vec();
+                let mut header = CHUNK_PREFIX.to_vec();
+                header.extend(byte_string_header(data.len()));
+                (header, Some(data))
+            }
+            other => (encode(&other), None),
+        }
     }
 
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
@@ -238,7 +302,44 @@ mod tests {
         assert!(Announcement::decode(&encode(&many)).is_err());
     }
 
+    #[test]
+    fn chunk_fast_path_matches_the_generic_encoding() {
+        for len in [0usize, 1, 23, 24, 255, 256, 65_535, 65_536, 262_144] {
+            let resp = Response::Chunk {
+                data: ByteBuf::from(vec![9u8; len]),
+            };
+            let generic = encode(&resp);
+            let (head, data) = resp.clone().encode_parts();
+            let fast = [head, data.unwrap()].concat();
+            assert_eq!(fast, generic, "len {len}");
+            assert_eq!(Response::decode_owned(generic).unwrap(), resp);
+        }
+        let other = Response::Have {
+            fragments: vec![1, 2],
+        };
+        assert_eq!(Response::decode_owned(encode(&other)).unwrap(), other);
+        // A chunk whose length header lies is refused, not read past.
+        let mut lying = encode(&Response::Chunk {
+            data: ByteBuf::from(vec![1u8; 300]),
+        });
+        lying.truncate(lying.len() - 10);
+        assert!(Response::decode_owned(lying).is_err());
+    }
+
     proptest! {
+        #[test]
+        // The fast path may refuse more (trailing bytes, which cbor4ii ignores), never accept
+        // anything the generic decoder would read differently.
+        fn decode_owned_never_disagrees_with_decode(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let mut with_prefix = CHUNK_PREFIX.to_vec();
+            with_prefix.extend(&bytes);
+            for input in [bytes.clone(), with_prefix] {
+                if let Ok(fast) = Response::decode_owned(input.clone()) {
+                    prop_assert_eq!(Response::decode(&input).ok(), Some(fast));
+                }
+            }
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
             let _ = Request::decode(&bytes);

@@ -1,6 +1,7 @@
 //! The chunk scheduler: who is asked for which chunk, and what happens to each answer.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,8 @@ use crate::store::{FragmentWriter, Store};
 
 /// Failed requests (timeouts, refusals) after which a peer is not asked again in this fetch.
 const MAX_PEER_FAILURES: u32 = 3;
+/// How often a running fetch asks the DHT for more holders.
+const DHT_REFRESH: Duration = Duration::from_secs(3);
 
 struct Fragment {
     info: FragmentInfo,
@@ -40,6 +43,7 @@ enum Outcome {
     Stored(u32),
     BadBytes(String),
     NotHeld,
+    Busy,
     Failed(String),
 }
 
@@ -77,11 +81,22 @@ pub(super) async fn download(
     let mut in_flight = FuturesUnordered::new();
     let mut last_progress = Instant::now();
     let mut wait = Duration::from_millis(100);
+    let mut last_lookup = Instant::now();
+    // Ties between equally rare fragments are broken at random per fetch, so peers starting
+    // together ask the seeder for different fragments and can then trade them.
+    let salt = std::hash::RandomState::new();
 
     while fragments.values().any(|f| f.done < f.info.chunks.len()) {
+        // New holders: the gossip table every round (a map lookup), the DHT every few seconds.
+        if last_lookup.elapsed() >= DHT_REFRESH {
+            refresh_holders(client, &video, &mut fragments).await?;
+            last_lookup = Instant::now();
+        } else {
+            merge_announced(client, &video, &mut fragments);
+        }
         // Hand out work: rarest fragment first, each chunk to the least-busy usable holder.
         let mut order: Vec<u32> = fragments.keys().copied().collect();
-        order.sort_by_key(|i| (fragments[i].holders.len(), *i));
+        order.sort_by_key(|i| (fragments[i].holders.len(), salt.hash_one(i)));
         for index in order {
             let f = fragments.get_mut(&index).expect("listed above");
             while let Some(&chunk) = f.todo.front() {
@@ -125,6 +140,7 @@ pub(super) async fn download(
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(2));
             refresh_holders(client, &video, &mut fragments).await?;
+            last_lookup = Instant::now();
             continue;
         }
 
@@ -161,6 +177,8 @@ pub(super) async fn download(
                 f.holders.retain(|h| *h != peer);
                 f.todo.push_front(chunk);
             }
+            // The peer is serving all it can: not a fault, just ask again (or someone else).
+            Outcome::Busy => f.todo.push_back(chunk),
             Outcome::Failed(reason) => {
                 p.failures += 1;
                 debug!(%peer, %reason, failures = p.failures, "chunk request failed");
@@ -208,6 +226,23 @@ async fn complete(
     });
     client.provide(vec![fragment_key(&f.info.blake3)]).await?;
     announce_held(client, store, manifest, false).await
+}
+
+/// Adds holders heard of through gossip to every unfinished fragment.
+fn merge_announced(
+    client: &Client,
+    video: &vidswarm_proto::VideoId,
+    fragments: &mut HashMap<u32, Fragment>,
+) {
+    for (index, f) in fragments.iter_mut() {
+        if f.done < f.info.chunks.len() {
+            for peer in client.availability().holders(video, *index) {
+                if !f.holders.contains(&peer) && peer != client.peer_id() {
+                    f.holders.push(peer);
+                }
+            }
+        }
+    }
 }
 
 /// Adds holders from the availability table and the DHT to every unfinished fragment.
@@ -297,6 +332,10 @@ async fn request_chunk(
             code: ErrorCode::NotFound,
             ..
         }) => Outcome::NotHeld,
+        Ok(Response::Error {
+            code: ErrorCode::Busy,
+            ..
+        }) => Outcome::Busy,
         Ok(Response::Error { code, message }) => Outcome::Failed(format!("{code:?}: {message}")),
         Ok(_) => Outcome::BadBytes("answered a chunk request with another message".into()),
         Err(e) => Outcome::Failed(e.to_string()),

@@ -8,6 +8,7 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::request_response;
 use libp2p::StreamProtocol;
 use vidswarm_proto::wire::{self, Request, Response, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};
+use vidswarm_proto::DEFAULT_CHUNK_SIZE;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TransferCodec;
@@ -21,7 +22,7 @@ impl request_response::Codec for TransferCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        let bytes = read_bounded(io, MAX_REQUEST_BYTES).await?;
+        let bytes = read_bounded(io, MAX_REQUEST_BYTES, 256).await?;
         Request::decode(&bytes).map_err(invalid)
     }
 
@@ -29,8 +30,10 @@ impl request_response::Codec for TransferCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        let bytes = read_bounded(io, MAX_RESPONSE_BYTES).await?;
-        Response::decode(&bytes).map_err(invalid)
+        // Sized for one default chunk plus framing, so the common answer needs no regrowth.
+        let expected = DEFAULT_CHUNK_SIZE as usize + 64;
+        let bytes = read_bounded(io, MAX_RESPONSE_BYTES, expected).await?;
+        Response::decode_owned(bytes).map_err(invalid)
     }
 
     async fn write_request<T>(
@@ -55,13 +58,22 @@ impl request_response::Codec for TransferCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        io.write_all(&wire::encode(&res)).await?;
+        // A chunk goes out as a short header and then its own buffer: no copy of the data.
+        let (head, data) = res.encode_parts();
+        io.write_all(&head).await?;
+        if let Some(data) = data {
+            io.write_all(&data).await?;
+        }
         io.close().await
     }
 }
 
-async fn read_bounded<T: AsyncRead + Unpin>(io: &mut T, limit: usize) -> io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
+async fn read_bounded<T: AsyncRead + Unpin>(
+    io: &mut T,
+    limit: usize,
+    expected: usize,
+) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(expected.min(limit) + 1);
     io.take(limit as u64 + 1).read_to_end(&mut bytes).await?;
     if bytes.len() > limit {
         return Err(io::Error::new(
