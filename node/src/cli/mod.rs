@@ -217,7 +217,10 @@ pub fn run() -> anyhow::Result<ExitCode> {
 const EVENT_LOG: &str = "vidswarm=info,vidswarm_node=warn,vidswarm_splitter=warn,warn";
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    // A few blocking threads are enough for chunk hashing and disk I/O; hundreds of them (tokio's
+    // default ceiling) would each grow their own malloc arena and inflate memory.
     tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(8)
         .enable_all()
         .build()
         .context("cannot start the async runtime")

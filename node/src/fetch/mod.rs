@@ -40,7 +40,7 @@ impl Default for FetchOptions {
         Self {
             fragments: None,
             stall_timeout: Duration::from_secs(30),
-            per_peer: 8,
+            per_peer: 4,
         }
     }
 }

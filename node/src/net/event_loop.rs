@@ -23,7 +23,7 @@ use crate::store::Store;
 
 /// Inbound requests served at once; more are answered `Busy` so a flood cannot queue without
 /// bound.
-const MAX_SERVING: usize = 64;
+const MAX_SERVING: usize = 32;
 
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,
