@@ -5,7 +5,9 @@
 #      time until the last node holds all 10, and each process's peak RSS (VmHWM);
 #   2. 1 -> 1: `vidswarm fetch` of the whole video from one seeder: wall time, rate, peak RSS;
 #   3. with BENCH_BITTORRENT=1 (default), the BitTorrent anchor (../shared/bench/peer_bittorrent.sh,
-#      aria2c + opentracker, 100 MiB, 5 peers) in the same run, for a side-by-side figure.
+#      aria2c + opentracker, 100 MiB, 5 peers) in the same run, for a side-by-side figure;
+#   4. with BENCH_SENDME=1, iroh's sendme 1 -> 1 anchor (../shared/bench/peer_sendme.sh) in the same
+#      run (installs sendme with `cargo install sendme --locked` when missing: ~8 min).
 # Usage: scripts/bench-swarm.sh            (TRANSPORT=tcp|quic, default tcp; RUNS=3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +18,9 @@ if [[ -z ${VIDSWARM_BENCH_IN_NETNS:-} ]]; then
   command -v /usr/bin/time >/dev/null || apt_install time
   if [[ ${BENCH_BITTORRENT:-1} == 1 ]] && ! command -v aria2c >/dev/null; then
     apt_install aria2 opentracker mktorrent curl
+  fi
+  if [[ ${BENCH_SENDME:-0} == 1 ]] && ! command -v sendme >/dev/null && [[ ! -x $HOME/.cargo/bin/sendme ]]; then
+    cargo install sendme --locked
   fi
   cargo build --quiet --release --locked -p vidswarm
   export VIDSWARM_BENCH_IN_NETNS=1
@@ -98,4 +103,10 @@ if [[ ${BENCH_BITTORRENT:-1} == 1 && -x "$root/../shared/bench/peer_bittorrent.s
   for run in $(seq "$RUNS"); do
     ISOLATE=0 SIZE_MB=100 PEERS=5 "$root/../shared/bench/peer_bittorrent.sh" 2>&1 | grep -E "^RESULT|last leecher|peak" | sed "s/^/  run $run: /"
   done
+fi
+
+if [[ ${BENCH_SENDME:-0} == 1 ]]; then
+  echo "iroh sendme anchor (1 -> 1, 100 MiB), same machine, same run:"
+  # Already inside a loopback-only namespace: tell the anchor script not to make another.
+  PEERBENCH_IN_NETNS=1 SIZE_MB=100 RUNS="$RUNS" "$root/../shared/bench/peer_sendme.sh" 2>&1 | grep -E "^RESULT|RSS" | sed 's/^/  /'
 fi

@@ -41,14 +41,7 @@ struct Tally {
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     ensure!(args.nodes >= 2, "the demo needs at least 2 nodes");
     let started = Instant::now();
-    let temp;
-    let work = match args.work {
-        Some(dir) => dir,
-        None => {
-            temp = tempfile::tempdir().context("cannot create a temporary directory")?;
-            temp.path().to_owned()
-        }
-    };
+    let (work, _temp) = super::dir_or_temp(args.work)?;
     std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
     let video = match args.video {
         Some(v) => v,

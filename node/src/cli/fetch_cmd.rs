@@ -39,14 +39,7 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
     if args.bootstrap.is_empty() {
         bail!("give at least one --bootstrap address of a node in the swarm");
     }
-    let temp;
-    let data = match args.data {
-        Some(d) => d,
-        None => {
-            temp = tempfile::tempdir().context("cannot create a temporary data dir")?;
-            temp.path().to_owned()
-        }
-    };
+    let (data, _temp) = super::dir_or_temp(args.data)?;
     let mut cfg = NodeConfig::new(&data);
     if !args.listen.is_empty() {
         cfg.listen = args.listen;

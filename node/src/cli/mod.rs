@@ -216,6 +216,17 @@ pub fn run() -> anyhow::Result<ExitCode> {
 /// The human event log (target `vidswarm`) at info; the crates' own diagnostics at warn.
 const EVENT_LOG: &str = "vidswarm=info,vidswarm_node=warn,vidswarm_splitter=warn,warn";
 
+/// `dir`, or a new temporary directory that lives as long as the returned guard.
+fn dir_or_temp(dir: Option<PathBuf>) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+    match dir {
+        Some(dir) => Ok((dir, None)),
+        None => {
+            let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
+            Ok((temp.path().to_owned(), Some(temp)))
+        }
+    }
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     // A few blocking threads are enough for chunk hashing and disk I/O; hundreds of them (tokio's
     // default ceiling) would each grow their own malloc arena and inflate memory.

@@ -45,6 +45,8 @@ enum Outcome {
     NotHeld,
     Busy,
     Failed(String),
+    /// Our own disk failed: not the peer's fault, and retrying elsewhere would not help.
+    Local(String),
 }
 
 /// Downloads `missing` fragments of `manifest`; returns bytes received per peer.
@@ -179,6 +181,9 @@ pub(super) async fn download(
             }
             // The peer is serving all it can: not a fault, just ask again (or someone else).
             Outcome::Busy => f.todo.push_back(chunk),
+            Outcome::Local(reason) => {
+                return Err(FetchError::Task(format!("cannot write a chunk: {reason}")));
+            }
             Outcome::Failed(reason) => {
                 p.failures += 1;
                 debug!(%peer, %reason, failures = p.failures, "chunk request failed");
@@ -313,18 +318,19 @@ async fn request_chunk(
                 // Hash and write off the async threads: both touch 256 KiB.
                 let written = tokio::task::spawn_blocking(move || {
                     if Hash::of(&data) != expected {
-                        return Err(true);
+                        return Err(None);
                     }
                     let mut w = writer.lock().unwrap_or_else(|p| p.into_inner());
-                    w.write_at(offset, &data).map_err(|_| false)
+                    w.write_at(offset, &data).map_err(|e| Some(e.to_string()))
                 })
                 .await;
                 match written {
                     Ok(Ok(())) => Outcome::Stored(len),
-                    Ok(Err(true)) => Outcome::BadBytes(format!(
+                    Ok(Err(None)) => Outcome::BadBytes(format!(
                         "chunk {chunk} of fragment {index} does not match its hash"
                     )),
-                    Ok(Err(false)) | Err(_) => Outcome::Failed("cannot write the chunk".into()),
+                    Ok(Err(Some(e))) => Outcome::Local(e),
+                    Err(e) => Outcome::Local(e.to_string()),
                 }
             }
         }
