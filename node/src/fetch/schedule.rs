@@ -36,7 +36,18 @@ struct Peer {
     in_flight: usize,
     failures: u32,
     excluded: bool,
+    /// Answered `Busy`: not asked again before this.
+    cool_until: Option<Instant>,
 }
+
+impl Peer {
+    fn usable(&self, per_peer: usize, now: Instant) -> bool {
+        !self.excluded && self.in_flight < per_peer && self.cool_until.is_none_or(|t| t <= now)
+    }
+}
+
+/// How long a peer that answered `Busy` is left alone.
+const BUSY_BACKOFF: Duration = Duration::from_millis(50);
 
 /// What became of one chunk request.
 enum Outcome {
@@ -97,6 +108,7 @@ pub(super) async fn download(
             merge_announced(client, &video, &mut fragments);
         }
         // Hand out work: rarest fragment first, each chunk to the least-busy usable holder.
+        let now = Instant::now();
         let mut order: Vec<u32> = fragments.keys().copied().collect();
         order.sort_by_key(|i| (fragments[i].holders.len(), salt.hash_one(i)));
         for index in order {
@@ -106,7 +118,7 @@ pub(super) async fn download(
                     .holders
                     .iter()
                     .map(|p| (*p, peers.get(p)))
-                    .filter(|(_, s)| s.is_none_or(|s| !s.excluded && s.in_flight < opts.per_peer))
+                    .filter(|(_, s)| s.is_none_or(|s| s.usable(opts.per_peer, now)))
                     .min_by_key(|(_, s)| s.map_or(0, |s| s.in_flight))
                     .map(|(p, _)| p);
                 let Some(peer) = pick else { break };
@@ -179,8 +191,11 @@ pub(super) async fn download(
                 f.holders.retain(|h| *h != peer);
                 f.todo.push_front(chunk);
             }
-            // The peer is serving all it can: not a fault, just ask again (or someone else).
-            Outcome::Busy => f.todo.push_back(chunk),
+            // The peer is serving all it can: not a fault; ask someone else, or it a bit later.
+            Outcome::Busy => {
+                p.cool_until = Some(Instant::now() + BUSY_BACKOFF);
+                f.todo.push_back(chunk);
+            }
             Outcome::Local(reason) => {
                 return Err(FetchError::Task(format!("cannot write a chunk: {reason}")));
             }
