@@ -7,12 +7,14 @@
 //! - [`node`]: a running node: store + swarm + announcer + auto-fetch.
 //! - [`availability`]: who holds what, from gossip.
 //! - [`events`]: the node's event stream (demo log, progress bars, later SSE and metrics).
+//! - [`http`]: the HTTP sidecar (axum, utoipa, Swagger UI).
 //! - [`cli`]: argument parsing and the subcommands.
 
 pub mod availability;
 pub mod cli;
 pub mod events;
 pub mod fetch;
+pub mod http;
 pub mod net;
 pub mod node;
 pub mod store;

@@ -75,6 +75,7 @@ pub struct Node {
     client: Client,
     store: Store,
     listen_addrs: Vec<Multiaddr>,
+    fetch: FetchOptions,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -133,6 +134,7 @@ impl Node {
             client,
             store,
             listen_addrs,
+            fetch: cfg.fetch,
             tasks,
         })
     }
@@ -152,6 +154,16 @@ impl Node {
     /// Full dialable addresses (`.../p2p/<peer id>`).
     pub fn listen_addrs(&self) -> &[Multiaddr] {
         &self.listen_addrs
+    }
+
+    /// What the HTTP sidecar needs: the same client and store, nothing that owns the swarm.
+    pub fn http_state(&self) -> crate::http::AppState {
+        crate::http::AppState {
+            client: self.client.clone(),
+            store: self.store.clone(),
+            listen_addrs: std::sync::Arc::new(self.listen_addrs.clone()),
+            fetch: self.fetch.clone(),
+        }
     }
 
     pub async fn fetch(

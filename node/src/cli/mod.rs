@@ -81,6 +81,9 @@ enum Command {
         /// Seconds between re-announcements of what the node holds.
         #[arg(long, env = "VIDSWARM_ANNOUNCE_EVERY", default_value_t = 15)]
         announce_every: u64,
+        /// Serve the HTTP API (and Swagger UI) on this address, e.g. 127.0.0.1:8000.
+        #[arg(long, env = "VIDSWARM_HTTP")]
+        http: Option<std::net::SocketAddr>,
     },
     /// Fetch a video (or some fragments) from the swarm into a split dir (`vidswarm join` works on it).
     Fetch {
@@ -161,6 +164,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
             bootstrap,
             no_auto_fetch,
             announce_every,
+            http,
         } => {
             init_logging(EVENT_LOG);
             runtime()?.block_on(node_cmd::run(node_cmd::NodeArgs {
@@ -169,6 +173,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 bootstrap,
                 auto_fetch: !no_auto_fetch,
                 announce_every,
+                http,
             }))
         }
         Command::Fetch {

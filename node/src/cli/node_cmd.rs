@@ -14,6 +14,7 @@ pub struct NodeArgs {
     pub bootstrap: Vec<Multiaddr>,
     pub auto_fetch: bool,
     pub announce_every: u64,
+    pub http: Option<std::net::SocketAddr>,
 }
 
 pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
@@ -36,6 +37,19 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         String::new(),
         PeerNames::default(),
     ));
+    if let Some(addr) = args.http {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen for HTTP on {addr}"))?;
+        let bound = listener.local_addr()?;
+        tracing::info!(target: "vidswarm", "HTTP API on http://{bound}/ (Swagger UI at http://{bound}/swagger-ui/)");
+        let state = node.http_state();
+        tokio::spawn(async move {
+            if let Err(e) = crate::http::serve(listener, state, shutdown_signal()).await {
+                tracing::error!(target: "vidswarm", error = %e, "HTTP server failed");
+            }
+        });
+    }
     let held = node.store().manifests().map(|m| m.len()).unwrap_or(0);
     tracing::info!(target: "vidswarm", peer = %node.peer_id(), videos = held, "node running; Ctrl-C stops it");
     shutdown_signal().await;

@@ -1,0 +1,265 @@
+//! The native API (`/health`, `/api/v1/...`). Handlers only read the store and talk to the swarm
+//! through the node's `Client`.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use vidswarm_proto::VideoId;
+
+use super::{ApiError, AppState, ErrorBody};
+use crate::fetch;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` when the node answers.
+    pub status: String,
+    pub peer_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeInfo {
+    pub peer_id: String,
+    /// Full dialable libp2p addresses (`.../p2p/<peer id>`).
+    pub addresses: Vec<String>,
+    pub version: String,
+    /// Videos whose manifest this node holds.
+    pub videos: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PeerInfo {
+    pub peer_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FragmentAvailability {
+    pub index: u32,
+    pub name: String,
+    pub size: u64,
+    pub blake3: String,
+    /// Whether this node holds it.
+    pub held: bool,
+    /// Peers that announced holding it.
+    pub peers: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VideoSummary {
+    pub video_id: String,
+    pub name: String,
+    pub size: u64,
+    pub duration: f64,
+    pub fragments: Vec<FragmentAvailability>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Videos {
+    /// Videos whose manifest this node holds, with per-fragment availability across the swarm.
+    pub videos: Vec<VideoSummary>,
+    /// Videos peers announced whose manifest this node does not hold (yet).
+    pub announced: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FetchStarted {
+    pub video_id: String,
+    pub status: String,
+}
+
+pub(super) fn parse_video(id: &str) -> Result<VideoId, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::bad_request("a video id is 64 lowercase hex digits"))
+}
+
+#[utoipa::path(get, path = "/health", tag = "node",
+    responses((status = 200, description = "The node is up", body = Health)))]
+pub async fn health(State(state): State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        peer_id: state.client.peer_id().to_string(),
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/info", tag = "node",
+    responses((status = 200, description = "Who this node is", body = NodeInfo)))]
+pub async fn info(State(state): State<AppState>) -> Result<Json<NodeInfo>, ApiError> {
+    let store = state.store.clone();
+    let videos = tokio::task::spawn_blocking(move || store.manifests())
+        .await??
+        .len();
+    Ok(Json(NodeInfo {
+        peer_id: state.client.peer_id().to_string(),
+        addresses: state.listen_addrs.iter().map(|a| a.to_string()).collect(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        videos,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/peers", tag = "node",
+    responses(
+        (status = 200, description = "Connected peers", body = [PeerInfo]),
+        (status = 503, description = "The swarm is not running", body = ErrorBody)))]
+pub async fn peers(State(state): State<AppState>) -> Result<Json<Vec<PeerInfo>>, ApiError> {
+    let peers = state.client.connected_peers().await?;
+    Ok(Json(
+        peers
+            .into_iter()
+            .map(|p| PeerInfo {
+                peer_id: p.to_string(),
+            })
+            .collect(),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/videos", tag = "videos",
+    responses((status = 200, description = "Videos and who holds which fragment", body = Videos)))]
+pub async fn videos(State(state): State<AppState>) -> Result<Json<Videos>, ApiError> {
+    let store = state.store.clone();
+    let availability = state.client.availability().clone();
+    let result = tokio::task::spawn_blocking(move || -> Result<Videos, ApiError> {
+        let manifests = store.manifests()?;
+        let known: std::collections::HashSet<VideoId> =
+            manifests.iter().map(|m| m.video_id).collect();
+        let videos = manifests
+            .iter()
+            .map(|m| {
+                let holders = availability.of_video(&m.video_id);
+                VideoSummary {
+                    video_id: m.video_id.to_string(),
+                    name: m.source.name.clone(),
+                    size: m.total_size(),
+                    duration: m.source.duration,
+                    fragments: m
+                        .fragments
+                        .iter()
+                        .map(|f| FragmentAvailability {
+                            index: f.index,
+                            name: f.name.clone(),
+                            size: f.size,
+                            blake3: f.blake3.to_string(),
+                            held: store.has_fragment(&f.blake3),
+                            peers: holders
+                                .get(&f.index)
+                                .map(|ps| ps.iter().map(|p| p.to_string()).collect())
+                                .unwrap_or_default(),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        let mut announced: Vec<String> = availability
+            .videos()
+            .into_iter()
+            .filter(|v| !known.contains(v))
+            .map(|v| v.to_string())
+            .collect();
+        announced.sort();
+        Ok(Videos { videos, announced })
+    })
+    .await??;
+    Ok(Json(result))
+}
+
+#[utoipa::path(get, path = "/api/v1/videos/{video_id}/manifest", tag = "videos",
+    params(("video_id" = String, Path, description = "64 hex digits")),
+    responses(
+        (status = 200, description = "The manifest (see docs/architecture.md)", content_type = "application/json", body = Object),
+        (status = 400, description = "Not a video id", body = ErrorBody),
+        (status = 404, description = "No such manifest here", body = ErrorBody)))]
+pub async fn manifest(
+    State(state): State<AppState>,
+    Path(video_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let video = parse_video(&video_id)?;
+    let store = state.store.clone();
+    let manifest = tokio::task::spawn_blocking(move || store.manifest(&video))
+        .await??
+        .ok_or_else(|| ApiError::not_found(format!("this node holds no manifest {video}")))?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        manifest.to_json_pretty(),
+    )
+        .into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/videos/{video_id}/fragments/{index}", tag = "videos",
+    params(("video_id" = String, Path, description = "64 hex digits"),
+           ("index" = u32, Path, description = "Fragment index")),
+    responses(
+        (status = 200, description = "The fragment's bytes", content_type = "video/mp4", body = Vec<u8>),
+        (status = 400, description = "Not a video id", body = ErrorBody),
+        (status = 404, description = "Unknown video or fragment, or not held here", body = ErrorBody)))]
+pub async fn fragment(
+    State(state): State<AppState>,
+    Path((video_id, index)): Path<(String, u32)>,
+) -> Result<Response, ApiError> {
+    let video = parse_video(&video_id)?;
+    let store = state.store.clone();
+    let path = tokio::task::spawn_blocking(move || -> Result<std::path::PathBuf, ApiError> {
+        let m = store
+            .manifest(&video)?
+            .ok_or_else(|| ApiError::not_found(format!("this node holds no manifest {video}")))?;
+        let f = m
+            .fragment(index)
+            .ok_or_else(|| ApiError::not_found(format!("video {video} has no fragment {index}")))?;
+        store
+            .fragment_path(&f.blake3)
+            .ok_or_else(|| ApiError::not_found(format!("fragment {index} is not held here")))
+    })
+    .await??;
+    send_file(&path).await
+}
+
+/// Streams a stored file (never read whole into memory).
+pub(super) async fn send_file(path: &std::path::Path) -> Result<Response, ApiError> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot open a stored fragment: {e}")))?;
+    let len = file
+        .metadata()
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot stat a stored fragment: {e}")))?
+        .len();
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "video/mp4".to_owned()),
+            (header::CONTENT_LENGTH, len.to_string()),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/videos/{video_id}/fetch", tag = "videos",
+    params(("video_id" = String, Path, description = "64 hex digits")),
+    responses(
+        (status = 202, description = "Fetch started in the background", body = FetchStarted),
+        (status = 400, description = "Not a video id", body = ErrorBody)))]
+pub async fn start_fetch(
+    State(state): State<AppState>,
+    Path(video_id): Path<String>,
+) -> Result<(StatusCode, Json<FetchStarted>), ApiError> {
+    let video = parse_video(&video_id)?;
+    let (client, store, opts) = (
+        state.client.clone(),
+        state.store.clone(),
+        state.fetch.clone(),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = fetch::fetch(&client, &store, video, &opts).await {
+            tracing::warn!(video = %video.short(), error = %e, "fetch requested over HTTP failed");
+        }
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(FetchStarted {
+            video_id: video.to_string(),
+            status: "started".into(),
+        }),
+    ))
+}

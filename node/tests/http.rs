@@ -1,0 +1,215 @@
+//! The HTTP sidecar over real HTTP on 127.0.0.1 (reqwest): every route of this slice, its error
+//! shape, a fetch started over HTTP, and the OpenAPI spec and Swagger UI served with no network.
+
+mod common;
+
+use std::time::Duration;
+
+use common::swarm::{holds_all, start, wait_until, TestNode};
+use serde_json::Value;
+use vidswarm_proto::Manifest;
+
+/// Serves `node`'s API on 127.0.0.1:0 and returns its base URL.
+async fn serve(node: &TestNode) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = node.node.http_state();
+    tokio::spawn(vidswarm_node::http::serve(
+        listener,
+        state,
+        std::future::pending(),
+    ));
+    base
+}
+
+fn video(dir: &std::path::Path) -> (Manifest, Vec<Vec<u8>>) {
+    let frags: Vec<Vec<u8>> = (0..4)
+        .map(|i| common::bytes(500 + i, 30_000 + i as usize))
+        .collect();
+    (common::write_split_dir(dir, &frags), frags)
+}
+
+async fn json(resp: reqwest::Response) -> Value {
+    resp.json::<Value>().await.expect("a JSON body")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_with_the_documented_shape() {
+    let a = start(&[], false).await;
+    let split = tempfile::tempdir().unwrap();
+    let (m, frags) = video(split.path());
+    a.node.import_split(split.path()).await.unwrap();
+    let base = serve(&a).await;
+    let http = reqwest::Client::new();
+    let id = m.video_id.to_string();
+
+    let health = json(http.get(format!("{base}/health")).send().await.unwrap()).await;
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["peer_id"], a.node.peer_id().to_string());
+
+    let info = json(
+        http.get(format!("{base}/api/v1/info"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(info["videos"], 1);
+    assert!(info["addresses"][0].as_str().unwrap().contains("/p2p/"));
+
+    let peers = http
+        .get(format!("{base}/api/v1/peers"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(peers.status(), 200);
+    assert!(json(peers).await.is_array());
+
+    let videos = json(
+        http.get(format!("{base}/api/v1/videos"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(videos["videos"][0]["video_id"], id);
+    let fragments = videos["videos"][0]["fragments"].as_array().unwrap();
+    assert_eq!(fragments.len(), 4);
+    assert!(fragments.iter().all(|f| f["held"] == true));
+
+    let manifest = http
+        .get(format!("{base}/api/v1/videos/{id}/manifest"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(manifest.status(), 200);
+    let manifest = Manifest::from_json(&manifest.bytes().await.unwrap()).unwrap();
+    assert_eq!(manifest, m);
+
+    let fragment = http
+        .get(format!("{base}/api/v1/videos/{id}/fragments/2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fragment.status(), 200);
+    assert_eq!(fragment.headers()["content-type"], "video/mp4");
+    assert_eq!(fragment.bytes().await.unwrap(), frags[2]);
+
+    // Errors: one JSON shape, the right status.
+    let other = vidswarm_proto::Hash::of(b"other").to_string();
+    for (path, status, code) in [
+        (
+            "/api/v1/videos/not-hex/manifest".to_string(),
+            400,
+            "bad_request",
+        ),
+        (
+            format!("/api/v1/videos/{}/manifest", id.to_uppercase()),
+            400,
+            "bad_request",
+        ),
+        (format!("/api/v1/videos/{other}/manifest"), 404, "not_found"),
+        (
+            format!("/api/v1/videos/{id}/fragments/99"),
+            404,
+            "not_found",
+        ),
+        (
+            format!("/api/v1/videos/{other}/fragments/0"),
+            404,
+            "not_found",
+        ),
+    ] {
+        let resp = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(resp.status(), status, "{path}");
+        let body = json(resp).await;
+        assert_eq!(body["error"], code, "{path}: {body}");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let resp = http
+        .post(format!("{base}/api/v1/videos/nope/fetch"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_started_over_http_completes_and_serves_the_bytes() {
+    let a = start(&[], false).await;
+    let split = tempfile::tempdir().unwrap();
+    let (m, frags) = video(split.path());
+    a.node.import_split(split.path()).await.unwrap();
+    let b = start(&[&a], false).await;
+    let base = serve(&b).await;
+    let http = reqwest::Client::new();
+    let id = m.video_id.to_string();
+
+    let resp = http
+        .post(format!("{base}/api/v1/videos/{id}/fetch"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    assert_eq!(json(resp).await["status"], "started");
+    wait_until(&[&b], Duration::from_secs(30), "b holds the video", || {
+        holds_all(&b, &m)
+    })
+    .await;
+    let fragment = http
+        .get(format!("{base}/api/v1/videos/{id}/fragments/3"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fragment.bytes().await.unwrap(), frags[3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_spec_and_swagger_ui_load_with_no_network() {
+    let a = start(&[], false).await;
+    let base = serve(&a).await;
+    let http = reqwest::Client::new();
+
+    let spec = json(
+        http.get(format!("{base}/api-docs/openapi.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = spec["paths"].as_object().unwrap();
+    for route in [
+        "/health",
+        "/api/v1/info",
+        "/api/v1/peers",
+        "/api/v1/videos",
+        "/api/v1/videos/{video_id}/manifest",
+        "/api/v1/videos/{video_id}/fragments/{index}",
+        "/api/v1/videos/{video_id}/fetch",
+    ] {
+        assert!(paths.contains_key(route), "{route} missing from the spec");
+    }
+    assert!(spec["components"]["schemas"]["ErrorBody"].is_object());
+
+    let page = http
+        .get(format!("{base}/swagger-ui/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    for asset in [
+        "swagger-ui.css",
+        "swagger-ui-bundle.js",
+        "swagger-initializer.js",
+    ] {
+        let resp = http
+            .get(format!("{base}/swagger-ui/{asset}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{asset}");
+    }
+}
