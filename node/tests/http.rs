@@ -181,6 +181,7 @@ async fn openapi_spec_and_swagger_ui_load_with_no_network() {
     let paths = spec["paths"].as_object().unwrap();
     for route in [
         "/health",
+        "/events",
         "/api/v1/info",
         "/api/v1/peers",
         "/api/v1/videos",
@@ -212,4 +213,36 @@ async fn openapi_spec_and_swagger_ui_load_with_no_network() {
             .unwrap();
         assert_eq!(resp.status(), 200, "{asset}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stream_an_announcement_made_on_another_node() {
+    let a = start(&[], false).await;
+    let b = start(&[&a], false).await;
+    let base = serve(&a).await;
+    let mut resp = reqwest::Client::new()
+        .get(format!("{base}/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+
+    // Something happens on b: it imports a video and announces it.
+    let split = tempfile::tempdir().unwrap();
+    let (m, _) = video(split.path());
+    b.node.import_split(split.path()).await.unwrap();
+
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !text.contains("event: announcement_received") {
+        let chunk = tokio::time::timeout_at(deadline, resp.chunk())
+            .await
+            .expect("an announcement event within 20 s")
+            .unwrap()
+            .expect("the stream stays open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains(&m.video_id.to_string()), "{text}");
+    assert!(text.contains(&b.node.peer_id().to_string()), "{text}");
 }

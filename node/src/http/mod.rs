@@ -2,6 +2,7 @@
 //! Swagger UI. It only reads the store and talks to the swarm through the node's `Client`.
 //!
 //! - `api.rs`: `/health` and the native API under `/api/v1`.
+//! - `events.rs`: `/events`, the node's event stream as Server-Sent Events.
 //! - `error.rs`: [`ApiError`], the one JSON error shape and its status codes.
 //!
 //! The spec is served at `/api-docs/openapi.json`, Swagger UI at `/swagger-ui/` (its assets are
@@ -9,6 +10,7 @@
 
 mod api;
 mod error;
+mod events;
 
 use std::sync::Arc;
 
@@ -38,6 +40,7 @@ pub struct AppState {
     info(title = "vidswarm node API", description = "A vidswarm node's HTTP sidecar: its videos, fragments, peers and fetches."),
     paths(
         api::health,
+        events::events,
         api::info,
         api::peers,
         api::videos,
@@ -63,6 +66,7 @@ pub struct ApiDoc;
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(api::health))
+        .route("/events", get(events::events))
         .route("/api/v1/info", get(api::info))
         .route("/api/v1/peers", get(api::peers))
         .route("/api/v1/videos", get(api::videos))
