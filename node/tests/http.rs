@@ -246,3 +246,42 @@ async fn events_stream_an_announcement_made_on_another_node() {
     assert!(text.contains(&m.video_id.to_string()), "{text}");
     assert!(text.contains(&b.node.peer_id().to_string()), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fragment_downloads_honour_range_and_refuse_bad_ones_clearly() {
+    let a = start(&[], false).await;
+    let split = tempfile::tempdir().unwrap();
+    let (m, frags) = video(split.path());
+    a.node.import_split(split.path()).await.unwrap();
+    let base = serve(&a).await;
+    let http = reqwest::Client::new();
+    let url = format!("{base}/api/v1/videos/{}/fragments/1", m.video_id);
+    let len = frags[1].len();
+
+    let whole = http.get(&url).send().await.unwrap();
+    assert_eq!(whole.headers()["accept-ranges"], "bytes");
+    for (range, from, to) in [
+        ("bytes=10-19", 10, 19),
+        ("bytes=30000-", 30000, len - 1),
+        ("bytes=-5", len - 5, len - 1),
+    ] {
+        let resp = http.get(&url).header("Range", range).send().await.unwrap();
+        assert_eq!(resp.status(), 206, "{range}");
+        assert_eq!(
+            resp.headers()["content-range"],
+            format!("bytes {from}-{to}/{len}").as_str(),
+            "{range}"
+        );
+        assert_eq!(resp.bytes().await.unwrap(), frags[1][from..=to], "{range}");
+    }
+    for (range, status, code) in [
+        ("bytes=abc", 400, "bad_request"),
+        ("bytes=0-1,5-6", 400, "bad_request"),
+        ("bytes=9-3", 400, "bad_request"),
+        ("bytes=999999-", 416, "range_not_satisfiable"),
+    ] {
+        let resp = http.get(&url).header("Range", range).send().await.unwrap();
+        assert_eq!(resp.status(), status, "{range}");
+        assert_eq!(json(resp).await["error"], code, "{range}");
+    }
+}

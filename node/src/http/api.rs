@@ -3,10 +3,11 @@
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use utoipa::ToSchema;
 use vidswarm_proto::VideoId;
 
@@ -188,14 +189,18 @@ pub async fn manifest(
 
 #[utoipa::path(get, path = "/api/v1/videos/{video_id}/fragments/{index}", tag = "videos",
     params(("video_id" = String, Path, description = "64 hex digits"),
-           ("index" = u32, Path, description = "Fragment index")),
+           ("index" = u32, Path, description = "Fragment index"),
+           ("Range" = Option<String>, Header, description = "One byte range: bytes=a-b, bytes=a- or bytes=-n")),
     responses(
         (status = 200, description = "The fragment's bytes", content_type = "video/mp4", body = Vec<u8>),
-        (status = 400, description = "Not a video id", body = ErrorBody),
-        (status = 404, description = "Unknown video or fragment, or not held here", body = ErrorBody)))]
+        (status = 206, description = "The requested range of the fragment", content_type = "video/mp4", body = Vec<u8>),
+        (status = 400, description = "Not a video id, or a malformed Range", body = ErrorBody),
+        (status = 404, description = "Unknown video or fragment, or not held here", body = ErrorBody),
+        (status = 416, description = "The range starts past the end", body = ErrorBody)))]
 pub async fn fragment(
     State(state): State<AppState>,
     Path((video_id, index)): Path<(String, u32)>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let video = parse_video(&video_id)?;
     let store = state.store.clone();
@@ -211,28 +216,42 @@ pub async fn fragment(
             .ok_or_else(|| ApiError::not_found(format!("fragment {index} is not held here")))
     })
     .await??;
-    send_file(&path).await
+    send_file(&path, &headers).await
 }
 
-/// Streams a stored file (never read whole into memory).
-pub(super) async fn send_file(path: &std::path::Path) -> Result<Response, ApiError> {
-    let file = tokio::fs::File::open(path)
+/// Streams a stored file, or the one range `headers` ask for (never read whole into memory).
+pub(super) async fn send_file(
+    path: &std::path::Path,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let io = |e: std::io::Error| ApiError::internal(format!("cannot read a stored fragment: {e}"));
+    let mut file = tokio::fs::File::open(path).await.map_err(io)?;
+    let len = file.metadata().await.map_err(io)?.len();
+    let (status, start, count) = match super::range::requested(headers, len)? {
+        Some((start, end)) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        None => (StatusCode::OK, 0, len),
+    };
+    file.seek(std::io::SeekFrom::Start(start))
         .await
-        .map_err(|e| ApiError::internal(format!("cannot open a stored fragment: {e}")))?;
-    let len = file
-        .metadata()
-        .await
-        .map_err(|e| ApiError::internal(format!("cannot stat a stored fragment: {e}")))?
-        .len();
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
-    Ok((
+        .map_err(io)?;
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file.take(count)));
+    let mut response = (
+        status,
         [
             (header::CONTENT_TYPE, "video/mp4".to_owned()),
-            (header::CONTENT_LENGTH, len.to_string()),
+            (header::CONTENT_LENGTH, count.to_string()),
+            (header::ACCEPT_RANGES, "bytes".to_owned()),
         ],
         body,
     )
-        .into_response())
+        .into_response();
+    if status == StatusCode::PARTIAL_CONTENT {
+        let value = format!("bytes {start}-{}/{len}", start + count - 1);
+        if let Ok(v) = value.parse() {
+            response.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+    }
+    Ok(response)
 }
 
 #[utoipa::path(post, path = "/api/v1/videos/{video_id}/fetch", tag = "videos",

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// A stable, machine-readable code: `bad_request`, `not_found`, `conflict`, `too_large`,
-    /// `unavailable`, `internal`.
+    /// `range_not_satisfiable`, `unavailable`, `internal`.
     pub error: String,
     /// What went wrong, for a person.
     pub message: String,
@@ -57,6 +57,7 @@ impl ApiError {
             StatusCode::NOT_FOUND => "not_found",
             StatusCode::CONFLICT => "conflict",
             StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            StatusCode::RANGE_NOT_SATISFIABLE => "range_not_satisfiable",
             StatusCode::SERVICE_UNAVAILABLE => "unavailable",
             _ => "internal",
         }

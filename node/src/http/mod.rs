@@ -3,6 +3,7 @@
 //!
 //! - `api.rs`: `/health` and the native API under `/api/v1`.
 //! - `events.rs`: `/events`, the node's event stream as Server-Sent Events.
+//! - `range.rs`: HTTP Range for fragment downloads.
 //! - `error.rs`: [`ApiError`], the one JSON error shape and its status codes.
 //!
 //! The spec is served at `/api-docs/openapi.json`, Swagger UI at `/swagger-ui/` (its assets are
@@ -11,6 +12,7 @@
 mod api;
 mod error;
 mod events;
+mod range;
 
 use std::sync::Arc;
 
