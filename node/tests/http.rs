@@ -29,17 +29,23 @@ fn video(dir: &std::path::Path) -> (Manifest, Vec<Vec<u8>>) {
     (common::write_split_dir(dir, &frags), frags)
 }
 
+/// A node holding a 4-fragment video and serving its API: (node, manifest, fragments, base URL).
+async fn serving_a_video() -> (TestNode, Manifest, Vec<Vec<u8>>, String) {
+    let a = start(&[], false).await;
+    let split = tempfile::tempdir().unwrap();
+    let (m, frags) = video(split.path());
+    a.node.import_split(split.path()).await.unwrap();
+    let base = serve(&a).await;
+    (a, m, frags, base)
+}
+
 async fn json(resp: reqwest::Response) -> Value {
     resp.json::<Value>().await.expect("a JSON body")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_answers_with_the_documented_shape() {
-    let a = start(&[], false).await;
-    let split = tempfile::tempdir().unwrap();
-    let (m, frags) = video(split.path());
-    a.node.import_split(split.path()).await.unwrap();
-    let base = serve(&a).await;
+    let (a, m, frags, base) = serving_a_video().await;
     let http = reqwest::Client::new();
     let id = m.video_id.to_string();
 
@@ -249,11 +255,7 @@ async fn events_stream_an_announcement_made_on_another_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fragment_downloads_honour_range_and_refuse_bad_ones_clearly() {
-    let a = start(&[], false).await;
-    let split = tempfile::tempdir().unwrap();
-    let (m, frags) = video(split.path());
-    a.node.import_split(split.path()).await.unwrap();
-    let base = serve(&a).await;
+    let (_a, m, frags, base) = serving_a_video().await;
     let http = reqwest::Client::new();
     let url = format!("{base}/api/v1/videos/{}/fragments/1", m.video_id);
     let len = frags[1].len();
