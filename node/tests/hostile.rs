@@ -49,8 +49,7 @@ impl request_response::Codec for RawCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        io.write_all(&r).await?;
-        io.close().await
+        write_and_close(io, &r).await
     }
 
     async fn write_response<T>(
@@ -62,9 +61,13 @@ impl request_response::Codec for RawCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        io.write_all(&r).await?;
-        io.close().await
+        write_and_close(io, &r).await
     }
+}
+
+async fn write_and_close<T: AsyncWrite + Unpin>(io: &mut T, bytes: &[u8]) -> io::Result<()> {
+    io.write_all(bytes).await?;
+    io.close().await
 }
 
 type Raw = request_response::Behaviour<RawCodec>;
