@@ -53,7 +53,7 @@ echo "video: $((size / 1048576)) MiB in 10 fragments, transport $TRANSPORT"
 # start_node DATA [BOOTSTRAP] [extra args...]: starts a node, sets $node_pid and $node_addr.
 start_node() {
   local data=$1 boot=${2:-}; shift 2 || true
-  local args=(node --data "$data" --listen "$listen" --announce-every 1 "$@")
+  local args=(node --data "$data" --listen "$listen" --announce-every 1 --http 127.0.0.1:0 "$@")
   [[ -n $boot ]] && args+=(--bootstrap "$boot")
   "$bin" "${args[@]}" >"$data.addr" 2>"$data.log" &
   node_pid=$!; pids+=("$node_pid")

@@ -2,14 +2,14 @@
 //! metrics all read it. A `tokio::sync::broadcast` channel: slow readers lose old events, never
 //! slow the node down.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use vidswarm_proto::VideoId;
 
 /// How many events a slow reader may fall behind before it misses some.
 pub const EVENT_BUFFER: usize = 4096;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum NodeEvent {
     Listening {
@@ -28,6 +28,9 @@ pub enum NodeEvent {
         from: String,
         video: VideoId,
         fragments: Vec<u32>,
+        /// Set for a loose upload: its name in the default collection.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        named: Option<vidswarm_proto::wire::NamedUpload>,
     },
     ProvidersFound {
         what: String,

@@ -5,8 +5,10 @@
 //! - [`net`]: the swarm (one event loop task) and the [`net::Client`] handle to it.
 //! - [`fetch`]: downloading a video's fragments from many peers at once, verified per chunk.
 //! - [`node`]: a running node: store + swarm + announcer + auto-fetch.
+//! - [`progress`]: the fetches a node runs and how far each got.
 //! - [`availability`]: who holds what, from gossip.
-//! - [`events`]: the node's event stream (demo log, progress bars, later SSE and metrics).
+//! - [`events`]: the node's event stream (demo log, progress bars, SSE, metrics).
+//! - [`metrics`]: Prometheus metrics, libp2p's and the node's.
 //! - [`http`]: the HTTP sidecar (axum, utoipa, Swagger UI).
 //! - [`cli`]: argument parsing and the subcommands.
 
@@ -15,6 +17,8 @@ pub mod cli;
 pub mod events;
 pub mod fetch;
 pub mod http;
+pub mod metrics;
 pub mod net;
 pub mod node;
+pub mod progress;
 pub mod store;

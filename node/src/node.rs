@@ -17,7 +17,8 @@ use vidswarm_proto::{Manifest, VideoId};
 use crate::events::{self, NodeEvent};
 use crate::fetch::{self, blocking, FetchError, FetchOptions, FetchReport};
 use crate::net::{self, Client, NetConfig};
-use crate::store::{ImportReport, Store, StoreError};
+use crate::progress::FetchTable;
+use crate::store::{ImportReport, NamedEntry, Store, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -76,6 +77,7 @@ pub struct Node {
     store: Store,
     listen_addrs: Vec<Multiaddr>,
     fetch: FetchOptions,
+    fetches: FetchTable,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -120,6 +122,15 @@ impl Node {
 
         let mut tasks = vec![loop_task];
         tasks.push(tokio::spawn(
+            client.metrics().clone().follow(client.subscribe()),
+        ));
+        let fetches = FetchTable::default();
+        tasks.push(tokio::spawn(fetches.clone().follow(client.subscribe())));
+        tasks.push(tokio::spawn(
+            learn_names(client.subscribe(), store.clone())
+                .instrument(tracing::info_span!("collection")),
+        ));
+        tasks.push(tokio::spawn(
             announcer(client.clone(), store.clone(), cfg.announce_every)
                 .instrument(tracing::info_span!("announcer")),
         ));
@@ -135,6 +146,7 @@ impl Node {
             store,
             listen_addrs,
             fetch: cfg.fetch,
+            fetches,
             tasks,
         })
     }
@@ -157,12 +169,14 @@ impl Node {
     }
 
     /// What the HTTP sidecar needs: the same client and store, nothing that owns the swarm.
-    pub fn http_state(&self) -> crate::http::AppState {
+    pub fn http_state(&self, config: crate::http::HttpConfig) -> crate::http::AppState {
         crate::http::AppState {
             client: self.client.clone(),
             store: self.store.clone(),
             listen_addrs: std::sync::Arc::new(self.listen_addrs.clone()),
             fetch: self.fetch.clone(),
+            fetches: self.fetches.clone(),
+            config,
         }
     }
 
@@ -282,6 +296,33 @@ async fn announcer(client: Client, store: Store, every: Duration) {
             }
         }
         first = false;
+    }
+}
+
+/// Keeps the default collection's names up to date from announcements of loose uploads.
+async fn learn_names(mut rx: tokio::sync::broadcast::Receiver<NodeEvent>, store: Store) {
+    loop {
+        let (video, named) = match rx.recv().await {
+            Ok(NodeEvent::AnnouncementReceived {
+                video,
+                named: Some(named),
+                ..
+            }) => (video, named),
+            Ok(_) | Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return,
+        };
+        let s = store.clone();
+        let entry = NamedEntry {
+            uploaded_at_ms: named.uploaded_at_ms,
+            video,
+        };
+        let name = named.name.clone();
+        match blocking(move || s.observe_name(&name, entry)).await {
+            Ok(Ok(true)) => info!(name = %named.name, video = %video.short(), "learned a name"),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => warn!(error = %e, "cannot record a name"),
+            Err(e) => warn!(error = %e, "cannot record a name"),
+        }
     }
 }
 

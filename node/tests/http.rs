@@ -5,22 +5,9 @@ mod common;
 
 use std::time::Duration;
 
+use common::http::{json, serve};
 use common::swarm::{holds_all, start, wait_until, TestNode};
-use serde_json::Value;
 use vidswarm_proto::Manifest;
-
-/// Serves `node`'s API on 127.0.0.1:0 and returns its base URL.
-async fn serve(node: &TestNode) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = node.node.http_state();
-    tokio::spawn(vidswarm_node::http::serve(
-        listener,
-        state,
-        std::future::pending(),
-    ));
-    base
-}
 
 fn video(dir: &std::path::Path) -> (Manifest, Vec<Vec<u8>>) {
     let frags: Vec<Vec<u8>> = (0..4)
@@ -37,10 +24,6 @@ async fn serving_a_video() -> (TestNode, Manifest, Vec<Vec<u8>>, String) {
     a.node.import_split(split.path()).await.unwrap();
     let base = serve(&a).await;
     (a, m, frags, base)
-}
-
-async fn json(resp: reqwest::Response) -> Value {
-    resp.json::<Value>().await.expect("a JSON body")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,6 +26,7 @@ fn node(data: &Path, bootstrap: Option<&str>) -> (Proc, String) {
     cmd.args(["node", "--data"])
         .arg(data)
         .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--announce-every", "1"])
+        .args(["--http", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     if let Some(b) = bootstrap {

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{
-    chunk_count, fragment_name, Hash, VideoId, MAX_CHUNK_SIZE, MAX_FRAGMENTS, MAX_MANIFEST_BYTES,
-    MAX_SOURCE_NAME_BYTES, MIN_CHUNK_SIZE,
+    chunk_count, fragment_name, is_plain_file_name, Hash, VideoId, MAX_CHUNK_SIZE, MAX_FRAGMENTS,
+    MAX_MANIFEST_BYTES, MIN_CHUNK_SIZE,
 };
 
 /// The manifest format this version writes and reads.
@@ -26,6 +26,9 @@ pub enum SplitMode {
     Copy,
     /// Re-encoded with keyframes forced at the cut points.
     Reencode,
+    /// One loose fragment uploaded as it was (the original routes' `/upload_fragment`): not cut by
+    /// vidswarm, so its durations and frame counts are unknown and recorded as 0.
+    Upload,
 }
 
 impl std::fmt::Display for SplitMode {
@@ -33,6 +36,7 @@ impl std::fmt::Display for SplitMode {
         f.write_str(match self {
             SplitMode::Copy => "copy",
             SplitMode::Reencode => "reencode",
+            SplitMode::Upload => "upload",
         })
     }
 }
@@ -171,12 +175,7 @@ impl Manifest {
             });
         }
         let name = &self.source.name;
-        if name.is_empty()
-            || name.len() > MAX_SOURCE_NAME_BYTES
-            || name.contains(['/', '\\', '\0'])
-            || name == "."
-            || name == ".."
-        {
+        if !is_plain_file_name(name) {
             return invalid(format!("source name {name:?} is not a plain file name"));
         }
         if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&self.chunk_size) {
@@ -188,6 +187,9 @@ impl Manifest {
         let n = self.fragments.len();
         if n == 0 || n > MAX_FRAGMENTS as usize {
             return invalid(format!("{n} fragments; a manifest has 1..={MAX_FRAGMENTS}"));
+        }
+        if self.mode == SplitMode::Upload && n != 1 {
+            return invalid(format!("an upload is one fragment, not {n}"));
         }
         if !valid_seconds(self.source.duration) {
             return invalid("source duration is not a finite, non-negative number".into());

@@ -1,7 +1,19 @@
 //! Fragment names. A fragment's name is `fragment_{index}.mp4`, with the index in plain decimal;
 //! names from outside are parsed strictly and never used as paths.
 
-use crate::MAX_FRAGMENTS;
+use crate::{MAX_FRAGMENTS, MAX_SOURCE_NAME_BYTES};
+
+/// Whether `name` is safe to keep as a file name from outside (a video's source name, an uploaded
+/// fragment's name): 1..=255 bytes, no path separator, no NUL or other control character, and not
+/// `.` or `..`. Names are still never used as paths; this keeps them printable and unambiguous.
+pub fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_SOURCE_NAME_BYTES
+        && !name.contains(['/', '\\'])
+        && !name.chars().any(char::is_control)
+        && name != "."
+        && name != ".."
+}
 
 /// The name of fragment `index`.
 pub fn fragment_name(index: u32) -> String {
@@ -26,6 +38,27 @@ pub fn parse_fragment_name(name: &str) -> Option<u32> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn plain_file_names() {
+        for ok in ["fragment_3.mp4", "my clip.mp4", "a", "..a", "é.mp4"] {
+            assert!(is_plain_file_name(ok), "{ok:?}");
+        }
+        let long = "x".repeat(256);
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "../x",
+            "a\\b",
+            "a\0b",
+            "a\nb",
+            long.as_str(),
+        ] {
+            assert!(!is_plain_file_name(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn parses_only_canonical_names() {

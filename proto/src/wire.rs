@@ -89,6 +89,20 @@ pub struct Announcement {
     /// Whether the peer serves the manifest (it always does when it holds any fragment).
     pub manifest: bool,
     pub fragments: Vec<AnnouncedFragment>,
+    /// Set when the video is a loose upload of the default collection: the name it is uploaded
+    /// under and when. Absent from (and ignored by) nodes that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub named: Option<NamedUpload>,
+}
+
+/// A default-collection entry: `name` (a plain file name, e.g. `fragment_3.mp4`) means the video
+/// announced with it. Every node keeps, per name, the entry with the latest `(uploaded_at_ms,
+/// video)`, so all nodes that heard the same announcements agree on what a name means.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedUpload {
+    pub name: String,
+    /// Milliseconds since the Unix epoch, on the clock of the node that took the upload.
+    pub uploaded_at_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,6 +242,13 @@ impl Announcement {
         if a.fragments.iter().any(|f| f.index >= MAX_FRAGMENTS) {
             return Err(WireError::Invalid("fragment index out of range".into()));
         }
+        if let Some(named) = &a.named {
+            if !crate::is_plain_file_name(&named.name) {
+                return Err(WireError::Invalid(
+                    "upload name is not a plain file name".into(),
+                ));
+            }
+        }
         Ok(a)
     }
 }
@@ -262,8 +283,28 @@ mod tests {
                 index: 3,
                 hash: Hash::of(b"x"),
             }],
+            named: None,
         };
         assert_eq!(Announcement::decode(&encode(&ann)).unwrap(), ann);
+        let named = Announcement {
+            named: Some(NamedUpload {
+                name: "fragment_3.mp4".into(),
+                uploaded_at_ms: 1_700_000_000_000,
+            }),
+            ..ann.clone()
+        };
+        assert_eq!(Announcement::decode(&encode(&named)).unwrap(), named);
+        let hostile = Announcement {
+            named: Some(NamedUpload {
+                name: "../../etc/passwd".into(),
+                uploaded_at_ms: 0,
+            }),
+            ..ann
+        };
+        assert!(matches!(
+            Announcement::decode(&encode(&hostile)),
+            Err(WireError::Invalid(_))
+        ));
     }
 
     #[test]
@@ -292,6 +333,7 @@ mod tests {
             video: VideoId(Hash::of(b"v")),
             peer: "p".into(),
             manifest: true,
+            named: None,
             fragments: (0..MAX_FRAGMENTS + 1)
                 .map(|index| AnnouncedFragment {
                     index,

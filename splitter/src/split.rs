@@ -287,7 +287,8 @@ fn run_ffmpeg(source: &Probe, plan: &Plan, dir: &Path, tools: &Tools) -> Result<
         SplitMode::Copy => {
             args.extend(["-map", "0:v:0", "-map", "0:a:0?", "-c", "copy"].map(Into::into))
         }
-        SplitMode::Reencode => {
+        // The planner never chooses Upload (that is a loose fragment a node was given as is).
+        SplitMode::Reencode | SplitMode::Upload => {
             args.extend(
                 [
                     "-map",

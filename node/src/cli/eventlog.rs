@@ -40,10 +40,15 @@ pub fn describe(event: &NodeEvent, names: &PeerNames) -> Option<String> {
             from,
             video,
             fragments,
+            named,
         } => format!(
-            "announcement from {}: video {} fragments {fragments:?}",
+            "announcement from {}: video {}{} fragments {fragments:?}",
             names.name(from),
-            video.short()
+            video.short(),
+            named
+                .as_ref()
+                .map(|n| format!(" ({})", n.name))
+                .unwrap_or_default()
         ),
         NodeEvent::ProvidersFound { what, providers } => {
             format!("DHT: {what} is provided by [{}]", names.list(providers))

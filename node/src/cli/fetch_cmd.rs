@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use libp2p::Multiaddr;
 use tokio::sync::broadcast::error::RecvError;
-use vidswarm_proto::{parse_fragment_name, VideoId};
+use vidswarm_proto::{parse_fragment_name, Manifest, VideoId};
 
 use super::eventlog::rate;
 use super::media::human_bytes;
@@ -17,7 +17,6 @@ use super::node_cmd::shutdown_signal;
 use crate::events::NodeEvent;
 use crate::fetch::FetchOptions;
 use crate::node::{Node, NodeConfig};
-use crate::store::Store;
 
 pub struct FetchArgs {
     pub video: String,
@@ -49,10 +48,10 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
     let node = Node::start(cfg)
         .await
         .context("cannot start the fetching peer")?;
-    let progress = tokio::spawn(show_progress(
-        node.client().subscribe(),
-        node.store().clone(),
-    ));
+    let store = node.store().clone();
+    let progress = tokio::spawn(show_progress(node.client().subscribe(), move |v| {
+        store.manifest(v).ok().flatten()
+    }));
 
     let opts = FetchOptions {
         fragments: indices.clone(),
@@ -98,7 +97,7 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
 }
 
 /// `--fragment 3` or `--fragment fragment_3.mp4`.
-fn parse_fragments(list: &[String]) -> anyhow::Result<Option<Vec<u32>>> {
+pub(super) fn parse_fragments(list: &[String]) -> anyhow::Result<Option<Vec<u32>>> {
     if list.is_empty() {
         return Ok(None);
     }
@@ -115,8 +114,12 @@ fn parse_fragments(list: &[String]) -> anyhow::Result<Option<Vec<u32>>> {
         .map(Some)
 }
 
-/// A bar per fragment being fetched and one for all of them, fed by the node's events.
-async fn show_progress(mut rx: tokio::sync::broadcast::Receiver<NodeEvent>, store: Store) {
+/// A bar per fragment being fetched and one for all of them, fed by the node's events;
+/// `manifest` gives the sizes (from the local store, or from a remote node).
+pub(super) async fn show_progress(
+    mut rx: tokio::sync::broadcast::Receiver<NodeEvent>,
+    manifest: impl Fn(&VideoId) -> Option<Manifest>,
+) {
     let bars = MultiProgress::new();
     let style = ProgressStyle::with_template(
         "{prefix:>14} [{bar:30}] {bytes:>10}/{total_bytes:10} {bytes_per_sec:>12}",
@@ -128,7 +131,7 @@ async fn show_progress(mut rx: tokio::sync::broadcast::Receiver<NodeEvent>, stor
     loop {
         match rx.recv().await {
             Ok(NodeEvent::FetchStarted { video, missing }) => {
-                let Ok(Some(m)) = store.manifest(&video) else {
+                let Some(m) = manifest(&video) else {
                     continue;
                 };
                 let sum: u64 = missing.iter().map(|i| m.fragments[*i as usize].size).sum();

@@ -5,6 +5,8 @@ mod eventlog;
 mod fetch_cmd;
 mod media;
 mod node_cmd;
+mod remote;
+mod remote_cmd;
 mod store_cmd;
 
 use std::path::PathBuf;
@@ -65,26 +67,7 @@ enum Command {
         data: PathBuf,
     },
     /// Run a node: join the swarm, serve what it holds, fetch what peers announce.
-    Node {
-        /// The node's data directory (fragments, manifests, identity key).
-        #[arg(long, env = "VIDSWARM_DATA")]
-        data: PathBuf,
-        /// Address to listen on; repeat for several (default: TCP and QUIC on every interface, port 0).
-        #[arg(long, env = "VIDSWARM_LISTEN", value_delimiter = ',')]
-        listen: Vec<Multiaddr>,
-        /// Address of a node to join through, e.g. /ip4/10.0.0.2/tcp/4001/p2p/12D3Koo...; repeatable.
-        #[arg(long, env = "VIDSWARM_BOOTSTRAP", value_delimiter = ',')]
-        bootstrap: Vec<Multiaddr>,
-        /// Do not fetch the videos peers announce.
-        #[arg(long, env = "VIDSWARM_NO_AUTO_FETCH")]
-        no_auto_fetch: bool,
-        /// Seconds between re-announcements of what the node holds.
-        #[arg(long, env = "VIDSWARM_ANNOUNCE_EVERY", default_value_t = 15)]
-        announce_every: u64,
-        /// Serve the HTTP API (and Swagger UI) on this address, e.g. 127.0.0.1:8000.
-        #[arg(long, env = "VIDSWARM_HTTP")]
-        http: Option<std::net::SocketAddr>,
-    },
+    Node(node_cmd::NodeArgs),
     /// Fetch a video (or some fragments) from the swarm into a split dir (`vidswarm join` works on it).
     Fetch {
         /// The video id (the manifest's `video_id`).
@@ -95,6 +78,13 @@ enum Command {
         /// Address of a node in the swarm; repeatable.
         #[arg(long, env = "VIDSWARM_BOOTSTRAP", value_delimiter = ',')]
         bootstrap: Vec<Multiaddr>,
+        /// Instead of joining the swarm, have the node with this HTTP API fetch the video (its
+        /// progress shown from the node's events), then download it from that node.
+        #[arg(long, conflicts_with_all = ["bootstrap", "data", "listen", "seed_after"])]
+        node: Option<String>,
+        /// Bearer token for --node, if the node wants one.
+        #[arg(long, env = "VIDSWARM_API_TOKEN", hide_env_values = true)]
+        api_token: Option<String>,
         /// Where to write manifest.json and fragment_{i}.mp4.
         #[arg(short, long, default_value = "fetched")]
         out: PathBuf,
@@ -110,6 +100,32 @@ enum Command {
         /// Give up after this many seconds without progress.
         #[arg(long, default_value_t = 30)]
         timeout: u64,
+    },
+    /// Show a running node's state through its HTTP API; exits non-zero if it does not answer.
+    Status {
+        /// The node's HTTP API.
+        #[arg(long, env = "VIDSWARM_NODE", default_value = "http://127.0.0.1:8000")]
+        node: String,
+        /// Only check that the node answers (a health check).
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Split a video on this machine and upload it (manifest and fragments) to a running node.
+    Publish {
+        /// The video to split and upload.
+        video: PathBuf,
+        /// The node's HTTP API.
+        #[arg(long, env = "VIDSWARM_NODE", default_value = "http://127.0.0.1:8000")]
+        node: String,
+        /// How many fragments.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        fragments: u32,
+        /// copy, reencode, or auto (copy when possible).
+        #[arg(long, default_value = "auto", value_parser = parse_mode)]
+        mode: ModeChoice,
+        /// Bearer token, if the node wants one.
+        #[arg(long, env = "VIDSWARM_API_TOKEN", hide_env_values = true)]
+        api_token: Option<String>,
     },
     /// The demo: an in-process swarm on 127.0.0.1 spreads the shipped video, verified end to end.
     Demo {
@@ -158,23 +174,43 @@ pub fn run() -> anyhow::Result<ExitCode> {
             init_logging("warn");
             store_cmd::add(&split_dir, &data)
         }
-        Command::Node {
-            data,
-            listen,
-            bootstrap,
-            no_auto_fetch,
-            announce_every,
-            http,
-        } => {
+        Command::Node(args) => {
             init_logging(EVENT_LOG);
-            runtime()?.block_on(node_cmd::run(node_cmd::NodeArgs {
-                data,
-                listen,
-                bootstrap,
-                auto_fetch: !no_auto_fetch,
-                announce_every,
-                http,
-            }))
+            runtime()?.block_on(node_cmd::run(args))
+        }
+        Command::Fetch {
+            video,
+            fragments,
+            node: Some(node),
+            api_token,
+            out,
+            ..
+        } => {
+            init_logging("warn");
+            let api = remote::Api::new(&node, api_token)?;
+            let video: vidswarm_proto::VideoId = video
+                .parse()
+                .with_context(|| format!("{video:?} is not a video id"))?;
+            let fragments = fetch_cmd::parse_fragments(&fragments)?;
+            runtime()?.block_on(remote_cmd::fetch(&api, video, fragments, &out))
+        }
+        Command::Status { node, quiet } => {
+            init_logging("warn");
+            let api = remote::Api::new(&node, None)?;
+            runtime()?.block_on(remote_cmd::status(&api, quiet))
+        }
+        Command::Publish {
+            video,
+            node,
+            fragments,
+            mode,
+            api_token,
+        } => {
+            init_logging("warn");
+            let api = remote::Api::new(&node, api_token)?;
+            runtime()?
+                .block_on(remote_cmd::publish(&api, &video, fragments, mode))
+                .map(|_| ())
         }
         Command::Fetch {
             video,
@@ -185,6 +221,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
             listen,
             seed_after,
             timeout,
+            ..
         } => {
             init_logging("warn");
             runtime()?.block_on(fetch_cmd::run(fetch_cmd::FetchArgs {
@@ -242,8 +279,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// Diagnostics go to stderr through tracing (`VIDSWARM_LOG` or `RUST_LOG`, default `info`);
-/// stdout carries only what the command produces.
+/// Diagnostics go to stderr through tracing (`VIDSWARM_LOG` or `RUST_LOG`, default `info`;
+/// `VIDSWARM_LOG_FORMAT=json` for JSON lines); stdout carries only what the command produces.
 fn init_logging(default: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = std::env::var("VIDSWARM_LOG")
@@ -251,11 +288,17 @@ fn init_logging(default: &str) {
         .and_then(|v| EnvFilter::try_new(v).ok())
         .or_else(|| EnvFilter::try_from_default_env().ok())
         .unwrap_or_else(|| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_timer(tracing_subscriber::fmt::time::uptime())
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    // JSON lines for log collectors (`VIDSWARM_LOG_FORMAT=json`); readable lines otherwise.
+    let _ = if std::env::var("VIDSWARM_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.json().with_current_span(true).try_init()
+    } else {
+        builder
+            .with_target(false)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_timer(tracing_subscriber::fmt::time::uptime())
+            .try_init()
+    };
 }

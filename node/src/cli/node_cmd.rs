@@ -8,13 +8,36 @@ use libp2p::Multiaddr;
 use super::eventlog::{log_events, PeerNames};
 use crate::node::{Node, NodeConfig};
 
+#[derive(Debug, clap::Args)]
 pub struct NodeArgs {
+    /// The node's data directory (fragments, manifests, identity key).
+    #[arg(long, env = "VIDSWARM_DATA")]
     pub data: PathBuf,
+    /// Address to listen on; repeat for several (default: TCP and QUIC on every interface, port 0).
+    #[arg(long, env = "VIDSWARM_LISTEN", value_delimiter = ',')]
     pub listen: Vec<Multiaddr>,
+    /// Address of a node to join through, e.g. /ip4/10.0.0.2/tcp/4001/p2p/12D3Koo... or
+    /// /dns4/seed/tcp/4001; repeatable.
+    #[arg(long, env = "VIDSWARM_BOOTSTRAP", value_delimiter = ',')]
     pub bootstrap: Vec<Multiaddr>,
-    pub auto_fetch: bool,
+    /// Do not fetch the videos peers announce.
+    #[arg(long, env = "VIDSWARM_NO_AUTO_FETCH")]
+    pub no_auto_fetch: bool,
+    /// Seconds between re-announcements of what the node holds.
+    #[arg(long, env = "VIDSWARM_ANNOUNCE_EVERY", default_value_t = 15)]
     pub announce_every: u64,
-    pub http: Option<std::net::SocketAddr>,
+    /// Serve the HTTP API (and Swagger UI) on this address; port 0 picks a free one.
+    #[arg(long, env = "VIDSWARM_HTTP", default_value = "127.0.0.1:8000")]
+    pub http: std::net::SocketAddr,
+    /// Do not serve the HTTP API.
+    #[arg(long, env = "VIDSWARM_NO_HTTP", conflicts_with = "http")]
+    pub no_http: bool,
+    /// Require `Authorization: Bearer TOKEN` on HTTP routes that change state (reads stay open).
+    #[arg(long, env = "VIDSWARM_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// The largest fragment an HTTP upload may carry, in bytes.
+    #[arg(long, env = "VIDSWARM_MAX_UPLOAD", default_value_t = crate::http::DEFAULT_MAX_UPLOAD)]
+    pub max_upload: u64,
 }
 
 pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
@@ -23,7 +46,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         cfg.listen = args.listen;
     }
     cfg.bootstrap = args.bootstrap;
-    cfg.auto_fetch = args.auto_fetch;
+    cfg.auto_fetch = !args.no_auto_fetch;
     cfg.announce_every = std::time::Duration::from_secs(args.announce_every.max(1));
     let node = Node::start(cfg)
         .await
@@ -37,13 +60,19 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         String::new(),
         PeerNames::default(),
     ));
-    if let Some(addr) = args.http {
+    if !args.no_http {
+        let addr = args.http;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen for HTTP on {addr}"))?;
         let bound = listener.local_addr()?;
         tracing::info!(target: "vidswarm", "HTTP API on http://{bound}/ (Swagger UI at http://{bound}/swagger-ui/)");
-        let state = node.http_state();
+        // The bound address on stdout too: with port 0 it is how scripts find the API.
+        println!("http://{bound}");
+        let state = node.http_state(crate::http::HttpConfig {
+            max_upload: args.max_upload,
+            api_token: args.api_token.map(Into::into),
+        });
         tokio::spawn(async move {
             if let Err(e) = crate::http::serve(listener, state, shutdown_signal()).await {
                 tracing::error!(target: "vidswarm", error = %e, "HTTP server failed");

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 use tracing::{info, warn, Instrument};
-use vidswarm_proto::wire::{AnnouncedFragment, Announcement, Request, Response};
+use vidswarm_proto::wire::{AnnouncedFragment, Announcement, NamedUpload, Request, Response};
 use vidswarm_proto::{Manifest, VideoId};
 
 use crate::events::NodeEvent;
@@ -262,15 +262,22 @@ pub async fn announce_held(
     provide: bool,
 ) -> Result<(), FetchError> {
     let (s, m) = (store.clone(), manifest.clone());
-    let held: Vec<AnnouncedFragment> = blocking(move || {
-        m.fragments
+    let (held, named) = blocking(move || {
+        let held: Vec<AnnouncedFragment> = m
+            .fragments
             .iter()
             .filter(|f| s.has_fragment(&f.blake3))
             .map(|f| AnnouncedFragment {
                 index: f.index,
                 hash: f.blake3,
             })
-            .collect()
+            .collect();
+        // A loose upload carries its default-collection name, so every node learns it.
+        let named = s.name_of(&m.video_id).map(|(name, e)| NamedUpload {
+            name,
+            uploaded_at_ms: e.uploaded_at_ms,
+        });
+        (held, named)
     })
     .await?;
     if provide {
@@ -284,6 +291,7 @@ pub async fn announce_held(
             peer: client.peer_id().to_string(),
             manifest: true,
             fragments: held,
+            named,
         })
         .await?;
     Ok(())

@@ -6,13 +6,14 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use utoipa::ToSchema;
 use vidswarm_proto::VideoId;
 
 use super::{ApiError, AppState, ErrorBody};
-use crate::fetch;
+use crate::fetch::{self, FetchOptions};
+use crate::progress::FetchProgress;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
@@ -69,11 +70,20 @@ pub struct Videos {
 pub struct FetchStarted {
     pub video_id: String,
     pub status: String,
+    /// The fragments asked for; the whole video when absent.
+    pub fragments: Option<Vec<u32>>,
 }
 
 pub(super) fn parse_video(id: &str) -> Result<VideoId, ApiError> {
     id.parse()
         .map_err(|_| ApiError::bad_request("a video id is 64 lowercase hex digits"))
+}
+
+/// Path parameters are parsed here rather than by axum, so a bad one gets the JSON error shape.
+pub(super) fn parse_index(index: &str) -> Result<u32, ApiError> {
+    index
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{index:?} is not a fragment index")))
 }
 
 #[utoipa::path(get, path = "/health", tag = "node",
@@ -176,10 +186,7 @@ pub async fn manifest(
     Path(video_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let video = parse_video(&video_id)?;
-    let store = state.store.clone();
-    let manifest = tokio::task::spawn_blocking(move || store.manifest(&video))
-        .await??
-        .ok_or_else(|| ApiError::not_found(format!("this node holds no manifest {video}")))?;
+    let manifest = super::upload::held_manifest(&state, video).await?;
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
         manifest.to_json_pretty(),
@@ -199,23 +206,19 @@ pub async fn manifest(
         (status = 416, description = "The range starts past the end", body = ErrorBody)))]
 pub async fn fragment(
     State(state): State<AppState>,
-    Path((video_id, index)): Path<(String, u32)>,
+    Path((video_id, index)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let video = parse_video(&video_id)?;
-    let store = state.store.clone();
-    let path = tokio::task::spawn_blocking(move || -> Result<std::path::PathBuf, ApiError> {
-        let m = store
-            .manifest(&video)?
-            .ok_or_else(|| ApiError::not_found(format!("this node holds no manifest {video}")))?;
-        let f = m
-            .fragment(index)
-            .ok_or_else(|| ApiError::not_found(format!("video {video} has no fragment {index}")))?;
-        store
-            .fragment_path(&f.blake3)
-            .ok_or_else(|| ApiError::not_found(format!("fragment {index} is not held here")))
-    })
-    .await??;
+    let index = parse_index(&index)?;
+    let m = super::upload::held_manifest(&state, video).await?;
+    let f = m
+        .fragment(index)
+        .ok_or_else(|| ApiError::not_found(format!("video {video} has no fragment {index}")))?;
+    let path = state
+        .store
+        .fragment_path(&f.blake3)
+        .ok_or_else(|| ApiError::not_found(format!("fragment {index} is not held here")))?;
     send_file(&path, &headers).await
 }
 
@@ -254,31 +257,99 @@ pub(super) async fn send_file(
     Ok(response)
 }
 
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct FetchRequest {
+    /// Only these fragment indices; the whole video when absent.
+    pub fragments: Option<Vec<u32>>,
+}
+
 #[utoipa::path(post, path = "/api/v1/videos/{video_id}/fetch", tag = "videos",
     params(("video_id" = String, Path, description = "64 hex digits")),
+    request_body(content = Option<FetchRequest>, content_type = "application/json",
+        description = "Optional: which fragments; the whole video without a body"),
     responses(
-        (status = 202, description = "Fetch started in the background", body = FetchStarted),
-        (status = 400, description = "Not a video id", body = ErrorBody)))]
+        (status = 202, description = "Fetch started in the background; follow it at GET /api/v1/videos/{video_id}/fetch or /events", body = FetchStarted),
+        (status = 400, description = "Not a video id, or a body that is not a FetchRequest", body = ErrorBody),
+        (status = 401, description = "A bearer token is required", body = ErrorBody),
+        (status = 409, description = "A fetch of this video is running already", body = ErrorBody)),
+    security((), ("bearer" = [])))]
 pub async fn start_fetch(
     State(state): State<AppState>,
     Path(video_id): Path<String>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<FetchStarted>), ApiError> {
     let video = parse_video(&video_id)?;
-    let (client, store, opts) = (
+    let body = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let request: FetchRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        FetchRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("not a FetchRequest: {e}")))?
+    };
+    if !state.fetches.begin(video) {
+        return Err(ApiError::conflict(format!(
+            "a fetch of {video} is running; follow it at /api/v1/videos/{video}/fetch"
+        )));
+    }
+    let opts = FetchOptions {
+        fragments: request.fragments.clone(),
+        ..state.fetch.clone()
+    };
+    let (client, store, table) = (
         state.client.clone(),
         state.store.clone(),
-        state.fetch.clone(),
+        state.fetches.clone(),
     );
     tokio::spawn(async move {
-        if let Err(e) = fetch::fetch(&client, &store, video, &opts).await {
+        let result = fetch::fetch(&client, &store, video, &opts).await;
+        if let Err(e) = &result {
             tracing::warn!(video = %video.short(), error = %e, "fetch requested over HTTP failed");
         }
+        table.finish(video, result.map(|_| ()).map_err(|e| e.to_string()));
     });
     Ok((
         StatusCode::ACCEPTED,
         Json(FetchStarted {
             video_id: video.to_string(),
             status: "started".into(),
+            fragments: request.fragments,
         }),
     ))
+}
+
+#[utoipa::path(get, path = "/api/v1/videos/{video_id}/fetch", tag = "videos",
+    params(("video_id" = String, Path, description = "64 hex digits")),
+    responses(
+        (status = 200, description = "The latest fetch of this video and how far it got", body = FetchProgress),
+        (status = 400, description = "Not a video id", body = ErrorBody),
+        (status = 404, description = "No fetch of this video since the node started", body = ErrorBody)))]
+pub async fn fetch_status(
+    State(state): State<AppState>,
+    Path(video_id): Path<String>,
+) -> Result<Json<FetchProgress>, ApiError> {
+    let video = parse_video(&video_id)?;
+    state
+        .fetches
+        .get(&video)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no fetch of {video} since this node started")))
+}
+
+#[utoipa::path(get, path = "/api/v1/fetches", tag = "videos",
+    responses((status = 200, description = "Every fetch since the node started (the latest per video), asked for or automatic", body = [FetchProgress])))]
+pub async fn fetches(State(state): State<AppState>) -> Json<Vec<FetchProgress>> {
+    Json(state.fetches.all())
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "node",
+    responses((status = 200, description = "Prometheus text format: libp2p's metrics (libp2p_*) and the node's (vidswarm_*)", content_type = "text/plain", body = String)))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.client.metrics().encode(),
+    )
+        .into_response()
 }

@@ -9,8 +9,8 @@ use utoipa::ToSchema;
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// A stable, machine-readable code: `bad_request`, `not_found`, `conflict`, `too_large`,
-    /// `range_not_satisfiable`, `unavailable`, `internal`.
+    /// A stable, machine-readable code: `bad_request`, `unauthorized`, `not_found`, `conflict`,
+    /// `too_large`, `range_not_satisfiable`, `unavailable`, `internal`.
     pub error: String,
     /// What went wrong, for a person.
     pub message: String,
@@ -37,6 +37,27 @@ impl ApiError {
         }
     }
 
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::CONFLICT,
+            message: message.into(),
+        }
+    }
+
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: message.into(),
+        }
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            message: message.into(),
+        }
+    }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::SERVICE_UNAVAILABLE,
@@ -54,6 +75,7 @@ impl ApiError {
     fn code(&self) -> &'static str {
         match self.status {
             StatusCode::BAD_REQUEST => "bad_request",
+            StatusCode::UNAUTHORIZED => "unauthorized",
             StatusCode::NOT_FOUND => "not_found",
             StatusCode::CONFLICT => "conflict",
             StatusCode::PAYLOAD_TOO_LARGE => "too_large",
@@ -79,7 +101,44 @@ impl IntoResponse for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        Self::internal(format!("store: {e}"))
+        use crate::store::StoreError as E;
+        match e {
+            // What a client sent that does not match what it claims.
+            E::HashMismatch { .. }
+            | E::ChunkMismatch { .. }
+            | E::SizeMismatch { .. }
+            | E::Empty
+            | E::Manifest(_) => Self::bad_request(e.to_string()),
+            E::UploadTooLarge { .. } => Self::too_large(e.to_string()),
+            E::CollectionFull(_) => Self::unavailable(e.to_string()),
+            _ => Self::internal(format!("store: {e}")),
+        }
+    }
+}
+
+impl From<axum::extract::multipart::MultipartError> for ApiError {
+    fn from(e: axum::extract::multipart::MultipartError) -> Self {
+        Self {
+            status: e.status(),
+            message: format!("multipart body: {}", e.body_text()),
+        }
+    }
+}
+
+impl From<axum::Error> for ApiError {
+    fn from(e: axum::Error) -> Self {
+        Self::bad_request(format!("cannot read the request body: {e}"))
+    }
+}
+
+impl From<crate::fetch::FetchError> for ApiError {
+    fn from(e: crate::fetch::FetchError) -> Self {
+        use crate::fetch::FetchError as E;
+        match e {
+            E::Store(e) => e.into(),
+            E::NoSuchFragment { .. } => Self::not_found(e.to_string()),
+            _ => Self::unavailable(e.to_string()),
+        }
     }
 }
 

@@ -10,23 +10,52 @@
 //! built into the binary: nothing is fetched at build or run time).
 
 mod api;
+mod auth;
+mod conn;
 mod error;
 mod events;
+mod incoming;
+mod legacy;
 mod range;
+mod upload;
 
 use std::sync::Arc;
 
-use axum::routing::{get, post};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
 use axum::Router;
 use libp2p::Multiaddr;
-use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use error::{ApiError, ErrorBody};
 
 use crate::fetch::FetchOptions;
 use crate::net::Client;
+use crate::progress::FetchTable;
 use crate::store::Store;
+
+/// The sidecar's own settings.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// The largest fragment an upload may carry, in bytes.
+    pub max_upload: u64,
+    /// When set, every route that changes state wants `Authorization: Bearer <token>`.
+    pub api_token: Option<Arc<str>>,
+}
+
+/// 1 GiB: a fragment of a long 4K video, far above the 10 % of a typical upload.
+pub const DEFAULT_MAX_UPLOAD: u64 = 1 << 30;
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_upload: DEFAULT_MAX_UPLOAD,
+            api_token: None,
+        }
+    }
+}
 
 /// What every handler may use.
 #[derive(Clone)]
@@ -35,20 +64,32 @@ pub struct AppState {
     pub store: Store,
     pub listen_addrs: Arc<Vec<Multiaddr>>,
     pub fetch: FetchOptions,
+    pub fetches: FetchTable,
+    pub config: HttpConfig,
 }
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "vidswarm node API", description = "A vidswarm node's HTTP sidecar: its videos, fragments, peers and fetches."),
+    info(title = "vidswarm node API", description = "A vidswarm node's HTTP sidecar: its videos, fragments, peers and fetches. Routes that change state want `Authorization: Bearer <token>` when the node was started with --api-token."),
     paths(
         api::health,
         events::events,
+        api::metrics,
         api::info,
         api::peers,
         api::videos,
+        upload::put_manifest,
         api::manifest,
         api::fragment,
+        upload::put_fragment,
         api::start_fetch,
+        api::fetch_status,
+        api::fetches,
+        legacy::upload_fragment,
+        legacy::get_fragment,
+        legacy::list_fragments,
+        legacy::fragments,
+        legacy::send_all_fragments,
     ),
     components(schemas(
         ErrorBody,
@@ -58,17 +99,61 @@ pub struct AppState {
         api::Videos,
         api::VideoSummary,
         api::FragmentAvailability,
+        api::FetchRequest,
         api::FetchStarted,
+        crate::progress::FetchProgress,
+        crate::progress::FetchState,
+        upload::ManifestStored,
+        upload::FragmentStored,
+        legacy::Uploaded,
+        legacy::FragmentNames,
+        legacy::CollectionFragment,
+        legacy::CollectionFragments,
+        legacy::SentReport,
+        legacy::SendFailure,
     )),
-    tags((name = "node", description = "This node"), (name = "videos", description = "Videos and fragments"))
+    modifiers(&BearerScheme),
+    tags(
+        (name = "node", description = "This node"),
+        (name = "videos", description = "Videos and fragments"),
+        (name = "original routes", description = "The student system's routes, for its clients; loose fragments live in the default collection"),
+    )
 )]
 pub struct ApiDoc;
 
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
 /// The whole router; tests call it without a socket too.
 pub fn app(state: AppState) -> Router {
+    // Routes that change state: behind the bearer token when one is set.
+    let writes = Router::new()
+        .route("/api/v1/videos", post(upload::put_manifest))
+        .route(
+            "/api/v1/videos/{video_id}/fragments/{index}",
+            put(upload::put_fragment),
+        )
+        .route("/api/v1/videos/{video_id}/fetch", post(api::start_fetch))
+        .route("/upload_fragment", post(legacy::upload_fragment))
+        .route("/send_all_fragments", get(legacy::send_all_fragments))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.config.api_token.clone(),
+            auth::require_token,
+        ))
+        .route_layer(axum::middleware::from_fn(conn::close_if_body_unread));
     Router::new()
         .route("/health", get(api::health))
         .route("/events", get(events::events))
+        .route("/metrics", get(api::metrics))
         .route("/api/v1/info", get(api::info))
         .route("/api/v1/peers", get(api::peers))
         .route("/api/v1/videos", get(api::videos))
@@ -77,11 +162,20 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/videos/{video_id}/fragments/{index}",
             get(api::fragment),
         )
-        .route("/api/v1/videos/{video_id}/fetch", post(api::start_fetch))
+        .route("/api/v1/videos/{video_id}/fetch", get(api::fetch_status))
+        .route("/api/v1/fetches", get(api::fetches))
+        .route("/get_fragment/{name}", get(legacy::get_fragment))
+        .route("/list_fragments", get(legacy::list_fragments))
+        .route("/fragments", get(legacy::fragments))
+        .merge(writes)
+        // Manifests and multipart uploads are read through axum's limit; raw fragment bodies
+        // (PUT) are limited by the fragment's own size as they stream.
+        .layer(DefaultBodyLimit::max(
+            usize::try_from(state.config.max_upload.saturating_add(64 << 10)).unwrap_or(usize::MAX),
+        ))
         .merge(SwaggerUi::new("/swagger-ui").url("/api-docs/openapi.json", ApiDoc::openapi()))
         .with_state(state)
 }
-
 /// Serves `app` on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,

@@ -111,7 +111,13 @@ impl Behaviour {
     }
 }
 
-pub fn build_swarm(key: Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>, String> {
+/// Builds the swarm; its transports' bandwidth is recorded in `registry` (bytes per transport
+/// stack, the libp2p-metrics crate's `libp2p_bandwidth_bytes`).
+pub fn build_swarm(
+    key: Keypair,
+    cfg: &NetConfig,
+    registry: &mut prometheus_client::registry::Registry,
+) -> Result<Swarm<Behaviour>, String> {
     let idle = cfg.idle_timeout;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
@@ -124,6 +130,7 @@ pub fn build_swarm(key: Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>, St
         .with_quic()
         .with_dns()
         .map_err(|e| format!("DNS resolver: {e}"))?
+        .with_bandwidth_metrics(registry)
         .with_behaviour(|key| Behaviour::new(key, cfg))
         .map_err(|e| format!("behaviour: {e}"))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(idle))

@@ -61,6 +61,7 @@ pub struct Client {
     pub(crate) peer_id: PeerId,
     pub(crate) availability: Availability,
     pub(crate) events: EventSender,
+    pub(crate) metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl Client {
@@ -69,6 +70,11 @@ impl Client {
     }
 
     /// Who holds what, as heard from announcements.
+    /// The node's Prometheus metrics (libp2p's and its own).
+    pub fn metrics(&self) -> &std::sync::Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+
     pub fn availability(&self) -> &Availability {
         &self.availability
     }

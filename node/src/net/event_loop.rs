@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use libp2p::kad::{self, QueryId};
+use libp2p::metrics::Recorder;
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{gossipsub, identify, multiaddr::Protocol, Multiaddr, PeerId, Swarm};
@@ -19,6 +20,7 @@ use super::client::{Command, NetError};
 use super::serve;
 use crate::availability::Availability;
 use crate::events::{emit, EventSender, NodeEvent};
+use crate::metrics::{Direction, Metrics, ANNOUNCE, TRANSFER};
 use crate::store::Store;
 
 /// Inbound requests served at once; more are answered `Busy` so a flood cannot queue without
@@ -36,6 +38,7 @@ pub struct EventLoop {
     pending_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, NetError>>>,
     pending_providers: HashMap<QueryId, (HashSet<PeerId>, oneshot::Sender<Vec<PeerId>>)>,
     serving: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
     responses_tx: mpsc::UnboundedSender<(ResponseChannel<Response>, Response)>,
     responses_rx: mpsc::UnboundedReceiver<(ResponseChannel<Response>, Response)>,
 }
@@ -48,6 +51,7 @@ impl EventLoop {
         events: EventSender,
         availability: Availability,
         topic: gossipsub::IdentTopic,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let (responses_tx, responses_rx) = mpsc::unbounded_channel();
         Self {
@@ -61,6 +65,7 @@ impl EventLoop {
             pending_requests: HashMap::new(),
             pending_providers: HashMap::new(),
             serving: Arc::new(Semaphore::new(MAX_SERVING)),
+            metrics,
             responses_tx,
             responses_rx,
         }
@@ -158,13 +163,13 @@ impl EventLoop {
 
     fn publish(&mut self, announcement: &Announcement) {
         let topic = self.topic.clone();
-        match self
-            .swarm
-            .behaviour_mut()
-            .gossipsub
-            .publish(topic, wire::encode(announcement))
-        {
-            Ok(_) => debug!(video = %announcement.video.short(), "announced"),
+        let bytes = wire::encode(announcement);
+        let len = bytes.len();
+        match self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
+            Ok(_) => {
+                self.metrics.bytes(ANNOUNCE, Direction::Sent, len);
+                debug!(video = %announcement.video.short(), "announced")
+            }
             Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
                 debug!("no peer subscribed yet; the next re-announcement will reach them")
             }
@@ -173,6 +178,14 @@ impl EventLoop {
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        self.metrics.libp2p.record(&event);
+        if matches!(
+            event,
+            SwarmEvent::ConnectionEstablished { .. } | SwarmEvent::ConnectionClosed { .. }
+        ) {
+            let peers = self.swarm.connected_peers().count();
+            self.metrics.peers.set(peers as i64);
+        }
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 let full = address.clone().with(Protocol::P2p(self.local()));
@@ -227,6 +240,13 @@ impl EventLoop {
     }
 
     fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match &event {
+            BehaviourEvent::Identify(e) => self.metrics.libp2p.record(e),
+            BehaviourEvent::Kad(e) => self.metrics.libp2p.record(e),
+            BehaviourEvent::Gossipsub(e) => self.metrics.libp2p.record(e),
+            BehaviourEvent::Ping(e) => self.metrics.libp2p.record(e),
+            BehaviourEvent::Transfer(_) => {}
+        }
         match event {
             // Identify is how a peer's listen addresses reach the DHT routing table, so a node
             // that knows one bootstrap address learns of everyone else.
@@ -284,6 +304,8 @@ impl EventLoop {
     }
 
     fn on_gossip(&mut self, source: PeerId, id: gossipsub::MessageId, message: gossipsub::Message) {
+        self.metrics
+            .bytes(ANNOUNCE, Direction::Received, message.data.len());
         let verdict = match Announcement::decode(&message.data) {
             // The announced peer must be the one that signed the message.
             Ok(a) if message.source.map(|s| s.to_string()) == Some(a.peer.clone()) => Ok(a),
@@ -302,6 +324,7 @@ impl EventLoop {
                             from: a.peer,
                             video: a.video,
                             fragments: indices,
+                            named: a.named,
                         },
                     );
                 }
@@ -335,6 +358,10 @@ impl EventLoop {
                     request_id,
                     response,
                 } => {
+                    if let Response::Chunk { data } = &response {
+                        self.metrics
+                            .bytes(TRANSFER, Direction::Received, data.len());
+                    }
                     if let Some(reply) = self.pending_requests.remove(&request_id) {
                         let _ = reply.send(Ok(response));
                     }
@@ -372,8 +399,9 @@ impl EventLoop {
         };
         let store = self.store.clone();
         let done = self.responses_tx.clone();
+        let metrics = self.metrics.clone();
         tokio::task::spawn_blocking(move || {
-            let response = serve::answer(&store, &peer, request);
+            let response = serve::answer(&store, &peer, request, &metrics);
             drop(permit);
             let _ = done.send((channel, response));
         });

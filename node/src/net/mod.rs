@@ -28,6 +28,7 @@ pub use client::{Client, NetError};
 
 use crate::availability::Availability;
 use crate::events::EventSender;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 pub fn manifest_key(video: &VideoId) -> RecordKey {
@@ -47,7 +48,9 @@ pub fn spawn(
     cfg: &NetConfig,
 ) -> Result<(Client, tokio::task::JoinHandle<()>), String> {
     let peer_id = key.public().to_peer_id();
-    let mut swarm = behaviour::build_swarm(key, cfg)?;
+    let mut registry = prometheus_client::registry::Registry::default();
+    let mut swarm = behaviour::build_swarm(key, cfg, &mut registry)?;
+    let metrics = Metrics::new(registry);
     let topic = IdentTopic::new(ANNOUNCE_TOPIC);
     swarm
         .behaviour_mut()
@@ -63,6 +66,7 @@ pub fn spawn(
         events.clone(),
         availability.clone(),
         topic,
+        metrics.clone(),
     );
     let task = tokio::spawn(event_loop.run());
     Ok((
@@ -71,6 +75,7 @@ pub fn spawn(
             peer_id,
             availability,
             events,
+            metrics,
         },
         task,
     ))

@@ -5,9 +5,10 @@ use serde_bytes::ByteBuf;
 use tracing::debug;
 use vidswarm_proto::wire::{ErrorCode, Request, Response};
 
+use crate::metrics::{Direction, Metrics, TRANSFER};
 use crate::store::{Store, StoreError};
 
-pub fn answer(store: &Store, peer: &PeerId, request: Request) -> Response {
+pub fn answer(store: &Store, peer: &PeerId, request: Request, metrics: &Metrics) -> Response {
     let _span = tracing::debug_span!("serve", %peer).entered();
     match request {
         Request::Manifest { video } => match store.manifest(&video) {
@@ -24,6 +25,12 @@ pub fn answer(store: &Store, peer: &PeerId, request: Request) -> Response {
         } => match store.read_chunk(&fragment, offset, len) {
             Ok(data) => {
                 debug!(fragment = %fragment.short(), offset, len, "served chunk");
+                metrics.bytes(TRANSFER, Direction::Sent, data.len());
+                metrics.chunks_served.inc();
+                let end = offset + u64::from(len);
+                if store.fragment_size(&fragment) == Some(end) {
+                    metrics.fragment_served("swarm");
+                }
                 Response::Chunk {
                     data: ByteBuf::from(data),
                 }

@@ -28,6 +28,12 @@ pub enum StoreError {
     },
     #[error("content is {actual} bytes, expected {expected}")]
     SizeMismatch { expected: u64, actual: u64 },
+    #[error("the upload is larger than the {limit} bytes allowed")]
+    UploadTooLarge { limit: u64 },
+    #[error("{} is not valid: {reason}", path.display())]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("the default collection holds {0} names, the most it keeps")]
+    CollectionFull(usize),
     #[error("fragments are never empty")]
     Empty,
     #[error("fragment {0} is not in the store")]

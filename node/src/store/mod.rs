@@ -4,6 +4,7 @@
 //! ROOT/LOCK                        advisory lock: one process per data dir
 //! ROOT/fragments/<blake3 hex>      a fragment, named by the BLAKE3 hash of its bytes
 //! ROOT/manifests/<video id>.json   a validated manifest, named by its video id
+//! ROOT/collection.json             the default collection: upload name -> video (collection.rs)
 //! ROOT/tmp/                        writes in progress; emptied on open
 //! ```
 //!
@@ -15,13 +16,17 @@
 //! - `open.rs`: lock, layout, the startup check.
 //! - `write.rs`: temp files, durable persist, [`FragmentWriter`] for chunked downloads.
 //! - `verify.rs`: streaming hashing on the way in.
+//! - `upload.rs`: fragments streamed in from outside, hashed on the way.
+//! - `collection.rs`: the default collection of loose uploads' names.
 //! - `split_dir.rs`: importing a splitter's output dir and exporting a video back to one.
 //! - `error.rs`: [`StoreError`] and the reports.
 
+mod collection;
 mod error;
 mod identity;
 mod open;
 mod split_dir;
+mod upload;
 mod verify;
 mod write;
 
@@ -34,8 +39,10 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use vidswarm_proto::{parse_fragment_name, FragmentInfo, Hash, Manifest, VideoId, MAX_CHUNK_SIZE};
 
+pub use collection::{Claim, NamedEntry, MAX_NAMES};
 use error::io_err;
 pub use error::{ImportReport, OpenReport, StoreError};
+pub use upload::{Upload, Verified};
 pub use write::FragmentWriter;
 
 const FRAGMENTS: &str = "fragments";
@@ -55,6 +62,8 @@ struct Inner {
     /// Every manifest held, parsed and validated once (on open or on put): `resolve` is called per
     /// request and must not re-parse megabytes of JSON.
     manifests: RwLock<BTreeMap<VideoId, Arc<Manifest>>>,
+    /// The default collection (see `collection.rs`); writes hold the lock while they persist.
+    names: Mutex<collection::Names>,
     /// Serialises `put_manifest`, so "is it new?" has one answer.
     put_manifest: Mutex<()>,
     /// Holds the advisory lock on `ROOT/LOCK` while open.
@@ -83,6 +92,11 @@ impl Store {
 
     pub fn has_fragment(&self, h: &Hash) -> bool {
         matches!(self.held_size(h), Ok(Some(_)))
+    }
+
+    /// The size of fragment `h`, if held.
+    pub fn fragment_size(&self, h: &Hash) -> Option<u64> {
+        self.held_size(h).ok().flatten()
     }
 
     /// Where fragment `h` is, if the store holds it. The file must only be read.

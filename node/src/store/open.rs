@@ -37,6 +37,7 @@ impl Store {
         check.tmp()?;
         check.fragments()?;
         let manifests = check.manifests()?;
+        let names = check.collection()?;
         let report = check.report;
         tracing::info!(
             root = %root.display(),
@@ -48,6 +49,7 @@ impl Store {
         let inner = Inner {
             root,
             manifests: RwLock::new(manifests),
+            names: Mutex::new(names),
             put_manifest: Mutex::new(()),
             _lock: lock,
         };
@@ -139,6 +141,21 @@ impl Check<'_> {
         }
         self.report.manifests = held.len();
         Ok(held)
+    }
+
+    /// The default collection; an unreadable one is deleted and reported (names are re-learned
+    /// from the swarm's announcements).
+    fn collection(&mut self) -> Result<super::collection::Names, StoreError> {
+        let reason = match super::collection::load(self.root) {
+            Err(StoreError::Corrupt { reason, .. }) => reason,
+            Err(e @ StoreError::TooLarge { .. }) => e.to_string(),
+            other => return other,
+        };
+        let path = self.root.join(super::collection::COLLECTION);
+        tracing::warn!(path = %path.display(), %reason, "deleting from the data dir");
+        fs::remove_file(&path).map_err(io_err("delete", &path))?;
+        self.report.dropped.push((path, reason));
+        Ok(Default::default())
     }
 
     fn drop(&mut self, entry: &DirEntry, reason: String) -> Result<(), StoreError> {

@@ -24,7 +24,7 @@ impl Expected<'_> {
 
     /// Checks what was hashed against what was expected: size, whole hash, then chunk hashes
     /// (a manifest whose chunks disagree with its own whole hash would poison chunked fetches).
-    fn check(&self, got: Hashed) -> Result<u64, StoreError> {
+    pub(crate) fn check(&self, got: Hashed) -> Result<u64, StoreError> {
         if let Some(expected) = self.size() {
             if got.size != expected {
                 return Err(StoreError::SizeMismatch {
@@ -58,10 +58,10 @@ impl Expected<'_> {
     }
 }
 
-struct Hashed {
-    size: u64,
-    hash: Hash,
-    chunks: Option<Vec<Hash>>,
+pub(crate) struct Hashed {
+    pub size: u64,
+    pub hash: Hash,
+    pub chunks: Option<Vec<Hash>>,
 }
 
 // One per stream, short-lived: the variants' size difference costs nothing worth a Box.

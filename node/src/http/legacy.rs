@@ -1,0 +1,349 @@
+//! The original student system's routes, kept for its clients (curl, Postman):
+//! `/upload_fragment`, `/get_fragment/{name}`, `/list_fragments`, `/fragments`,
+//! `/send_all_fragments`. Loose fragments belong to the default collection
+//! (`store/collection.rs`): each upload becomes a one-fragment video (mode `upload`) and its name
+//! is announced with it, so every node resolves a name to the same bytes.
+
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use vidswarm_proto::{
+    fragment_name, is_plain_file_name, FragmentInfo, Manifest, SourceInfo, SplitMode,
+    DEFAULT_CHUNK_SIZE,
+};
+
+use super::incoming::Incoming;
+use super::{ApiError, AppState, ErrorBody};
+use crate::fetch::{self, blocking, FetchOptions};
+use crate::progress::now_ms;
+use crate::store::{Claim, NamedEntry};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Uploaded {
+    /// The name the fragment is stored under in the default collection.
+    pub name: String,
+    pub size: u64,
+    pub blake3: String,
+    /// The one-fragment video the upload became (see `/api/v1/videos`).
+    pub video_id: String,
+    /// `stored`, `unchanged` (this very content was there already) or `replaced`.
+    pub status: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct UploadQuery {
+    /// Replace a fragment uploaded earlier under the same name with other content.
+    #[serde(default)]
+    pub replace: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FragmentNames {
+    /// Names of the default collection's fragments this node holds, sorted.
+    pub fragments: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CollectionFragment {
+    pub name: String,
+    pub size: u64,
+    pub blake3: String,
+    pub video_id: String,
+    /// When the upload was taken, in milliseconds since the Unix epoch (the node's clock).
+    pub uploaded_at_ms: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CollectionFragments {
+    pub fragments: Vec<CollectionFragment>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SendFailure {
+    pub name: String,
+    pub error: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SentReport {
+    /// What was provided in the DHT and announced to peers (loose fragments by name, fragments
+    /// of whole videos as `<video id>/fragment_<i>.mp4`).
+    pub sent: Vec<String>,
+    pub failed: Vec<SendFailure>,
+    /// Peers connected when it was sent; they fetch what they miss.
+    pub peers: usize,
+}
+
+#[utoipa::path(post, path = "/upload_fragment", tag = "original routes",
+    params(UploadQuery),
+    request_body(content_type = "multipart/form-data",
+        description = "One field `file`, its filename the fragment's name (e.g. `fragment_3.mp4`)"),
+    responses(
+        (status = 200, description = "Stored durably, provided and announced", body = Uploaded),
+        (status = 400, description = "No `file` field, two of them, a name that is not a plain file name, or an empty file", body = ErrorBody),
+        (status = 401, description = "A bearer token is required", body = ErrorBody),
+        (status = 409, description = "The name holds other content; pass `replace=true` to replace it", body = ErrorBody),
+        (status = 413, description = "Larger than the upload limit", body = ErrorBody)),
+    security((), ("bearer" = [])))]
+pub async fn upload_fragment(
+    State(state): State<AppState>,
+    query: Result<Query<UploadQuery>, QueryRejection>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Json<Uploaded>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let mut multipart = multipart.map_err(|e| ApiError {
+        status: e.status(),
+        message: e.body_text(),
+    })?;
+    let mut file: Option<(String, Incoming)> = None;
+    while let Some(field) = multipart.next_field().await? {
+        if field.name() != Some("file") {
+            continue; // Other fields (Postman adds some) are read past and ignored.
+        }
+        let name = field.file_name().unwrap_or_default().to_owned();
+        if let Some((_, earlier)) = file.take() {
+            earlier.abort().await;
+            return Err(ApiError::bad_request("more than one `file` field"));
+        }
+        if !is_plain_file_name(&name) {
+            return Err(ApiError::bad_request(format!(
+                "the file name {name:?} is not a plain file name (1 to 255 bytes, no `/`, `\\`, control characters, `.` or `..`)"
+            )));
+        }
+        let incoming = Incoming::start(
+            &state.store,
+            state.config.max_upload,
+            None,
+            DEFAULT_CHUNK_SIZE,
+        );
+        file = Some((name, incoming.feed(field).await?));
+    }
+    let (name, incoming) = file.ok_or_else(|| ApiError::bad_request("no `file` field"))?;
+    let verified = incoming.finish().await?;
+    let h = verified.fragment().clone();
+    let manifest = upload_manifest(&name, h.size, h.hash, h.chunks);
+    let video = manifest.video_id;
+    let (store, n) = (state.store.clone(), name.clone());
+    let replace = query.replace;
+    let claim = blocking(move || -> Result<Claim, crate::store::StoreError> {
+        // The name is checked before anything is stored: a conflict leaves the store as it was.
+        if let Some(old) = store.named(&n).filter(|o| o.video != video && !replace) {
+            return Ok(Claim::Conflict(old));
+        }
+        verified.persist()?;
+        store.put_manifest(&manifest)?;
+        store.claim_name(&n, video, now_ms(), replace)
+    })
+    .await??;
+    let status = match claim {
+        Claim::Conflict(old) => {
+            return Err(ApiError::conflict(format!(
+                "{name} already names other content (video {}); upload with ?replace=true to replace it",
+                old.video
+            )))
+        }
+        Claim::Unchanged(_) => "unchanged",
+        Claim::Recorded(_) if query.replace => "replaced",
+        Claim::Recorded(_) => "stored",
+    };
+    if let Some(m) = state.store.manifest(&video)? {
+        fetch::announce_held(&state.client, &state.store, &m, true).await?;
+    }
+    Ok(Json(Uploaded {
+        name,
+        size: h.size,
+        blake3: h.hash.to_string(),
+        video_id: video.to_string(),
+        status: status.into(),
+    }))
+}
+
+/// The one-fragment manifest a loose upload becomes. Its id depends on the name and the bytes
+/// only, so the same upload on two nodes is the same video.
+fn upload_manifest(
+    name: &str,
+    size: u64,
+    hash: vidswarm_proto::Hash,
+    chunks: Vec<vidswarm_proto::Hash>,
+) -> Manifest {
+    let fragment = FragmentInfo {
+        index: 0,
+        name: fragment_name(0),
+        size,
+        duration: 0.0,
+        start: 0.0,
+        frame_count: 0,
+        blake3: hash,
+        chunks,
+    };
+    let source = SourceInfo {
+        name: name.to_owned(),
+        size,
+        duration: 0.0,
+        frame_count: 0,
+    };
+    Manifest::new(
+        source,
+        SplitMode::Upload,
+        DEFAULT_CHUNK_SIZE,
+        vec![fragment],
+    )
+}
+
+#[utoipa::path(get, path = "/get_fragment/{name}", tag = "original routes",
+    params(("name" = String, Path, description = "A name in the default collection, e.g. fragment_3.mp4"),
+           ("Range" = Option<String>, Header, description = "One byte range")),
+    responses(
+        (status = 200, description = "The fragment's bytes (fetched over the swarm first if only a peer held it)", content_type = "video/mp4", body = Vec<u8>),
+        (status = 206, description = "The requested range", content_type = "video/mp4", body = Vec<u8>),
+        (status = 400, description = "Not a plain file name, or a malformed Range", body = ErrorBody),
+        (status = 404, description = "No fragment of that name in the default collection", body = ErrorBody),
+        (status = 416, description = "The range starts past the end", body = ErrorBody),
+        (status = 503, description = "Known, but no peer could provide it in time", body = ErrorBody)))]
+pub async fn get_fragment(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if !is_plain_file_name(&name) {
+        return Err(ApiError::bad_request(format!(
+            "{name:?} is not a plain file name"
+        )));
+    }
+    let entry = state.store.named(&name).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no fragment named {name} in the default collection"
+        ))
+    })?;
+    let hash = match held_upload(&state, &entry)? {
+        Some(hash) => hash,
+        None => {
+            // The original system's P2P test: a fragment only a peer holds is fetched first.
+            let opts = FetchOptions {
+                stall_timeout: std::time::Duration::from_secs(15),
+                ..state.fetch.clone()
+            };
+            fetch::fetch(&state.client, &state.store, entry.video, &opts).await?;
+            held_upload(&state, &entry)?
+                .ok_or_else(|| ApiError::unavailable(format!("{name} could not be fetched")))?
+        }
+    };
+    let path = state
+        .store
+        .fragment_path(&hash)
+        .ok_or_else(|| ApiError::not_found(format!("{name} is no longer held")))?;
+    super::api::send_file(&path, &headers).await
+}
+
+/// The held fragment a collection entry means, if this node holds it.
+fn held_upload(
+    state: &AppState,
+    entry: &NamedEntry,
+) -> Result<Option<vidswarm_proto::Hash>, ApiError> {
+    let Some(m) = state.store.manifest(&entry.video)? else {
+        return Ok(None);
+    };
+    if m.mode != SplitMode::Upload {
+        return Err(ApiError::not_found(
+            "that name does not mean a loose upload",
+        ));
+    }
+    let f = &m.fragments[0];
+    Ok(state.store.has_fragment(&f.blake3).then_some(f.blake3))
+}
+
+fn held_collection(state: &AppState) -> Result<Vec<CollectionFragment>, ApiError> {
+    let mut out = Vec::new();
+    for (name, entry) in state.store.collection() {
+        let Some(m) = state.store.manifest(&entry.video)? else {
+            continue;
+        };
+        let f = &m.fragments[0];
+        if m.mode == SplitMode::Upload && state.store.has_fragment(&f.blake3) {
+            out.push(CollectionFragment {
+                name,
+                size: f.size,
+                blake3: f.blake3.to_string(),
+                video_id: entry.video.to_string(),
+                uploaded_at_ms: entry.uploaded_at_ms,
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[utoipa::path(get, path = "/list_fragments", tag = "original routes",
+    responses((status = 200, description = "Names of the default collection's fragments held here", body = FragmentNames)))]
+pub async fn list_fragments(
+    State(state): State<AppState>,
+) -> Result<Json<FragmentNames>, ApiError> {
+    let held = blocking(move || held_collection(&state)).await??;
+    Ok(Json(FragmentNames {
+        fragments: held.into_iter().map(|f| f.name).collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/fragments", tag = "original routes",
+    responses((status = 200, description = "The default collection's fragments held here, with sizes and hashes", body = CollectionFragments)))]
+pub async fn fragments(
+    State(state): State<AppState>,
+) -> Result<Json<CollectionFragments>, ApiError> {
+    let fragments = blocking(move || held_collection(&state)).await??;
+    Ok(Json(CollectionFragments { fragments }))
+}
+
+#[utoipa::path(get, path = "/send_all_fragments", tag = "original routes",
+    responses(
+        (status = 200, description = "Every fragment held, provided and announced; peers fetch what they miss", body = SentReport),
+        (status = 401, description = "A bearer token is required", body = ErrorBody),
+        (status = 503, description = "The swarm is not running", body = ErrorBody)),
+    security((), ("bearer" = [])))]
+pub async fn send_all_fragments(
+    State(state): State<AppState>,
+) -> Result<Json<SentReport>, ApiError> {
+    let peers = state.client.connected_peers().await?.len();
+    let store = state.store.clone();
+    let manifests = blocking(move || store.manifests()).await??;
+    let (mut sent, mut failed) = (Vec::new(), Vec::new());
+    for m in manifests {
+        let names: Vec<String> = if m.mode == SplitMode::Upload {
+            vec![m.source.name.clone()]
+        } else {
+            m.fragments
+                .iter()
+                .map(|f| format!("{}/{}", m.video_id, f.name))
+                .collect()
+        };
+        let held: Vec<bool> = m
+            .fragments
+            .iter()
+            .map(|f| state.store.has_fragment(&f.blake3))
+            .collect();
+        let result = if peers == 0 {
+            Err("no peer is connected".to_owned())
+        } else {
+            fetch::announce_held(&state.client, &state.store, &m, true)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        for (name, _) in names.into_iter().zip(held).filter(|(_, h)| *h) {
+            match &result {
+                Ok(()) => sent.push(name),
+                Err(error) => failed.push(SendFailure {
+                    name,
+                    error: error.clone(),
+                }),
+            }
+        }
+    }
+    Ok(Json(SentReport {
+        sent,
+        failed,
+        peers,
+    }))
+}

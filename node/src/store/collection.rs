@@ -1,0 +1,163 @@
+//! The default collection: what the names of loose uploads (the original routes'
+//! `/upload_fragment`) mean. Each name maps to the one-fragment video the upload became; the
+//! mapping is kept durably in `ROOT/collection.json` and shared over gossip with every
+//! announcement of that video. Per name, the entry with the latest `(uploaded_at_ms, video)` wins,
+//! so nodes that heard the same announcements agree on what `fragment_3.mp4` means.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::PoisonError;
+
+use serde::{Deserialize, Serialize};
+use vidswarm_proto::{is_plain_file_name, VideoId};
+
+use super::error::StoreError;
+use super::{read_bounded, Store};
+
+pub(super) const COLLECTION: &str = "collection.json";
+/// Names kept at most: a swarm cannot grow a node's table (or its file) without bound.
+pub const MAX_NAMES: usize = 10_000;
+const MAX_COLLECTION_BYTES: usize = 4 << 20;
+
+/// What a name means. Ordered by time, then video id: the greater entry wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct NamedEntry {
+    pub uploaded_at_ms: u64,
+    pub video: VideoId,
+}
+
+/// The outcome of [`Store::claim_name`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The name now means the upload.
+    Recorded(NamedEntry),
+    /// The name already meant this very upload; nothing changed.
+    Unchanged(NamedEntry),
+    /// The name means other content; the caller did not ask to replace it.
+    Conflict(NamedEntry),
+}
+
+#[derive(Serialize, Deserialize)]
+struct CollectionFile {
+    names: BTreeMap<String, NamedEntry>,
+}
+
+pub(super) type Names = BTreeMap<String, NamedEntry>;
+
+/// Reads `ROOT/collection.json`; a missing file is an empty collection. Names that are not plain
+/// file names are left out (the file is only ever written by the store, but stay strict).
+pub(super) fn load(root: &Path) -> Result<Names, StoreError> {
+    let path = root.join(COLLECTION);
+    if !super::write::exists(&path)? {
+        return Ok(Names::new());
+    }
+    let bytes = read_bounded(&path, MAX_COLLECTION_BYTES)?;
+    let file: CollectionFile = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(file
+        .names
+        .into_iter()
+        .filter(|(name, _)| is_plain_file_name(name))
+        .take(MAX_NAMES)
+        .collect())
+}
+
+impl Store {
+    /// What `name` means, if anything.
+    pub fn named(&self, name: &str) -> Option<NamedEntry> {
+        self.names().get(name).copied()
+    }
+
+    /// Every name and what it means, sorted by name.
+    pub fn collection(&self) -> Vec<(String, NamedEntry)> {
+        self.names().iter().map(|(n, e)| (n.clone(), *e)).collect()
+    }
+
+    /// The name `video` goes by, if it is the current meaning of one.
+    pub fn name_of(&self, video: &VideoId) -> Option<(String, NamedEntry)> {
+        self.names()
+            .iter()
+            .find(|(_, e)| e.video == *video)
+            .map(|(n, e)| (n.clone(), *e))
+    }
+
+    /// Records what a peer announced: `name` means `entry` if that is newer than what it meant.
+    /// Returns whether anything changed.
+    pub fn observe_name(&self, name: &str, entry: NamedEntry) -> Result<bool, StoreError> {
+        let mut names = self.names();
+        let newer = names.get(name).is_none_or(|old| entry > *old);
+        if !newer || !is_plain_file_name(name) || !room_for(&names, name) {
+            return Ok(false);
+        }
+        let previous = names.insert(name.to_owned(), entry);
+        self.save_names(&mut names, name, previous)?;
+        Ok(true)
+    }
+
+    /// A local upload of `video` under `name`, at `now_ms`. If the name means other content it
+    /// is only taken over with `replace`; the new entry is then made newer than the old one even
+    /// if this node's clock is behind.
+    pub fn claim_name(
+        &self,
+        name: &str,
+        video: VideoId,
+        now_ms: u64,
+        replace: bool,
+    ) -> Result<Claim, StoreError> {
+        let mut names = self.names();
+        let old = names.get(name).copied();
+        match old {
+            Some(old) if old.video == video => return Ok(Claim::Unchanged(old)),
+            Some(old) if !replace => return Ok(Claim::Conflict(old)),
+            _ => {}
+        }
+        if !is_plain_file_name(name) || !room_for(&names, name) {
+            return Err(StoreError::CollectionFull(MAX_NAMES));
+        }
+        let entry = NamedEntry {
+            uploaded_at_ms: old.map_or(now_ms, |o| now_ms.max(o.uploaded_at_ms + 1)),
+            video,
+        };
+        let previous = names.insert(name.to_owned(), entry);
+        self.save_names(&mut names, name, previous)?;
+        Ok(Claim::Recorded(entry))
+    }
+
+    fn names(&self) -> std::sync::MutexGuard<'_, Names> {
+        self.inner
+            .names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes the whole table durably; on failure the in-memory change is undone, so memory never
+    /// claims what the disk does not hold.
+    fn save_names(
+        &self,
+        names: &mut Names,
+        name: &str,
+        previous: Option<NamedEntry>,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_vec_pretty(&CollectionFile {
+            names: names.clone(),
+        })
+        .expect("the collection serialises");
+        let written = self
+            .temp()
+            .and_then(|mut tmp| tmp.write_all(&json).map(|()| tmp))
+            .and_then(|tmp| tmp.persist(&self.inner.root.join(COLLECTION)));
+        if written.is_err() {
+            match previous {
+                Some(old) => names.insert(name.to_owned(), old),
+                None => names.remove(name),
+            };
+        }
+        written
+    }
+}
+
+fn room_for(names: &Names, name: &str) -> bool {
+    names.len() < MAX_NAMES || names.contains_key(name)
+}
