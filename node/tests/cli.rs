@@ -3,6 +3,10 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::have_ffmpeg;
+
+mod common;
+
 fn vidswarm(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vidswarm"))
         .args(args)
@@ -16,19 +20,6 @@ fn text(out: &Output) -> (String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// Outside CI a missing ffmpeg skips, loudly; in CI it fails.
-fn have_ffmpeg() -> bool {
-    let ok = Command::new("ffprobe")
-        .arg("-version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(std::env::var_os("CI").is_none(), "ffmpeg missing in CI");
-        eprintln!("SKIPPED: ffmpeg/ffprobe not installed (sudo apt-get install -y ffmpeg)");
-    }
-    ok
 }
 
 const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/demo.mp4");

@@ -22,6 +22,12 @@ impl Drop for Proc {
 
 /// Starts `vidswarm node` and returns it with the first address it prints.
 fn node(data: &Path, bootstrap: Option<&str>) -> (Proc, String) {
+    let (proc, addr, _) = node_with_http(data, bootstrap, &[]);
+    (proc, addr)
+}
+
+/// Starts `vidswarm node` with `extra` arguments; returns it, its address and its HTTP API's URL.
+fn node_with_http(data: &Path, bootstrap: Option<&str>, extra: &[&str]) -> (Proc, String, String) {
     let mut cmd = Command::new(BIN);
     cmd.args(["node", "--data"])
         .arg(data)
@@ -32,6 +38,7 @@ fn node(data: &Path, bootstrap: Option<&str>) -> (Proc, String) {
     if let Some(b) = bootstrap {
         cmd.args(["--bootstrap", b]);
     }
+    cmd.args(extra);
     let mut child = cmd.spawn().expect("vidswarm node starts");
     let stdout = child.stdout.take().expect("piped");
     let (tx, rx) = mpsc::channel();
@@ -47,7 +54,11 @@ fn node(data: &Path, bootstrap: Option<&str>) -> (Proc, String) {
         addr.starts_with("/ip4/127.0.0.1/tcp/") && addr.contains("/p2p/"),
         "{addr}"
     );
-    (Proc(child), addr)
+    let http = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the node prints its HTTP URL");
+    assert!(http.starts_with("http://127.0.0.1:"), "{http}");
+    (Proc(child), addr, http)
 }
 
 #[test]
@@ -141,4 +152,82 @@ fn fetch_of_an_unknown_video_exits_non_zero_with_a_clear_error() {
     assert!(!out.status.success());
     assert!(stderr.contains("no peer gave the manifest"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/demo.mp4");
+
+/// The CLI as a client of running nodes' HTTP APIs: `publish` splits the demo video and uploads
+/// it to a (behind a bearer token), b fetches it from a over the swarm, `status` shows it, and
+/// `fetch --node` has b fetch a part and downloads it, checked against the manifest.
+#[test]
+fn publish_status_and_fetch_through_the_http_api() {
+    if !common::have_ffmpeg() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let token = ["--api-token", "t0ken"];
+    let (_a, a_addr, a_http) = node_with_http(&work.path().join("a"), None, &token);
+    let (_b, _, b_http) =
+        node_with_http(&work.path().join("b"), Some(&a_addr), &["--no-auto-fetch"]);
+
+    let (ok, _, stderr) = run(&["publish", DEMO, "--node", &a_http]);
+    assert!(!ok, "publishing without the token is refused");
+    assert!(stderr.contains("401"), "{stderr}");
+    let (ok, stdout, stderr) = run(&["publish", DEMO, "--node", &a_http, "--api-token", "t0ken"]);
+    assert!(ok, "publish failed:\n{stdout}\n{stderr}");
+    let video = stdout
+        .split_whitespace()
+        .nth(2)
+        .expect("publish names the video")
+        .to_owned();
+    assert_eq!(video.len(), 64, "{stdout}");
+
+    let (ok, stdout, stderr) = run(&["status", "--node", &a_http]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("10/10 fragments held here"), "{stdout}");
+    assert!(stdout.contains("peers: 1 connected"), "{stdout}");
+
+    let out = work.path().join("out");
+    let (ok, stdout, stderr) = run(&[
+        "fetch",
+        &video,
+        "--node",
+        &b_http,
+        "--fragment",
+        "2",
+        "--fragment",
+        "fragment_7.mp4",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "fetch --node failed:\n{stdout}\n{stderr}");
+    let manifest =
+        vidswarm_proto::Manifest::from_json(&std::fs::read(out.join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest.video_id.to_string(), video);
+    for i in [2, 7] {
+        let bytes = std::fs::read(out.join(format!("fragment_{i}.mp4"))).unwrap();
+        assert_eq!(
+            vidswarm_proto::Hash::of(&bytes),
+            manifest.fragments[i].blake3
+        );
+    }
+    assert!(!out.join("fragment_3.mp4").exists());
+    let (ok, stdout, _) = run(&["status", "--node", &b_http]);
+    assert!(ok);
+    assert!(stdout.contains("2/10 fragments held here"), "{stdout}");
+
+    // A node that does not answer: status fails (what a health check needs).
+    let (ok, _, stderr) = run(&["status", "--quiet", "--node", "http://127.0.0.1:9"]);
+    assert!(!ok);
+    assert!(stderr.contains("cannot reach the node"), "{stderr}");
 }

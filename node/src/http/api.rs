@@ -176,7 +176,7 @@ pub async fn videos(State(state): State<AppState>) -> Result<Json<Videos>, ApiEr
 }
 
 #[utoipa::path(get, path = "/api/v1/videos/{video_id}/manifest", tag = "videos",
-    params(("video_id" = String, Path, description = "64 hex digits")),
+    params(("video_id" = String, Path, description = "64 lowercase hex digits", pattern = "^[0-9a-f]{64}$")),
     responses(
         (status = 200, description = "The manifest (see docs/architecture.md)", content_type = "application/json", body = Object),
         (status = 400, description = "Not a video id", body = ErrorBody),
@@ -195,9 +195,9 @@ pub async fn manifest(
 }
 
 #[utoipa::path(get, path = "/api/v1/videos/{video_id}/fragments/{index}", tag = "videos",
-    params(("video_id" = String, Path, description = "64 hex digits"),
-           ("index" = u32, Path, description = "Fragment index"),
-           ("Range" = Option<String>, Header, description = "One byte range: bytes=a-b, bytes=a- or bytes=-n")),
+    params(("video_id" = String, Path, description = "64 lowercase hex digits", pattern = "^[0-9a-f]{64}$"),
+           ("index" = u32, Path, description = "Fragment index", maximum = 999),
+           ("Range" = Option<String>, Header, description = "One byte range: bytes=a-b, bytes=a- or bytes=-n", pattern = "^bytes=([0-9]{1,19}-[0-9]{0,19}|-[0-9]{1,19})$")),
     responses(
         (status = 200, description = "The fragment's bytes", content_type = "video/mp4", body = Vec<u8>),
         (status = 206, description = "The requested range of the fragment", content_type = "video/mp4", body = Vec<u8>),
@@ -264,7 +264,7 @@ pub struct FetchRequest {
 }
 
 #[utoipa::path(post, path = "/api/v1/videos/{video_id}/fetch", tag = "videos",
-    params(("video_id" = String, Path, description = "64 hex digits")),
+    params(("video_id" = String, Path, description = "64 lowercase hex digits", pattern = "^[0-9a-f]{64}$")),
     request_body(content = Option<FetchRequest>, content_type = "application/json",
         description = "Optional: which fragments; the whole video without a body"),
     responses(
@@ -286,6 +286,16 @@ pub async fn start_fetch(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("not a FetchRequest: {e}")))?
     };
+    if let Some(bad) = request
+        .fragments
+        .iter()
+        .flatten()
+        .find(|&&i| i >= vidswarm_proto::MAX_FRAGMENTS)
+    {
+        return Err(ApiError::bad_request(format!(
+            "fragment index {bad} is past the most a video has"
+        )));
+    }
     if !state.fetches.begin(video) {
         return Err(ApiError::conflict(format!(
             "a fetch of {video} is running; follow it at /api/v1/videos/{video}/fetch"
@@ -318,7 +328,7 @@ pub async fn start_fetch(
 }
 
 #[utoipa::path(get, path = "/api/v1/videos/{video_id}/fetch", tag = "videos",
-    params(("video_id" = String, Path, description = "64 hex digits")),
+    params(("video_id" = String, Path, description = "64 lowercase hex digits", pattern = "^[0-9a-f]{64}$")),
     responses(
         (status = 200, description = "The latest fetch of this video and how far it got", body = FetchProgress),
         (status = 400, description = "Not a video id", body = ErrorBody),

@@ -35,6 +35,15 @@ pub struct Uploaded {
     pub status: String,
 }
 
+/// The form `/upload_fragment` takes (documentation only: the handler streams the parts).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The fragment; the part's filename is the name it is stored under.
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct UploadQuery {
     /// Replace a fragment uploaded earlier under the same name with other content.
@@ -81,7 +90,7 @@ pub struct SentReport {
 
 #[utoipa::path(post, path = "/upload_fragment", tag = "original routes",
     params(UploadQuery),
-    request_body(content_type = "multipart/form-data",
+    request_body(content = UploadForm, content_type = "multipart/form-data",
         description = "One field `file`, its filename the fragment's name (e.g. `fragment_3.mp4`)"),
     responses(
         (status = 200, description = "Stored durably, provided and announced", body = Uploaded),
@@ -196,8 +205,8 @@ fn upload_manifest(
 }
 
 #[utoipa::path(get, path = "/get_fragment/{name}", tag = "original routes",
-    params(("name" = String, Path, description = "A name in the default collection, e.g. fragment_3.mp4"),
-           ("Range" = Option<String>, Header, description = "One byte range")),
+    params(("name" = String, Path, description = "A name in the default collection, e.g. fragment_3.mp4: 1 to 255 bytes, no `/`, `\\` or control characters, not `.` or `..`", min_length = 1, max_length = 255, pattern = "^(?!\\.{1,2}$)[^/\\\\\\x00-\\x1f\\x7f-\\x9f]+$"),
+           ("Range" = Option<String>, Header, description = "One byte range: bytes=a-b, bytes=a- or bytes=-n", pattern = "^bytes=([0-9]{1,19}-[0-9]{0,19}|-[0-9]{1,19})$")),
     responses(
         (status = 200, description = "The fragment's bytes (fetched over the swarm first if only a peer held it)", content_type = "video/mp4", body = Vec<u8>),
         (status = 206, description = "The requested range", content_type = "video/mp4", body = Vec<u8>),

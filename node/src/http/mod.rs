@@ -106,6 +106,7 @@ pub struct AppState {
         upload::ManifestStored,
         upload::FragmentStored,
         legacy::Uploaded,
+        legacy::UploadForm,
         legacy::FragmentNames,
         legacy::CollectionFragment,
         legacy::CollectionFragments,

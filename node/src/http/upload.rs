@@ -85,8 +85,8 @@ pub async fn put_manifest(
 }
 
 #[utoipa::path(put, path = "/api/v1/videos/{video_id}/fragments/{index}", tag = "videos",
-    params(("video_id" = String, Path, description = "64 hex digits"),
-           ("index" = u32, Path, description = "Fragment index")),
+    params(("video_id" = String, Path, description = "64 lowercase hex digits", pattern = "^[0-9a-f]{64}$"),
+           ("index" = u32, Path, description = "Fragment index", maximum = 999)),
     request_body(content = Vec<u8>, content_type = "application/octet-stream",
         description = "The fragment's bytes; they must hash as the manifest says"),
     responses(
@@ -117,6 +117,16 @@ pub async fn put_fragment(
         size: info.size,
         new,
     };
+    // HTTP/1.1: no Content-Length and no Transfer-Encoding means no body at all.
+    let empty = match content_length(&headers) {
+        Some(len) => len == 0,
+        None => !headers.contains_key(header::TRANSFER_ENCODING),
+    };
+    if empty {
+        return Err(ApiError::bad_request(
+            "the body must carry the fragment's bytes",
+        ));
+    }
     if state.store.has_fragment(&info.blake3) {
         return Ok((StatusCode::OK, Json(reply(false))));
     }
