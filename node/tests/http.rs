@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::http::{json, serve};
+use common::http::{get_json, json, serve};
 use common::swarm::{holds_all, start, wait_until, TestNode};
 use vidswarm_proto::Manifest;
 
@@ -32,17 +32,11 @@ async fn every_route_answers_with_the_documented_shape() {
     let http = reqwest::Client::new();
     let id = m.video_id.to_string();
 
-    let health = json(http.get(format!("{base}/health")).send().await.unwrap()).await;
+    let health = get_json(&http, &format!("{base}/health")).await;
     assert_eq!(health["status"], "ok");
     assert_eq!(health["peer_id"], a.node.peer_id().to_string());
 
-    let info = json(
-        http.get(format!("{base}/api/v1/info"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let info = get_json(&http, &format!("{base}/api/v1/info")).await;
     assert_eq!(info["videos"], 1);
     assert!(info["addresses"][0].as_str().unwrap().contains("/p2p/"));
 
@@ -54,13 +48,7 @@ async fn every_route_answers_with_the_documented_shape() {
     assert_eq!(peers.status(), 200);
     assert!(json(peers).await.is_array());
 
-    let videos = json(
-        http.get(format!("{base}/api/v1/videos"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let videos = get_json(&http, &format!("{base}/api/v1/videos")).await;
     assert_eq!(videos["videos"][0]["video_id"], id);
     let fragments = videos["videos"][0]["fragments"].as_array().unwrap();
     assert_eq!(fragments.len(), 4);
@@ -159,13 +147,7 @@ async fn openapi_spec_and_swagger_ui_load_with_no_network() {
     let base = serve(&a).await;
     let http = reqwest::Client::new();
 
-    let spec = json(
-        http.get(format!("{base}/api-docs/openapi.json"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let spec = get_json(&http, &format!("{base}/api-docs/openapi.json")).await;
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
     let paths = spec["paths"].as_object().unwrap();
     for route in [

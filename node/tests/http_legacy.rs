@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::http::{assert_error, json, serve, serve_with};
+use common::http::{assert_error, get_json, json, serve, serve_with};
 use common::swarm::{start, wait_until};
 use reqwest::multipart::{Form, Part};
 use vidswarm_node::http::HttpConfig;
@@ -141,15 +141,9 @@ async fn uploads_are_stored_by_name_and_bad_ones_refused_leaving_nothing() {
     assert_eq!(range.status(), 206);
     assert_eq!(range.bytes().await.unwrap(), other[10..20]);
 
-    let list = json(
-        http.get(format!("{base}/list_fragments"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let list = get_json(&http, &format!("{base}/list_fragments")).await;
     assert_eq!(list["fragments"], serde_json::json!(["fragment_3.mp4"]));
-    let detail = json(http.get(format!("{base}/fragments")).send().await.unwrap()).await;
+    let detail = get_json(&http, &format!("{base}/fragments")).await;
     assert_eq!(detail["fragments"][0]["size"], 1000);
     let unknown = http
         .get(format!("{base}/get_fragment/fragment_9.mp4"))
@@ -210,13 +204,7 @@ async fn node_a_serves_a_fragment_only_node_b_held() {
         a.node.store().named("fragment_5.mp4").is_some()
     })
     .await;
-    let before = json(
-        http.get(format!("{base_a}/list_fragments"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let before = get_json(&http, &format!("{base_a}/list_fragments")).await;
     assert_eq!(
         before["fragments"],
         serde_json::json!([]),
@@ -230,13 +218,7 @@ async fn node_a_serves_a_fragment_only_node_b_held() {
         .unwrap();
     assert_eq!(got.status(), 200);
     assert_eq!(got.bytes().await.unwrap(), bytes);
-    let after = json(
-        http.get(format!("{base_a}/list_fragments"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let after = get_json(&http, &format!("{base_a}/list_fragments")).await;
     assert_eq!(
         after["fragments"],
         serde_json::json!(["fragment_5.mp4"]),
@@ -254,13 +236,7 @@ async fn send_all_fragments_reports_and_peers_fetch_what_they_miss() {
     let bytes = common::bytes(12, 30_000);
     upload(&http, &base_a, form("fragment_1.mp4", bytes.clone())).await;
 
-    let alone = json(
-        http.get(format!("{base_a}/send_all_fragments"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let alone = get_json(&http, &format!("{base_a}/send_all_fragments")).await;
     assert_eq!(alone["peers"], 0);
     assert_eq!(alone["sent"], serde_json::json!([]));
     assert_eq!(alone["failed"][0]["name"], "fragment_1.mp4");
@@ -271,13 +247,7 @@ async fn send_all_fragments_reports_and_peers_fetch_what_they_miss() {
         assert!(tokio::time::Instant::now() < deadline, "a and b connect");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let sent = json(
-        http.get(format!("{base_a}/send_all_fragments"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let sent = get_json(&http, &format!("{base_a}/send_all_fragments")).await;
     assert_eq!(
         sent["sent"],
         serde_json::json!(["fragment_1.mp4"]),

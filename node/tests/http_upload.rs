@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::http::{assert_error, json, poll_json, serve, serve_with};
+use common::http::{assert_error, get_json, json, poll_json, serve, serve_with};
 use common::swarm::{holds_all, start};
 use vidswarm_node::http::HttpConfig;
 use vidswarm_proto::Manifest;
@@ -17,6 +17,14 @@ fn video(dir: &Path) -> (Manifest, Vec<Vec<u8>>) {
         .map(|i| common::bytes(900 + i, 40_000 + i as usize * 7))
         .collect();
     (common::write_split_dir(dir, &frags), frags)
+}
+
+async fn put(
+    http: &reqwest::Client,
+    url: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    http.put(url).body(body).send().await.unwrap()
 }
 
 /// Files left in the store's `tmp/` (an aborted upload must leave none).
@@ -35,12 +43,12 @@ async fn a_whole_split_uploads_verified_and_bad_bytes_are_refused() {
     let manifest = m.to_json_pretty();
 
     // A fragment before its manifest: unknown.
-    let early = http
-        .put(format!("{base}/api/v1/videos/{id}/fragments/0"))
-        .body(frags[0].clone())
-        .send()
-        .await
-        .unwrap();
+    let early = put(
+        &http,
+        &format!("{base}/api/v1/videos/{id}/fragments/0"),
+        frags[0].clone(),
+    )
+    .await;
     assert_error(early, 404, "not_found").await;
 
     let first = http
@@ -64,12 +72,12 @@ async fn a_whole_split_uploads_verified_and_bad_bytes_are_refused() {
     // Bytes that are not the fragment's: refused, and nothing is left behind.
     let mut wrong = frags[1].clone();
     wrong[10] ^= 1;
-    let refused = http
-        .put(format!("{base}/api/v1/videos/{id}/fragments/1"))
-        .body(wrong)
-        .send()
-        .await
-        .unwrap();
+    let refused = put(
+        &http,
+        &format!("{base}/api/v1/videos/{id}/fragments/1"),
+        wrong,
+    )
+    .await;
     assert_error(refused, 400, "bad_request").await;
     let too_long = http
         .put(format!("{base}/api/v1/videos/{id}/fragments/1"))
@@ -78,32 +86,32 @@ async fn a_whole_split_uploads_verified_and_bad_bytes_are_refused() {
         .await
         .unwrap();
     assert_error(too_long, 413, "too_large").await;
-    let short = http
-        .put(format!("{base}/api/v1/videos/{id}/fragments/1"))
-        .body(frags[1][..100].to_vec())
-        .send()
-        .await
-        .unwrap();
+    let short = put(
+        &http,
+        &format!("{base}/api/v1/videos/{id}/fragments/1"),
+        frags[1][..100].to_vec(),
+    )
+    .await;
     assert_error(short, 400, "bad_request").await;
     assert!(!a.node.store().has_fragment(&m.fragments[1].blake3));
     assert_eq!(temp_files(a.dir.path()), 0);
 
     for (i, bytes) in frags.iter().enumerate() {
-        let put = http
-            .put(format!("{base}/api/v1/videos/{id}/fragments/{i}"))
-            .body(bytes.clone())
-            .send()
-            .await
-            .unwrap();
+        let put = put(
+            &http,
+            &format!("{base}/api/v1/videos/{id}/fragments/{i}"),
+            bytes.clone(),
+        )
+        .await;
         assert_eq!(put.status(), 201, "fragment {i}");
         assert_eq!(json(put).await["blake3"], m.fragments[i].blake3.to_string());
     }
-    let held = http
-        .put(format!("{base}/api/v1/videos/{id}/fragments/2"))
-        .body(frags[2].clone())
-        .send()
-        .await
-        .unwrap();
+    let held = put(
+        &http,
+        &format!("{base}/api/v1/videos/{id}/fragments/2"),
+        frags[2].clone(),
+    )
+    .await;
     assert_eq!(held.status(), 200);
     assert!(holds_all(&a, &m));
     let back = http
@@ -125,12 +133,12 @@ async fn a_whole_split_uploads_verified_and_bad_bytes_are_refused() {
             .unwrap();
         assert_error(bad, 400, "bad_request").await;
     }
-    let bad_index = http
-        .put(format!("{base}/api/v1/videos/{id}/fragments/x"))
-        .body("x")
-        .send()
-        .await
-        .unwrap();
+    let bad_index = put(
+        &http,
+        &format!("{base}/api/v1/videos/{id}/fragments/x"),
+        "x",
+    )
+    .await;
     assert_error(bad_index, 400, "bad_request").await;
 }
 
@@ -215,13 +223,7 @@ async fn a_fetch_is_followed_to_the_end_and_metrics_count_it() {
     assert_eq!(state["done"], serde_json::json!([0, 2]));
     assert!(b.node.store().has_fragment(&m.fragments[2].blake3));
     assert!(!b.node.store().has_fragment(&m.fragments[1].blake3));
-    let listed = json(
-        http.get(format!("{base_b}/api/v1/fetches"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let listed = get_json(&http, &format!("{base_b}/api/v1/fetches")).await;
     assert_eq!(listed[0]["video_id"], id);
 
     // The transfer shows in both nodes' metrics, which parse as Prometheus text.

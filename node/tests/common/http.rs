@@ -26,6 +26,10 @@ pub async fn json(resp: reqwest::Response) -> Value {
     resp.json::<Value>().await.expect("a JSON body")
 }
 
+pub async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    json(http.get(url).send().await.unwrap()).await
+}
+
 /// Asserts an error answer: its status, and the JSON shape every error has.
 pub async fn assert_error(resp: reqwest::Response, status: u16, code: &str) -> String {
     assert_eq!(resp.status(), status, "status");
@@ -45,7 +49,7 @@ pub async fn poll_json(
 ) -> Value {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        let value = json(http.get(url).send().await.unwrap()).await;
+        let value = get_json(http, url).await;
         if done(&value) {
             return value;
         }
