@@ -2,7 +2,8 @@
 # Every test of the workspace. Installs what the tests need first (ffmpeg), so that no test has
 # to skip; tests that still cannot run say SKIPPED, and fail instead when CI is set.
 #   1. cargo test: unit, property and integration tests (in-process swarms, node processes);
-#   2. scripts/api-fuzz.sh: schemathesis against a live node's OpenAPI spec.
+#   2. scripts/api-fuzz.sh: schemathesis against a live node's OpenAPI spec;
+#   3. scripts/test-compose.sh: the Docker swarm end to end (release build, image, 5 nodes; docs/deploy.md).
 # Arguments go to cargo test; with arguments (a filter), only the cargo tests run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,4 +11,5 @@ source scripts/setup.sh
 cargo test --locked --workspace "$@"
 if [[ $# -eq 0 ]]; then
   scripts/api-fuzz.sh
+  scripts/test-compose.sh
 fi

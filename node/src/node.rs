@@ -121,6 +121,12 @@ impl Node {
         }
 
         let mut tasks = vec![loop_task];
+        if !cfg.bootstrap.is_empty() {
+            tasks.push(tokio::spawn(
+                rejoin(client.clone(), cfg.bootstrap.clone())
+                    .instrument(tracing::info_span!("rejoin")),
+            ));
+        }
         tasks.push(tokio::spawn(
             client.metrics().clone().follow(client.subscribe()),
         ));
@@ -296,6 +302,26 @@ async fn announcer(client: Client, store: Store, every: Duration) {
             }
         }
         first = false;
+    }
+}
+
+/// Dials the bootstrap addresses again whenever the node has no peer: a node started before its
+/// bootstrap node (or cut off from the swarm) joins as soon as one answers, with no restart.
+async fn rejoin(client: Client, bootstrap: Vec<Multiaddr>) {
+    const EVERY: Duration = Duration::from_secs(5);
+    loop {
+        tokio::time::sleep(EVERY).await;
+        match client.connected_peers().await {
+            Ok(peers) if peers.is_empty() => {
+                debug!("no peers; dialing the bootstrap addresses again");
+                for addr in &bootstrap {
+                    let _ = client.dial(addr.clone()).await;
+                }
+                let _ = client.bootstrap().await;
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
     }
 }
 

@@ -254,3 +254,48 @@ async fn a_node_that_joins_later_learns_what_exists_and_fetches_it() {
     )
     .await;
 }
+
+/// A node whose bootstrap node is not up yet (as in compose, or a host that boots first) keeps
+/// dialing it while it has no peer, and joins once it answers: no restart needed. The address
+/// has no `/p2p/` part, as a `/dns4/...` bootstrap address would not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_joins_a_bootstrap_node_that_comes_up_later() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
+    let b_dir = tempfile::tempdir().unwrap();
+    let mut b_cfg = common::swarm::config(b_dir.path(), false);
+    b_cfg.bootstrap = vec![addr.clone()];
+    let b = TestNode {
+        node: vidswarm_node::node::Node::start(b_cfg).await.unwrap(),
+        dir: b_dir,
+    };
+    assert!(b.node.client().connected_peers().await.unwrap().is_empty());
+
+    let a_dir = tempfile::tempdir().unwrap();
+    let mut a_cfg = common::swarm::config(a_dir.path(), false);
+    a_cfg.listen = vec![addr];
+    let a = TestNode {
+        node: vidswarm_node::node::Node::start(a_cfg).await.unwrap(),
+        dir: a_dir,
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let a_id = a.node.peer_id();
+    while !b
+        .node
+        .client()
+        .connected_peers()
+        .await
+        .unwrap()
+        .contains(&a_id)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "b joined a within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
