@@ -97,7 +97,8 @@ pub struct SentReport {
         (status = 400, description = "No `file` field, two of them, a name that is not a plain file name, or an empty file", body = ErrorBody),
         (status = 401, description = "A bearer token is required", body = ErrorBody),
         (status = 409, description = "The name holds other content; pass `replace=true` to replace it", body = ErrorBody),
-        (status = 413, description = "Larger than the upload limit", body = ErrorBody)),
+        (status = 413, description = "Larger than the upload limit", body = ErrorBody),
+        (status = 503, description = "Stored, but the swarm is not running to announce it", body = ErrorBody)),
     security((), ("bearer" = [])))]
 pub async fn upload_fragment(
     State(state): State<AppState>,

@@ -42,7 +42,8 @@ pub struct FragmentStored {
         (status = 200, description = "Held already", body = ManifestStored),
         (status = 400, description = "Not a valid manifest", body = ErrorBody),
         (status = 401, description = "A bearer token is required", body = ErrorBody),
-        (status = 413, description = "Larger than a manifest may be", body = ErrorBody)),
+        (status = 413, description = "Larger than a manifest may be", body = ErrorBody),
+        (status = 503, description = "Stored, but the swarm is not running to announce it", body = ErrorBody)),
     security((), ("bearer" = [])))]
 pub async fn put_manifest(
     State(state): State<AppState>,
@@ -95,7 +96,8 @@ pub async fn put_manifest(
         (status = 400, description = "Not a video id, or the bytes do not match the manifest", body = ErrorBody),
         (status = 401, description = "A bearer token is required", body = ErrorBody),
         (status = 404, description = "No such manifest or fragment here (upload the manifest first)", body = ErrorBody),
-        (status = 413, description = "Longer than the fragment, or than the upload limit", body = ErrorBody)),
+        (status = 413, description = "Longer than the fragment, or than the upload limit", body = ErrorBody),
+        (status = 503, description = "Stored, but the swarm is not running to announce it", body = ErrorBody)),
     security((), ("bearer" = [])))]
 pub async fn put_fragment(
     State(state): State<AppState>,
