@@ -1,5 +1,6 @@
 //! Who holds what, as heard from gossip announcements: video -> fragment index -> peers. A hint,
 //! not a promise; the fetcher also asks the DHT and copes with peers that turn out not to answer.
+//! A peer's entries go when its last connection closes, so the table lists live holders.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
@@ -22,6 +23,19 @@ impl Availability {
         for index in fragments {
             entry.entry(index).or_default().insert(peer);
         }
+    }
+
+    /// Forgets what `peer` announced (it disconnected). Its announcements come again when it
+    /// reconnects: the announcer re-announces when a peer subscribes, and every 15 s.
+    pub fn forget_peer(&self, peer: &PeerId) {
+        let mut map = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        for holders in map.values_mut() {
+            for peers in holders.values_mut() {
+                peers.remove(peer);
+            }
+            holders.retain(|_, peers| !peers.is_empty());
+        }
+        map.retain(|_, holders| !holders.is_empty());
     }
 
     pub fn holders(&self, video: &VideoId, index: u32) -> Vec<PeerId> {

@@ -299,3 +299,32 @@ async fn a_node_joins_a_bootstrap_node_that_comes_up_later() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// What a peer announced is forgotten when it goes: the availability table (and so
+/// `/api/v1/videos`) lists live holders only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_leaves_is_no_longer_listed_as_a_holder() {
+    let a = start(&[], false).await;
+    let b = start(&[&a], false).await;
+    let split = tempfile::tempdir().unwrap();
+    let m = video(split.path(), 9);
+    b.node.import_split(split.path()).await.unwrap();
+    let b_id = b.node.peer_id();
+    wait_until(
+        &[&a, &b],
+        Duration::from_secs(20),
+        "a hears b's announcement",
+        || a.node.client().availability().holders(&m.video_id, 0) == vec![b_id],
+    )
+    .await;
+    b.node.shutdown();
+    wait_until(&[&a], Duration::from_secs(20), "a forgets b", || {
+        a.node
+            .client()
+            .availability()
+            .peers_with(&m.video_id)
+            .is_empty()
+    })
+    .await;
+    assert!(a.node.client().availability().videos().is_empty());
+}

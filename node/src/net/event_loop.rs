@@ -224,6 +224,7 @@ impl EventLoop {
                 ..
             } => {
                 debug!(peer = %peer_id, "disconnected");
+                self.availability.forget_peer(&peer_id);
                 emit(
                     &self.events,
                     NodeEvent::PeerDisconnected {
