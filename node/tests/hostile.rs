@@ -73,6 +73,11 @@ async fn write_and_close<T: AsyncWrite + Unpin>(io: &mut T, bytes: &[u8]) -> io:
 type Raw = request_response::Behaviour<RawCodec>;
 
 fn hostile_swarm() -> Swarm<Raw> {
+    raw_swarm(Duration::from_secs(5))
+}
+
+/// A raw peer whose requests (and inbound streams) time out after `timeout`.
+fn raw_swarm(timeout: Duration) -> Swarm<Raw> {
     libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
         .with_tcp(
@@ -88,7 +93,7 @@ fn hostile_swarm() -> Swarm<Raw> {
                     StreamProtocol::new(TRANSFER_PROTOCOL),
                     ProtocolSupport::Full,
                 )],
-                request_response::Config::default().with_request_timeout(Duration::from_secs(5)),
+                request_response::Config::default().with_request_timeout(timeout),
             )
         })
         .unwrap()
@@ -244,4 +249,81 @@ async fn garbage_or_oversized_answers_cost_a_failed_request_not_a_panic() {
     }
     // And the node is still alive: it answers its own client.
     assert!(!a.node.client().listen_addrs().await.unwrap().is_empty());
+}
+
+/// End game: a holder that takes requests and never answers them (a stalled peer, its requests
+/// timing out only after 60 s) costs the fetch nothing: once every chunk is handed out, the ones
+/// it sits on are asked of the other holder too, and the first answer wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_holder_costs_nothing_once_the_end_game_starts() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let mut stalled = raw_swarm(Duration::from_secs(300));
+    stalled
+        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .unwrap();
+    let addr = loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = stalled.select_next_some().await {
+            break address.with(libp2p::multiaddr::Protocol::P2p(*stalled.local_peer_id()));
+        }
+    };
+    let stalled_id = *stalled.local_peer_id();
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counter = asked.clone();
+    tokio::spawn(async move {
+        // Keeps every response channel, answering none: the asker waits until its own timeout.
+        let mut held = Vec::new();
+        loop {
+            if let SwarmEvent::Behaviour(request_response::Event::Message {
+                message: request_response::Message::Request { channel, .. },
+                ..
+            }) = stalled.select_next_some().await
+            {
+                counter.fetch_add(1, Ordering::Relaxed);
+                held.push(channel);
+            }
+        }
+    });
+
+    let a = start(&[], false).await;
+    let split = tempfile::tempdir().unwrap();
+    let fragments: Vec<Vec<u8>> = (0..10)
+        .map(|i| common::bytes(70 + i, 80_000 + i as usize))
+        .collect();
+    let m = common::write_split_dir(split.path(), &fragments);
+    a.node.import_split(split.path()).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = common::swarm::config(dir.path(), false);
+    cfg.net.request_timeout = Duration::from_secs(60);
+    cfg.bootstrap = vec![a.node.listen_addrs()[0].clone()];
+    let f = common::swarm::TestNode {
+        node: vidswarm_node::node::Node::start(cfg).await.unwrap(),
+        dir,
+    };
+    f.node.client().dial(addr).await.unwrap();
+    // The stalled peer claims every fragment.
+    f.node
+        .client()
+        .availability()
+        .record(m.video_id, stalled_id, 0..10);
+
+    let started = std::time::Instant::now();
+    let fetched = tokio::time::timeout(
+        Duration::from_secs(30),
+        f.node.fetch(m.video_id, &FetchOptions::default()),
+    )
+    .await
+    .expect("the fetch does not wait for the stalled peer's 60 s timeout");
+    fetched.unwrap();
+    assert!(holds_all(&f, &m));
+    assert!(
+        asked.load(Ordering::Relaxed) > 0,
+        "the stalled peer was asked (so the end game is what saved the fetch)"
+    );
+    eprintln!(
+        "fetched in {:?} despite a stalled holder",
+        started.elapsed()
+    );
 }

@@ -16,6 +16,7 @@ mod schedule;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p::PeerId;
 use tracing::{info, warn, Instrument};
 use vidswarm_proto::wire::{AnnouncedFragment, Announcement, NamedUpload, Request, Response};
@@ -215,23 +216,13 @@ pub async fn get_manifest(
         candidates.extend(client.connected_peers().await?);
         let mut seen = BTreeSet::new();
         candidates.retain(|p| seen.insert(*p));
-        for peer in candidates {
-            asked.insert(peer);
-            match client.request(peer, Request::Manifest { video }).await {
-                Ok(Response::Manifest { json }) => match Manifest::from_json(&json) {
-                    Ok(m) if m.video_id == video => {
-                        let (s, m2) = (store.clone(), m.clone());
-                        blocking(move || s.put_manifest(&m2)).await??;
-                        client.provide(vec![manifest_key(&video)]).await?;
-                        info!(%peer, "got the manifest");
-                        return Ok(m);
-                    }
-                    Ok(_) | Err(_) => {
-                        misbehaved(client, peer, "sent a manifest that does not match its id")
-                    }
-                },
-                Ok(_) | Err(_) => continue,
-            }
+        asked.extend(candidates.iter().copied());
+        if let Some((peer, m)) = race_for_manifest(client, video, candidates).await {
+            let (s, m2) = (store.clone(), m.clone());
+            blocking(move || s.put_manifest(&m2)).await??;
+            client.provide(vec![manifest_key(&video)]).await?;
+            info!(%peer, "got the manifest");
+            return Ok(m);
         }
         if Instant::now() >= deadline {
             return Err(FetchError::ManifestUnavailable {
@@ -243,6 +234,52 @@ pub async fn get_manifest(
         // Nobody had it yet: announcements or DHT records may still be on their way.
         tokio::time::sleep(wait.min(deadline - Instant::now())).await;
         wait = (wait * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Asks `candidates` for the manifest of `video`, one more every [`MANIFEST_STAGGER`] while no
+/// valid answer has come, and returns the first valid one: a peer that stalls costs a fraction of
+/// a second, not a request timeout, and a healthy swarm is asked only once or twice.
+async fn race_for_manifest(
+    client: &Client,
+    video: VideoId,
+    candidates: Vec<PeerId>,
+) -> Option<(PeerId, Manifest)> {
+    const MANIFEST_STAGGER: Duration = Duration::from_millis(300);
+    let ask = |peer: PeerId| async move {
+        let answer = client.request(peer, Request::Manifest { video }).await;
+        (peer, answer)
+    };
+    let mut queue = candidates.into_iter();
+    let mut pending = FuturesUnordered::new();
+    let mut next_ask = tokio::time::Instant::now();
+    loop {
+        if pending.is_empty() || tokio::time::Instant::now() >= next_ask {
+            match queue.next() {
+                Some(peer) => {
+                    pending.push(ask(peer));
+                    next_ask = tokio::time::Instant::now() + MANIFEST_STAGGER;
+                }
+                None if pending.is_empty() => return None,
+                None => {}
+            }
+        }
+        let more = queue.len() > 0;
+        tokio::select! {
+            Some((peer, answer)) = pending.next() => {
+                // Errors and other answers: that peer does not have it; the others may.
+                if let Ok(Response::Manifest { json }) = answer {
+                    match Manifest::from_json(&json) {
+                        Ok(m) if m.video_id == video => return Some((peer, m)),
+                        Ok(_) | Err(_) => {
+                            misbehaved(client, peer, "sent a manifest that does not match its id")
+                        }
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(next_ask), if more => {}
+            else => return None,
+        }
     }
 }
 

@@ -21,10 +21,16 @@ const MAX_PEER_FAILURES: u32 = 3;
 /// How often a running fetch asks the DHT for more holders.
 const DHT_REFRESH: Duration = Duration::from_secs(3);
 
+/// A fragment's writer, shared with the requests writing into it; taken (left `None`) when the
+/// fragment is committed, so a late duplicate answer finds nothing to write into.
+type SharedWriter = Arc<Mutex<Option<FragmentWriter>>>;
+
 struct Fragment {
     info: FragmentInfo,
-    writer: Option<Arc<Mutex<FragmentWriter>>>,
+    writer: SharedWriter,
     todo: VecDeque<u32>,
+    /// Which chunks are verified and written.
+    got: Vec<bool>,
     done: usize,
     holders: Vec<PeerId>,
     sources: HashSet<PeerId>,
@@ -48,10 +54,17 @@ impl Peer {
 
 /// How long a peer that answered `Busy` is left alone.
 const BUSY_BACKOFF: Duration = Duration::from_millis(50);
+/// End game: once every chunk is handed out and at most this many requests are in flight, each
+/// outstanding chunk is also asked of a second holder, and the first answer wins. A slow or
+/// stalled peer then costs the fetch nothing instead of up to a request timeout (as BitTorrent
+/// clients do for the last pieces).
+const ENDGAME_IN_FLIGHT: usize = 16;
 
 /// What became of one chunk request.
 enum Outcome {
     Stored(u32),
+    /// The fragment was complete before this (duplicate) answer came.
+    Redundant,
     BadBytes(String),
     NotHeld,
     Busy,
@@ -78,8 +91,9 @@ pub(super) async fn download(
             index,
             Fragment {
                 todo: (0..info.chunks.len() as u32).collect(),
+                got: vec![false; info.chunks.len()],
                 info,
-                writer: Some(Arc::new(Mutex::new(writer))),
+                writer: Arc::new(Mutex::new(Some(writer))),
                 done: 0,
                 holders: vec![],
                 sources: HashSet::new(),
@@ -95,6 +109,8 @@ pub(super) async fn download(
     let mut last_progress = Instant::now();
     let mut wait = Duration::from_millis(100);
     let mut last_lookup = Instant::now();
+    // Who is being asked for each outstanding chunk (two peers in the end game).
+    let mut asked: HashMap<(u32, u32), Vec<PeerId>> = HashMap::new();
     // Ties between equally rare fragments are broken at random per fetch, so peers starting
     // together ask the seeder for different fragments and can then trade them.
     let salt = std::hash::RandomState::new();
@@ -124,6 +140,7 @@ pub(super) async fn download(
                 let Some(peer) = pick else { break };
                 f.todo.pop_front();
                 peers.entry(peer).or_default().in_flight += 1;
+                asked.entry((index, chunk)).or_default().push(peer);
                 in_flight.push(request_chunk(
                     client.clone(),
                     peer,
@@ -131,7 +148,37 @@ pub(super) async fn download(
                     chunk,
                     f.info.clone(),
                     manifest.chunk_size,
-                    f.writer.clone().expect("writer present until complete"),
+                    f.writer.clone(),
+                ));
+            }
+        }
+        let all_handed_out = fragments.values().all(|f| f.todo.is_empty());
+        if all_handed_out && !in_flight.is_empty() && in_flight.len() <= ENDGAME_IN_FLIGHT {
+            for ((index, chunk), askees) in asked.iter_mut() {
+                let f = &fragments[index];
+                if askees.len() != 1 || f.got[*chunk as usize] {
+                    continue;
+                }
+                let second = f
+                    .holders
+                    .iter()
+                    .filter(|p| !askees.contains(p))
+                    .map(|p| (*p, peers.get(p)))
+                    .filter(|(_, s)| s.is_none_or(|s| s.usable(opts.per_peer, now)))
+                    .min_by_key(|(_, s)| s.map_or(0, |s| s.in_flight))
+                    .map(|(p, _)| p);
+                let Some(peer) = second else { continue };
+                debug!(fragment = index, chunk, %peer, "end game: asking a second holder");
+                peers.entry(peer).or_default().in_flight += 1;
+                askees.push(peer);
+                in_flight.push(request_chunk(
+                    client.clone(),
+                    peer,
+                    *index,
+                    *chunk,
+                    f.info.clone(),
+                    manifest.chunk_size,
+                    f.writer.clone(),
                 ));
             }
         }
@@ -164,10 +211,36 @@ pub(super) async fn download(
         let p = peers.entry(peer).or_default();
         p.in_flight -= 1;
         let f = fragments.get_mut(&index).expect("requested above");
+        // Whether another request for this chunk is still out (end game): then a failure here
+        // needs no retry, and whichever answer comes first is the one that counts.
+        let still_asked = match asked.get_mut(&(index, chunk)) {
+            Some(askees) => {
+                askees.retain(|a| *a != peer);
+                let any = !askees.is_empty();
+                if !any {
+                    asked.remove(&(index, chunk));
+                }
+                any
+            }
+            None => false,
+        };
+        let already = f.got[chunk as usize];
+        let requeue = |f: &mut Fragment, front: bool| {
+            if !already && !still_asked {
+                if front {
+                    f.todo.push_front(chunk);
+                } else {
+                    f.todo.push_back(chunk);
+                }
+            }
+        };
         match outcome {
+            Outcome::Redundant => {}
+            Outcome::Stored(_) if already => {}
             Outcome::Stored(bytes) => {
                 last_progress = Instant::now();
                 wait = Duration::from_millis(100);
+                f.got[chunk as usize] = true;
                 f.done += 1;
                 f.sources.insert(peer);
                 *received.entry(peer).or_default() += u64::from(bytes);
@@ -185,16 +258,16 @@ pub(super) async fn download(
             Outcome::BadBytes(reason) => {
                 p.excluded = true;
                 misbehaved(client, peer, &reason);
-                f.todo.push_front(chunk);
+                requeue(f, true);
             }
             Outcome::NotHeld => {
                 f.holders.retain(|h| *h != peer);
-                f.todo.push_front(chunk);
+                requeue(f, true);
             }
             // The peer is serving all it can: not a fault; ask someone else, or it a bit later.
             Outcome::Busy => {
                 p.cool_until = Some(Instant::now() + BUSY_BACKOFF);
-                f.todo.push_back(chunk);
+                requeue(f, false);
             }
             Outcome::Local(reason) => {
                 return Err(FetchError::Task(format!("cannot write a chunk: {reason}")));
@@ -206,7 +279,7 @@ pub(super) async fn download(
                     info!(%peer, "peer keeps failing; not asking it again in this fetch");
                     p.excluded = true;
                 }
-                f.todo.push_front(chunk);
+                requeue(f, true);
             }
         }
     }
@@ -220,12 +293,13 @@ async fn complete(
     manifest: &Manifest,
     f: &mut Fragment,
 ) -> Result<(), FetchError> {
-    let writer = f.writer.take().expect("completed once");
-    // Every chunk's request has finished, so this is the last reference.
-    let writer = Arc::try_unwrap(writer)
-        .map_err(|_| FetchError::Task("fragment writer still shared".into()))?
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner());
+    // Taken under the lock: a duplicate answer still in flight (end game) then writes nothing.
+    let writer = f
+        .writer
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .ok_or_else(|| FetchError::Task("fragment committed twice".into()))?;
     blocking(move || writer.commit()).await??;
     let mut from: Vec<String> = f.sources.iter().map(|p| p.to_string()).collect();
     from.sort();
@@ -308,7 +382,7 @@ async fn request_chunk(
     chunk: u32,
     info: FragmentInfo,
     chunk_size: u32,
-    writer: Arc<Mutex<FragmentWriter>>,
+    writer: SharedWriter,
 ) -> (PeerId, u32, u32, Outcome) {
     let Some((offset, len)) = chunk_range(info.size, chunk_size, u64::from(chunk)) else {
         return (
@@ -336,11 +410,16 @@ async fn request_chunk(
                         return Err(None);
                     }
                     let mut w = writer.lock().unwrap_or_else(|p| p.into_inner());
-                    w.write_at(offset, &data).map_err(|e| Some(e.to_string()))
+                    match w.as_mut() {
+                        Some(w) => w.write_at(offset, &data).map(|()| true),
+                        None => Ok(false),
+                    }
+                    .map_err(|e| Some(e.to_string()))
                 })
                 .await;
                 match written {
-                    Ok(Ok(())) => Outcome::Stored(len),
+                    Ok(Ok(true)) => Outcome::Stored(len),
+                    Ok(Ok(false)) => Outcome::Redundant,
                     Ok(Err(None)) => Outcome::BadBytes(format!(
                         "chunk {chunk} of fragment {index} does not match its hash"
                     )),
