@@ -9,6 +9,8 @@
 #   4. with BENCH_SENDME=1, iroh's sendme 1 -> 1 anchor (../shared/bench/peer_sendme.sh) in the same
 #      run (installs sendme with `cargo install sendme --locked` when missing: ~8 min).
 # Usage: scripts/bench-swarm.sh            (TRANSPORT=tcp|quic, default tcp; RUNS=3)
+#   BENCH_NODE_ARGS: extra `vidswarm node` arguments in place of the default `--http 127.0.0.1:0`
+#   (e.g. BENCH_NODE_ARGS=--no-http to measure the nodes without their HTTP API).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -53,7 +55,7 @@ echo "video: $((size / 1048576)) MiB in 10 fragments, transport $TRANSPORT"
 # start_node DATA [BOOTSTRAP] [extra args...]: starts a node, sets $node_pid and $node_addr.
 start_node() {
   local data=$1 boot=${2:-}; shift 2 || true
-  local args=(node --data "$data" --listen "$listen" --announce-every 1 --http 127.0.0.1:0 "$@")
+  local args=(node --data "$data" --listen "$listen" --announce-every 1 ${BENCH_NODE_ARGS:---http 127.0.0.1:0} "$@")
   [[ -n $boot ]] && args+=(--bootstrap "$boot")
   "$bin" "${args[@]}" >"$data.addr" 2>"$data.log" &
   node_pid=$!; pids+=("$node_pid")
