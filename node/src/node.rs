@@ -182,6 +182,7 @@ impl Node {
             listen_addrs: std::sync::Arc::new(self.listen_addrs.clone()),
             fetch: self.fetch.clone(),
             fetches: self.fetches.clone(),
+            uploads: std::sync::Arc::new(tokio::sync::Semaphore::new(config.max_uploads)),
             config,
         }
     }

@@ -7,6 +7,8 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use common::http::{assert_error, get_json, json, poll_json, serve, serve_with};
 use common::swarm::{holds_all, start};
 use vidswarm_node::http::HttpConfig;
@@ -316,4 +318,85 @@ async fn fragment_bytes(http: &reqwest::Client, base: &str, direction: &str) -> 
         ],
     )
     .unwrap_or(0.0)
+}
+
+/// Uploads streaming in at once are bounded: past `max_uploads`, a clear 503, and the upload
+/// that holds the slot still completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_past_the_limit_get_a_503_and_the_running_one_completes() {
+    let a = start(&[], false).await;
+    let base = serve_with(
+        &a,
+        HttpConfig {
+            max_uploads: 1,
+            ..HttpConfig::default()
+        },
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let split = tempfile::tempdir().unwrap();
+    let (m, frags) = video(split.path());
+    let id = m.video_id.to_string();
+    let stored = http
+        .post(format!("{base}/api/v1/videos"))
+        .body(m.to_json_pretty())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.status(), 201);
+
+    // The first upload sends half its bytes, then waits until told to go on.
+    let (go_on, wait) = tokio::sync::oneshot::channel::<()>();
+    let (head, tail) = frags[0].split_at(frags[0].len() / 2);
+    let (head, tail) = (
+        bytes::Bytes::copy_from_slice(head),
+        bytes::Bytes::copy_from_slice(tail),
+    );
+    let body = futures::stream::once(async move { Ok::<_, std::io::Error>(head) }).chain(
+        futures::stream::once(async move {
+            let _ = wait.await;
+            Ok(tail)
+        }),
+    );
+    let first = tokio::spawn(
+        http.put(format!("{base}/api/v1/videos/{id}/fragments/0"))
+            .body(reqwest::Body::wrap_stream(body))
+            .send(),
+    );
+    // It holds the one slot once its temp file exists.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while temp_files(a.dir.path()) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first upload started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let second = put(
+        &http,
+        &format!("{base}/api/v1/videos/{id}/fragments/1"),
+        frags[1].clone(),
+    )
+    .await;
+    assert_error(second, 503, "unavailable").await;
+    let legacy = http
+        .post(format!("{base}/upload_fragment"))
+        .multipart(reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(vec![1; 10]).file_name("x.mp4"),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_error(legacy, 503, "unavailable").await;
+
+    go_on.send(()).unwrap();
+    assert_eq!(first.await.unwrap().unwrap().status(), 201);
+    let again = put(
+        &http,
+        &format!("{base}/api/v1/videos/{id}/fragments/1"),
+        frags[1].clone(),
+    )
+    .await;
+    assert_eq!(again.status(), 201, "the slot is free again");
 }

@@ -38,6 +38,9 @@ pub struct NodeArgs {
     /// The largest fragment an HTTP upload may carry, in bytes.
     #[arg(long, env = "VIDSWARM_MAX_UPLOAD", default_value_t = crate::http::DEFAULT_MAX_UPLOAD)]
     pub max_upload: u64,
+    /// HTTP uploads streaming in at once; more are answered 503.
+    #[arg(long, env = "VIDSWARM_MAX_UPLOADS", default_value_t = crate::http::DEFAULT_MAX_UPLOADS)]
+    pub max_uploads: usize,
 }
 
 pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
@@ -72,6 +75,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         let state = node.http_state(crate::http::HttpConfig {
             max_upload: args.max_upload,
             api_token: args.api_token.map(Into::into),
+            max_uploads: args.max_uploads.max(1),
         });
         tokio::spawn(async move {
             if let Err(e) = crate::http::serve(listener, state, shutdown_signal()).await {

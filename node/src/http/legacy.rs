@@ -98,7 +98,7 @@ pub struct SentReport {
         (status = 401, description = "A bearer token is required", body = ErrorBody),
         (status = 409, description = "The name holds other content; pass `replace=true` to replace it", body = ErrorBody),
         (status = 413, description = "Larger than the upload limit", body = ErrorBody),
-        (status = 503, description = "Stored, but the swarm is not running to announce it", body = ErrorBody)),
+        (status = 503, description = "Too many uploads in progress, or stored but the swarm is not running to announce it", body = ErrorBody)),
     security((), ("bearer" = [])))]
 pub async fn upload_fragment(
     State(state): State<AppState>,
@@ -110,6 +110,7 @@ pub async fn upload_fragment(
         status: e.status(),
         message: e.body_text(),
     })?;
+    let _permit = state.upload_permit()?;
     let mut file: Option<(String, Incoming)> = None;
     while let Some(field) = multipart.next_field().await? {
         if field.name() != Some("file") {

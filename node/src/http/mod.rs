@@ -43,16 +43,22 @@ pub struct HttpConfig {
     pub max_upload: u64,
     /// When set, every route that changes state wants `Authorization: Bearer <token>`.
     pub api_token: Option<Arc<str>>,
+    /// Fragment uploads streaming in at once; more are answered 503 (each may fill `max_upload`
+    /// bytes of the data dir's `tmp/` before it is checked).
+    pub max_uploads: usize,
 }
 
 /// 1 GiB: a fragment of a long 4K video, far above the 10 % of a typical upload.
 pub const DEFAULT_MAX_UPLOAD: u64 = 1 << 30;
+
+pub const DEFAULT_MAX_UPLOADS: usize = 8;
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             max_upload: DEFAULT_MAX_UPLOAD,
             api_token: None,
+            max_uploads: DEFAULT_MAX_UPLOADS,
         }
     }
 }
@@ -66,6 +72,20 @@ pub struct AppState {
     pub fetch: FetchOptions,
     pub fetches: FetchTable,
     pub config: HttpConfig,
+    /// Permits for uploads in progress (`config.max_uploads` of them).
+    pub uploads: Arc<tokio::sync::Semaphore>,
+}
+
+impl AppState {
+    /// A permit for one upload, or 503 when `max_uploads` are streaming in already.
+    pub(crate) fn upload_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.uploads.clone().try_acquire_owned().map_err(|_| {
+            ApiError::unavailable(format!(
+                "{} uploads are in progress, the most this node takes at once; retry shortly",
+                self.config.max_uploads
+            ))
+        })
+    }
 }
 
 #[derive(OpenApi)]

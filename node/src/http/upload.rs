@@ -97,7 +97,7 @@ pub async fn put_manifest(
         (status = 401, description = "A bearer token is required", body = ErrorBody),
         (status = 404, description = "No such manifest or fragment here (upload the manifest first)", body = ErrorBody),
         (status = 413, description = "Longer than the fragment, or than the upload limit", body = ErrorBody),
-        (status = 503, description = "Stored, but the swarm is not running to announce it", body = ErrorBody)),
+        (status = 503, description = "Too many uploads in progress, or stored but the swarm is not running to announce it", body = ErrorBody)),
     security((), ("bearer" = [])))]
 pub async fn put_fragment(
     State(state): State<AppState>,
@@ -146,6 +146,7 @@ pub async fn put_fragment(
             )));
         }
     }
+    let _permit = state.upload_permit()?;
     let incoming = Incoming::start(
         &state.store,
         info.size,
