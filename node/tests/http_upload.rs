@@ -21,6 +21,18 @@ fn video(dir: &Path) -> (Manifest, Vec<Vec<u8>>) {
     (common::write_split_dir(dir, &frags), frags)
 }
 
+async fn post_manifest(
+    http: &reqwest::Client,
+    base: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    http.post(format!("{base}/api/v1/videos"))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn put(
     http: &reqwest::Client,
     url: &str,
@@ -53,22 +65,12 @@ async fn a_whole_split_uploads_verified_and_bad_bytes_are_refused() {
     .await;
     assert_error(early, 404, "not_found").await;
 
-    let first = http
-        .post(format!("{base}/api/v1/videos"))
-        .body(manifest.clone())
-        .send()
-        .await
-        .unwrap();
+    let first = post_manifest(&http, &base, manifest.clone()).await;
     assert_eq!(first.status(), 201);
     let first = json(first).await;
     assert_eq!(first["video_id"], id);
     assert_eq!(first["missing"], serde_json::json!([0, 1, 2]));
-    let again = http
-        .post(format!("{base}/api/v1/videos"))
-        .body(manifest.clone())
-        .send()
-        .await
-        .unwrap();
+    let again = post_manifest(&http, &base, manifest.clone()).await;
     assert_eq!(again.status(), 200);
 
     // Bytes that are not the fragment's: refused, and nothing is left behind.
@@ -127,12 +129,7 @@ async fn a_whole_split_uploads_verified_and_bad_bytes_are_refused() {
     let mut tampered: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
     tampered["source"]["name"] = "other.mp4".into();
     for body in [b"{}".to_vec(), tampered.to_string().into_bytes()] {
-        let bad = http
-            .post(format!("{base}/api/v1/videos"))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let bad = post_manifest(&http, &base, body).await;
         assert_error(bad, 400, "bad_request").await;
     }
     let bad_index = put(
@@ -337,12 +334,7 @@ async fn uploads_past_the_limit_get_a_503_and_the_running_one_completes() {
     let split = tempfile::tempdir().unwrap();
     let (m, frags) = video(split.path());
     let id = m.video_id.to_string();
-    let stored = http
-        .post(format!("{base}/api/v1/videos"))
-        .body(m.to_json_pretty())
-        .send()
-        .await
-        .unwrap();
+    let stored = post_manifest(&http, &base, m.to_json_pretty()).await;
     assert_eq!(stored.status(), 201);
 
     // The first upload sends half its bytes, then waits until told to go on.

@@ -130,13 +130,7 @@ pub(super) async fn download(
         for index in order {
             let f = fragments.get_mut(&index).expect("listed above");
             while let Some(&chunk) = f.todo.front() {
-                let pick = f
-                    .holders
-                    .iter()
-                    .map(|p| (*p, peers.get(p)))
-                    .filter(|(_, s)| s.is_none_or(|s| s.usable(opts.per_peer, now)))
-                    .min_by_key(|(_, s)| s.map_or(0, |s| s.in_flight))
-                    .map(|(p, _)| p);
+                let pick = least_busy(&f.holders, &[], &peers, opts.per_peer, now);
                 let Some(peer) = pick else { break };
                 f.todo.pop_front();
                 peers.entry(peer).or_default().in_flight += 1;
@@ -159,14 +153,7 @@ pub(super) async fn download(
                 if askees.len() != 1 || f.got[*chunk as usize] {
                     continue;
                 }
-                let second = f
-                    .holders
-                    .iter()
-                    .filter(|p| !askees.contains(p))
-                    .map(|p| (*p, peers.get(p)))
-                    .filter(|(_, s)| s.is_none_or(|s| s.usable(opts.per_peer, now)))
-                    .min_by_key(|(_, s)| s.map_or(0, |s| s.in_flight))
-                    .map(|(p, _)| p);
+                let second = least_busy(&f.holders, askees, &peers, opts.per_peer, now);
                 let Some(peer) = second else { continue };
                 debug!(fragment = index, chunk, %peer, "end game: asking a second holder");
                 peers.entry(peer).or_default().in_flight += 1;
@@ -284,6 +271,23 @@ pub(super) async fn download(
         }
     }
     Ok(received)
+}
+
+/// The usable holder (not in `skip`) with the fewest requests in flight.
+fn least_busy(
+    holders: &[PeerId],
+    skip: &[PeerId],
+    peers: &HashMap<PeerId, Peer>,
+    per_peer: usize,
+    now: Instant,
+) -> Option<PeerId> {
+    holders
+        .iter()
+        .filter(|p| !skip.contains(p))
+        .map(|p| (*p, peers.get(p)))
+        .filter(|(_, s)| s.is_none_or(|s| s.usable(per_peer, now)))
+        .min_by_key(|(_, s)| s.map_or(0, |s| s.in_flight))
+        .map(|(p, _)| p)
 }
 
 /// Commits a fully received fragment, then provides and announces it.

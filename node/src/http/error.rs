@@ -108,6 +108,7 @@ impl From<crate::store::StoreError> for ApiError {
             | E::ChunkMismatch { .. }
             | E::SizeMismatch { .. }
             | E::Empty
+            | E::NotAPlainName(_)
             | E::Manifest(_) => Self::bad_request(e.to_string()),
             E::UploadTooLarge { .. } => Self::too_large(e.to_string()),
             E::CollectionFull(_) => Self::unavailable(e.to_string()),

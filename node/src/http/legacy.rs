@@ -139,7 +139,7 @@ pub async fn upload_fragment(
     let h = verified.fragment().clone();
     let manifest = upload_manifest(&name, h.size, h.hash, h.chunks);
     let video = manifest.video_id;
-    let (store, n) = (state.store.clone(), name.clone());
+    let (store, n, m) = (state.store.clone(), name.clone(), manifest.clone());
     let replace = query.replace;
     let claim = blocking(move || -> Result<Claim, crate::store::StoreError> {
         // The name is checked before anything is stored: a conflict leaves the store as it was.
@@ -147,7 +147,7 @@ pub async fn upload_fragment(
             return Ok(Claim::Conflict(old));
         }
         verified.persist()?;
-        store.put_manifest(&manifest)?;
+        store.put_manifest(&m)?;
         store.claim_name(&n, video, now_ms(), replace)
     })
     .await??;
@@ -162,9 +162,7 @@ pub async fn upload_fragment(
         Claim::Recorded(_) if query.replace => "replaced",
         Claim::Recorded(_) => "stored",
     };
-    if let Some(m) = state.store.manifest(&video)? {
-        fetch::announce_held(&state.client, &state.store, &m, true).await?;
-    }
+    fetch::announce_held(&state.client, &state.store, &manifest, true).await?;
     Ok(Json(Uploaded {
         name,
         size: h.size,
@@ -231,7 +229,7 @@ pub async fn get_fragment(
             "no fragment named {name} in the default collection"
         ))
     })?;
-    let hash = match held_upload(&state, &entry)? {
+    let hash = match held_upload(&state, &entry)?.map(|f| f.blake3) {
         Some(hash) => hash,
         None => {
             // The original system's P2P test: a fragment only a peer holds is fetched first.
@@ -241,6 +239,7 @@ pub async fn get_fragment(
             };
             fetch::fetch(&state.client, &state.store, entry.video, &opts).await?;
             held_upload(&state, &entry)?
+                .map(|f| f.blake3)
                 .ok_or_else(|| ApiError::unavailable(format!("{name} could not be fetched")))?
         }
     };
@@ -251,11 +250,9 @@ pub async fn get_fragment(
     super::api::send_file(&path, &headers).await
 }
 
-/// The held fragment a collection entry means, if this node holds it.
-fn held_upload(
-    state: &AppState,
-    entry: &NamedEntry,
-) -> Result<Option<vidswarm_proto::Hash>, ApiError> {
+/// The fragment a collection entry means, if this node holds it. An entry a peer pointed at a
+/// video that is not a loose upload is refused (404) rather than fetched.
+fn held_upload(state: &AppState, entry: &NamedEntry) -> Result<Option<FragmentInfo>, ApiError> {
     let Some(m) = state.store.manifest(&entry.video)? else {
         return Ok(None);
     };
@@ -264,26 +261,27 @@ fn held_upload(
             "that name does not mean a loose upload",
         ));
     }
-    let f = &m.fragments[0];
-    Ok(state.store.has_fragment(&f.blake3).then_some(f.blake3))
+    let f = m.fragments.into_iter().next();
+    Ok(f.filter(|f| state.store.has_fragment(&f.blake3)))
 }
 
 fn held_collection(state: &AppState) -> Result<Vec<CollectionFragment>, ApiError> {
     let mut out = Vec::new();
     for (name, entry) in state.store.collection() {
-        let Some(m) = state.store.manifest(&entry.video)? else {
-            continue;
+        let f = match held_upload(state, &entry) {
+            Ok(Some(f)) => f,
+            // Not held, or a name that does not mean a loose upload: not listed.
+            Ok(None) => continue,
+            Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => continue,
+            Err(e) => return Err(e),
         };
-        let f = &m.fragments[0];
-        if m.mode == SplitMode::Upload && state.store.has_fragment(&f.blake3) {
-            out.push(CollectionFragment {
-                name,
-                size: f.size,
-                blake3: f.blake3.to_string(),
-                video_id: entry.video.to_string(),
-                uploaded_at_ms: entry.uploaded_at_ms,
-            });
-        }
+        out.push(CollectionFragment {
+            name,
+            size: f.size,
+            blake3: f.blake3.to_string(),
+            video_id: entry.video.to_string(),
+            uploaded_at_ms: entry.uploaded_at_ms,
+        });
     }
     Ok(out)
 }

@@ -113,7 +113,10 @@ impl Store {
             Some(old) if !replace => return Ok(Claim::Conflict(old)),
             _ => {}
         }
-        if !is_plain_file_name(name) || !room_for(&names, name) {
+        if !is_plain_file_name(name) {
+            return Err(StoreError::NotAPlainName(name.to_owned()));
+        }
+        if !room_for(&names, name) {
             return Err(StoreError::CollectionFull(MAX_NAMES));
         }
         let entry = NamedEntry {

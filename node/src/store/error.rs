@@ -32,6 +32,8 @@ pub enum StoreError {
     UploadTooLarge { limit: u64 },
     #[error("{} is not valid: {reason}", path.display())]
     Corrupt { path: PathBuf, reason: String },
+    #[error("{0:?} is not a plain file name")]
+    NotAPlainName(String),
     #[error("the default collection holds {0} names, the most it keeps")]
     CollectionFull(usize),
     #[error("fragments are never empty")]
