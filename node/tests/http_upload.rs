@@ -132,6 +132,16 @@ async fn a_whole_split_uploads_verified_and_bad_bytes_are_refused() {
         let bad = post_manifest(&http, &base, body).await;
         assert_error(bad, 400, "bad_request").await;
     }
+    // Bodies read whole are bounded by what they can be, not by the fragment upload limit.
+    let huge = vec![b' '; vidswarm_proto::MAX_MANIFEST_BYTES + 1];
+    assert_error(post_manifest(&http, &base, huge).await, 413, "too_large").await;
+    let long_fetch = http
+        .post(format!("{base}/api/v1/videos/{id}/fetch"))
+        .body(vec![b' '; 65 << 10])
+        .send()
+        .await
+        .unwrap();
+    assert_error(long_fetch, 413, "too_large").await;
     let bad_index = put(
         &http,
         &format!("{base}/api/v1/videos/{id}/fragments/x"),

@@ -257,6 +257,9 @@ pub(super) async fn send_file(
     Ok(response)
 }
 
+/// A fetch request lists at most 1000 indices: 64 KiB is ample.
+pub const MAX_FETCH_REQUEST: usize = 64 << 10;
+
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct FetchRequest {
     /// Only these fragment indices; the whole video when absent.
@@ -271,7 +274,8 @@ pub struct FetchRequest {
         (status = 202, description = "Fetch started in the background; follow it at GET /api/v1/videos/{video_id}/fetch or /events", body = FetchStarted),
         (status = 400, description = "Not a video id, or a body that is not a FetchRequest", body = ErrorBody),
         (status = 401, description = "A bearer token is required", body = ErrorBody),
-        (status = 409, description = "A fetch of this video is running already", body = ErrorBody)),
+        (status = 409, description = "A fetch of this video is running already", body = ErrorBody),
+        (status = 413, description = "A body larger than a fetch request may be", body = ErrorBody)),
     security((), ("bearer" = [])))]
 pub async fn start_fetch(
     State(state): State<AppState>,
@@ -279,7 +283,7 @@ pub async fn start_fetch(
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<FetchStarted>), ApiError> {
     let video = parse_video(&video_id)?;
-    let body = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let body = body?;
     let request: FetchRequest = if body.iter().all(u8::is_ascii_whitespace) {
         FetchRequest::default()
     } else {

@@ -126,6 +126,26 @@ impl From<axum::extract::multipart::MultipartError> for ApiError {
     }
 }
 
+/// axum's own rejections (a body over its limit, a form that is not multipart), in our shape and
+/// with their status.
+macro_rules! from_rejection {
+    ($($rejection:ty),*) => {$(
+        impl From<$rejection> for ApiError {
+            fn from(e: $rejection) -> Self {
+                Self {
+                    status: e.status(),
+                    message: e.body_text(),
+                }
+            }
+        }
+    )*};
+}
+
+from_rejection!(
+    axum::extract::rejection::BytesRejection,
+    axum::extract::multipart::MultipartRejection
+);
+
 impl From<axum::Error> for ApiError {
     fn from(e: axum::Error) -> Self {
         Self::bad_request(format!("cannot read the request body: {e}"))

@@ -106,10 +106,7 @@ pub async fn upload_fragment(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<Uploaded>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let mut multipart = multipart.map_err(|e| ApiError {
-        status: e.status(),
-        message: e.body_text(),
-    })?;
+    let mut multipart = multipart?;
     let _permit = state.upload_permit()?;
     let mut file: Option<(String, Incoming)> = None;
     while let Some(field) = multipart.next_field().await? {

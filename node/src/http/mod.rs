@@ -158,12 +158,20 @@ impl Modify for BearerScheme {
 pub fn app(state: AppState) -> Router {
     // Routes that change state: behind the bearer token when one is set.
     let writes = Router::new()
-        .route("/api/v1/videos", post(upload::put_manifest))
+        // Bodies read whole get their own, small limits (the router's is for fragment uploads).
+        .route(
+            "/api/v1/videos",
+            post(upload::put_manifest)
+                .layer(DefaultBodyLimit::max(vidswarm_proto::MAX_MANIFEST_BYTES)),
+        )
         .route(
             "/api/v1/videos/{video_id}/fragments/{index}",
             put(upload::put_fragment),
         )
-        .route("/api/v1/videos/{video_id}/fetch", post(api::start_fetch))
+        .route(
+            "/api/v1/videos/{video_id}/fetch",
+            post(api::start_fetch).layer(DefaultBodyLimit::max(api::MAX_FETCH_REQUEST)),
+        )
         .route("/upload_fragment", post(legacy::upload_fragment))
         .route("/send_all_fragments", get(legacy::send_all_fragments))
         .route_layer(axum::middleware::from_fn_with_state(

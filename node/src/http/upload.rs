@@ -49,10 +49,7 @@ pub async fn put_manifest(
     State(state): State<AppState>,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<ManifestStored>), ApiError> {
-    let body = body.map_err(|e| ApiError {
-        status: e.status(),
-        message: e.body_text(),
-    })?;
+    let body = body?;
     let manifest = Manifest::from_json(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let store = state.store.clone();
     let m = manifest.clone();
