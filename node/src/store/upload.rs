@@ -47,7 +47,7 @@ impl Upload {
     }
 
     /// Checks what arrived (against `expected` when a manifest describes it: size, whole hash,
-    /// every chunk hash) and fsyncs it. Nothing is visible until [`Verified::persist`], so the
+    /// every chunk hash). Nothing is visible until [`Verified::persist`], so the
     /// caller can still refuse it (a name conflict, say) without anything having been stored.
     pub fn finish(self, expected: Option<&FragmentInfo>) -> Result<Verified, StoreError> {
         let got = self.hasher.finish();
@@ -66,7 +66,6 @@ impl Upload {
             None if got.size == 0 => return Err(StoreError::Empty),
             None => {}
         }
-        self.tmp.sync()?;
         Ok(Verified {
             store: self.store,
             tmp: self.tmp,

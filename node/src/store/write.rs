@@ -232,13 +232,9 @@ impl TempFile {
         self.persist(dest).map(|()| true)
     }
 
-    pub fn sync(&self) -> Result<(), StoreError> {
-        self.file.sync_all().map_err(io_err("fsync", &self.path))
-    }
-
     /// fsync the data, rename over `dest`, fsync the directory that now names it.
     pub fn persist(mut self, dest: &Path) -> Result<(), StoreError> {
-        self.sync()?;
+        self.file.sync_all().map_err(io_err("fsync", &self.path))?;
         fs::rename(&self.path, dest).map_err(io_err("rename into place", dest))?;
         self.persisted = true;
         sync_dir(dest.parent().unwrap_or(Path::new(".")))
