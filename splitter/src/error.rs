@@ -44,6 +44,16 @@ pub enum SplitError {
     ZeroFragments,
     #[error("cannot cut {frames} video frame(s) into {fragments} fragments: each fragment needs at least one frame")]
     TooManyFragments { fragments: u32, frames: u64 },
+    #[error(
+        "{fragments} fragments of {seconds:.3} s would not each hold their audio (its packets last \
+         {audio_ms:.0} ms; a fragment needs two): this video can be split into at most {max}"
+    )]
+    TooShortForAudio {
+        fragments: u32,
+        seconds: f64,
+        audio_ms: f64,
+        max: u32,
+    },
     #[error("at most {max} fragments are allowed, {fragments} were asked for")]
     FragmentLimit { fragments: u32, max: u32 },
     #[error(
@@ -59,8 +69,14 @@ pub enum SplitError {
         #[source]
         source: std::io::Error,
     },
-    #[error("ffmpeg wrote {got} fragment(s), {expected} were planned")]
-    WrongFragmentCount { expected: u32, got: u32 },
+    #[error("ffmpeg wrote {got} fragment(s), {expected} were planned: {detail}")]
+    WrongFragmentCount {
+        expected: u32,
+        got: u32,
+        detail: String,
+    },
+    #[error("another split is writing into {0}; wait for it to finish or choose another --out")]
+    OutputBusy(PathBuf),
     #[error("fragment {index} failed verification: {detail}")]
     BadFragment { index: u32, detail: String },
     #[error("the fragments hold {got} video frames, the source {expected}")]

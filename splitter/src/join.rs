@@ -1,6 +1,10 @@
 //! Joining: check every fragment against the manifest (size and BLAKE3), then concatenate them
 //! with ffmpeg's concat demuxer (stream copy) into a temp file renamed into place, and check the
 //! result holds the source's frame count.
+//!
+//! The concat script is line-based and has no escape for a newline, so it never names the
+//! fragments' own paths: it lists `0.mp4`, `1.mp4`, .. in a private temp dir where each is a
+//! symlink to its fragment. Any path (newlines, quotes, spaces, a leading `-`) then joins.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -10,6 +14,7 @@ use vidswarm_proto::{Manifest, VideoId, MAX_MANIFEST_BYTES};
 
 use crate::probe::probe;
 use crate::split::hash_file;
+use crate::tools::file_url;
 use crate::{JoinError, SplitError, Tools};
 
 #[derive(Debug, Clone)]
@@ -96,19 +101,16 @@ pub fn join(dir: &Path, opts: &JoinOptions) -> Result<JoinReport, JoinError> {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "joined.mp4".into());
     let pid = std::process::id();
-    let list = TempFile(out_dir.join(format!(".{file_name}.{pid}.concat.txt")));
     let partial = TempFile(out_dir.join(format!(".{pid}.partial.{file_name}")));
-    write_concat_list(&list.0, dir, &manifest)?;
+    let list = write_concat_list(dir, &manifest)?;
 
-    let mut args: Vec<std::ffi::OsString> = ["-f", "concat", "-safe", "0", "-i"]
-        .map(Into::into)
-        .to_vec();
-    args.push(list.0.clone().into());
+    let mut args: Vec<std::ffi::OsString> = ["-f", "concat", "-i"].map(Into::into).to_vec();
+    args.push(file_url(&list.path().join(CONCAT_LIST)));
     args.extend(["-map", "0", "-c", "copy"].map(Into::into));
     if has_mp4_extension(&file_name) {
         args.extend(["-f", "mp4"].map(Into::into));
     }
-    args.push(partial.0.clone().into());
+    args.push(file_url(&partial.0));
     opts.tools.ffmpeg(&args)?;
 
     let joined = probe(&opts.tools, &partial.0).map_err(|e| match e {
@@ -142,24 +144,40 @@ fn has_mp4_extension(name: &str) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("mp4") || e.eq_ignore_ascii_case("m4v"))
 }
 
-/// The concat demuxer's script: one `file '...'` line per fragment, absolute paths, with single
-/// quotes escaped the way the demuxer reads them.
-fn write_concat_list(path: &Path, dir: &Path, manifest: &Manifest) -> Result<(), JoinError> {
-    let io = |source| JoinError::Io {
-        what: "cannot write",
-        path: path.to_owned(),
-        source,
+const CONCAT_LIST: &str = "concat.txt";
+
+/// A temp dir holding the concat demuxer's script and, named `0.mp4`, `1.mp4`, .., a symlink to
+/// each fragment: the script names only those plain relative names, which the demuxer resolves
+/// next to the script (and accepts in its default safe mode).
+fn write_concat_list(dir: &Path, manifest: &Manifest) -> Result<tempfile::TempDir, JoinError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| JoinError::Io {
+            what: "cannot write",
+            path,
+            source,
+        }
     };
-    let dir = fs::canonicalize(dir).map_err(io)?;
+    let fragments = std::path::absolute(dir).map_err(io(dir))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".vidswarm-join-")
+        .tempdir()
+        .map_err(io(&std::env::temp_dir()))?;
     let mut text = String::from("ffconcat version 1.0\n");
-    for f in &manifest.fragments {
-        let full = dir.join(&f.name);
-        let quoted = full.to_string_lossy().replace('\'', r"'\''");
-        text.push_str(&format!("file '{quoted}'\n"));
+    for (i, f) in manifest.fragments.iter().enumerate() {
+        let link = tmp.path().join(format!("{i}.mp4"));
+        std::os::unix::fs::symlink(fragments.join(&f.name), &link).map_err(io(&link))?;
+        // The fragment's length in the source, so each next fragment starts exactly where it
+        // did there, whatever the fragment's own last frame or audio packet says it lasts (a
+        // re-encoded variable-rate fragment's last frame has no known length; AAC packets run
+        // past the video).
+        text.push_str(&format!("file '{i}.mp4'\nduration {:.6}\n", f.duration));
     }
-    File::create(path)
+    let list = tmp.path().join(CONCAT_LIST);
+    File::create(&list)
         .and_then(|mut file| file.write_all(text.as_bytes()))
-        .map_err(io)
+        .map_err(io(&list))?;
+    Ok(tmp)
 }
 
 /// Removed on drop, whether the join succeeded (then it was renamed away) or not.

@@ -5,11 +5,15 @@
 //! - [`tools`]: locating and running ffmpeg/ffprobe, with their stderr in every error.
 //! - [`probe`]: what ffprobe says about a file (streams, duration, every video frame's time).
 //! - [`plan`]: where to cut, and whether the source's keyframes allow a lossless copy (pure).
+//! - [`cut`]: the ffmpeg run that makes the planned cuts, on frame numbers.
 //! - [`split`]: running the cut, verifying the fragments, hashing them, writing the manifest.
+//! - `output`: the output dir, locked while a split writes it, and its staging dir.
 //! - [`join`]: verifying a manifest's fragments and concatenating them (stream copy).
 
+pub mod cut;
 pub mod error;
 pub mod join;
+mod output;
 pub mod plan;
 pub mod probe;
 pub mod split;

@@ -4,10 +4,10 @@
 //! The ideal cuts sit at `i * duration / n`. A copy split can only cut at the source's keyframes, so
 //! copy is chosen when every ideal cut has its own keyframe within [`COPY_TOLERANCE`] of a
 //! fragment's ideal length; otherwise the video is re-encoded with keyframes forced at the frames
-//! nearest the ideal cuts. Cuts are frame indices, so each fragment's frame count is known before
-//! ffmpeg runs, and checked after.
+//! nearest the ideal cuts. Cuts are frame indices (and handed to ffmpeg as such, see
+//! [`crate::cut`]), so each fragment's frame count is known before ffmpeg runs, and checked after.
 
-use vidswarm_proto::SplitMode;
+use vidswarm_proto::{SplitMode, MAX_FRAGMENTS};
 
 use crate::probe::FrameTime;
 
@@ -64,14 +64,9 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The times to hand ffmpeg (`-segment_times`, `-force_key_frames`): halfway between each cut
-    /// frame and the frame before it, so "the first frame at or after t" is exactly the cut frame
-    /// whatever the rounding of printed timestamps.
-    pub fn cut_times(&self, frames: &[FrameTime]) -> Vec<f64> {
-        self.fragments[1..]
-            .iter()
-            .map(|f| (frames[f.first_frame - 1].pts + frames[f.first_frame].pts) / 2.0)
-            .collect()
+    /// The first frame (presentation order) of every fragment but the first.
+    pub fn cut_frames(&self) -> Vec<usize> {
+        self.fragments[1..].iter().map(|f| f.first_frame).collect()
     }
 }
 
@@ -94,19 +89,25 @@ pub fn copy_cuts(frames: &[FrameTime], duration: f64, n: usize) -> Result<Vec<us
                     .abs()
                     .total_cmp(&(frames[b].pts - target).abs())
             });
+        // The frame nearest the cut is as close as any split can get, whatever the tolerance.
+        let close = |k: usize| {
+            (frames[k].pts - target).abs() <= tolerance || k == nearest_frame(frames, target)
+        };
         match nearest {
-            Some(k) if (frames[k].pts - target).abs() <= tolerance => cuts.push(k),
+            Some(k) if close(k) => cuts.push(k),
             Some(k) => {
                 return Err(format!(
                     "no keyframe within {tolerance:.2} s of the cut at {target:.2} s \
-                     (nearest at {:.2} s; the source has {} keyframe(s) in {duration:.2} s)",
+                     (nearest at {:.2} s; the source has {} keyframe(s) a stream copy can cut at \
+                     in {duration:.2} s)",
                     frames[k].pts,
                     keys.len() + 1
                 ))
             }
             None => {
                 return Err(format!(
-                "the source has only {} keyframe(s) in {duration:.2} s, too few for {n} fragments",
+                "the source has only {} keyframe(s) a stream copy can cut at in {duration:.2} s, \
+                 too few for {n} fragments",
                 keys.len() + 1
             ))
             }
@@ -121,16 +122,7 @@ pub fn reencode_cuts(frames: &[FrameTime], duration: f64, n: usize) -> Vec<usize
     let t0 = frames[0].pts;
     let mut cuts: Vec<usize> = Vec::with_capacity(n - 1);
     for i in 1..n {
-        let target = t0 + ideal * i as f64;
-        let nearest = frames.partition_point(|f| f.pts < target);
-        let candidate = if nearest > 0
-            && (nearest == frames.len()
-                || target - frames[nearest - 1].pts < frames[nearest].pts - target)
-        {
-            nearest - 1
-        } else {
-            nearest
-        };
+        let candidate = nearest_frame(frames, t0 + ideal * i as f64);
         let lowest = cuts.last().map_or(1, |c| c + 1);
         let highest = frames.len() - (n - i);
         cuts.push(candidate.clamp(lowest, highest));
@@ -138,16 +130,87 @@ pub fn reencode_cuts(frames: &[FrameTime], duration: f64, n: usize) -> Vec<usize
     cuts
 }
 
+/// The frame whose time is nearest `target`.
+fn nearest_frame(frames: &[FrameTime], target: f64) -> usize {
+    let after = frames.partition_point(|f| f.pts < target);
+    if after > 0
+        && (after == frames.len() || target - frames[after - 1].pts < frames[after].pts - target)
+    {
+        after - 1
+    } else {
+        after
+    }
+}
+
+/// Audio is cut with the video, in whole packets (an AAC packet lasts 21-23 ms, MP3 24-26 ms), so
+/// a fragment keeps its audio only when it spans whole packets: planned fragments last at least this
+/// many audio packets.
+pub const MIN_AUDIO_PACKETS_PER_FRAGMENT: f64 = 2.0;
+
+/// The most fragments a source of `frames` frames over `duration` seconds can be cut into: one
+/// frame each, at most [`MAX_FRAGMENTS`], and with audio few enough that even a fragment a frame
+/// shorter than the ideal length spans [`MIN_AUDIO_PACKETS_PER_FRAGMENT`] audio packets.
+pub fn max_fragments(
+    frames: usize,
+    duration: f64,
+    frame_step: f64,
+    audio_packet: Option<f64>,
+) -> u32 {
+    let by_frames = frames.min(MAX_FRAGMENTS as usize) as u32;
+    match audio_packet {
+        Some(a) => {
+            let shortest = MIN_AUDIO_PACKETS_PER_FRAGMENT * a + frame_step;
+            let by_audio = (duration / shortest).floor().max(1.0) as u32;
+            by_frames.min(by_audio)
+        }
+        None => by_frames,
+    }
+}
+
+/// The shortest planned fragment, when it is too short to keep audio packets of `audio_packet`
+/// seconds.
+pub fn too_short_for_audio(plan: &Plan, audio_packet: Option<f64>) -> Option<f64> {
+    let a = audio_packet?;
+    let shortest = plan
+        .fragments
+        .iter()
+        .map(|f| f.duration)
+        .fold(f64::INFINITY, f64::min);
+    (shortest < MIN_AUDIO_PACKETS_PER_FRAGMENT * a).then_some(shortest)
+}
+
 /// Plans a split of `frames` (sorted, non-empty, at least `n` long) into `n` fragments.
-/// `copyable` says whether the codecs allow a stream copy into MP4 at all.
+/// `copyable` says whether the codecs allow a stream copy into MP4 at all; `audio_packet` is how
+/// long the source's audio packets last, if it has audio (a copy's cuts must leave every fragment
+/// its audio; `n` at most [`max_fragments`] does that for a re-encode).
 pub fn plan(
     frames: &[FrameTime],
     duration: f64,
     n: usize,
     choice: ModeChoice,
     copyable: Result<(), String>,
+    audio_packet: Option<f64>,
 ) -> Result<Plan, String> {
-    let copy = copyable.and_then(|()| copy_cuts(frames, duration, n));
+    let copy = copyable
+        .and_then(|()| copy_cuts(frames, duration, n))
+        .and_then(|cuts| {
+            let fragments = fragments_from_cuts(frames, duration, &cuts);
+            let probe = Plan {
+                mode: SplitMode::Copy,
+                reason: String::new(),
+                fragments,
+            };
+            match (too_short_for_audio(&probe, audio_packet), audio_packet) {
+                (Some(shortest), Some(a)) => Err(format!(
+                    "at the keyframes a fragment would last {:.0} ms, shorter than {} audio \
+                     packets ({:.0} ms each)",
+                    shortest * 1e3,
+                    MIN_AUDIO_PACKETS_PER_FRAGMENT,
+                    a * 1e3
+                )),
+                _ => Ok(cuts),
+            }
+        });
     let (mode, reason, cuts) = match (choice, copy) {
         (ModeChoice::Copy | ModeChoice::Auto, Ok(cuts)) => (
             SplitMode::Copy,
@@ -205,8 +268,18 @@ fn fragments_from_cuts(
         .collect()
 }
 
-/// Whether the codecs can go into MP4 fragments untouched.
-pub fn copyable(video_codec: &str, audio_codec: Option<&str>) -> Result<(), String> {
+/// Whether the source can go into MP4 fragments untouched: codecs MP4 carries as they are, and no
+/// frames an edit list hides (a copy would carry them into a fragment, where they would count).
+pub fn copyable(
+    video_codec: &str,
+    audio_codec: Option<&str>,
+    discarded: usize,
+) -> Result<(), String> {
+    if discarded > 0 {
+        return Err(format!(
+            "the source's edit list hides {discarded} video frame(s) that a stream copy would carry along"
+        ));
+    }
     if !MP4_VIDEO.contains(&video_codec) {
         return Err(format!(
             "video codec {video_codec:?} cannot be stream-copied into MP4"
@@ -241,7 +314,7 @@ mod tests {
     #[test]
     fn dense_keyframes_copy_into_equal_fragments() {
         let f = frames(250, 25);
-        let p = plan(&f, 10.0, 10, ModeChoice::Auto, Ok(())).unwrap();
+        let p = plan(&f, 10.0, 10, ModeChoice::Auto, Ok(()), None).unwrap();
         assert_eq!(p.mode, SplitMode::Copy);
         assert!(p.fragments.iter().all(|x| x.frames == 25));
         assert!((p.fragments[3].start - 3.0).abs() < 1e-9);
@@ -250,7 +323,7 @@ mod tests {
     #[test]
     fn a_single_keyframe_forces_reencode_and_auto_says_why() {
         let f = frames(200, 10_000);
-        let p = plan(&f, 8.0, 10, ModeChoice::Auto, Ok(())).unwrap();
+        let p = plan(&f, 8.0, 10, ModeChoice::Auto, Ok(()), None).unwrap();
         assert_eq!(p.mode, SplitMode::Reencode);
         assert!(p.reason.contains("1 keyframe"), "{}", p.reason);
         assert_eq!(p.fragments.len(), 10);
@@ -259,28 +332,40 @@ mod tests {
     }
 
     #[test]
+    fn all_intra_sources_copy_even_when_a_frame_is_longer_than_the_tolerance() {
+        // 25 frames, each a keyframe, into 11: cuts 20 % of 91 ms off would be closer than a frame.
+        let f = frames(25, 1);
+        let p = plan(&f, 1.0, 11, ModeChoice::Copy, Ok(()), None).unwrap();
+        assert_eq!(p.fragments.len(), 11);
+        assert_eq!(total(&p), 25);
+    }
+
+    #[test]
     fn copy_refuses_rather_than_giving_fewer_fragments() {
         let f = frames(200, 100);
-        let err = plan(&f, 8.0, 10, ModeChoice::Copy, Ok(())).unwrap_err();
+        let err = plan(&f, 8.0, 10, ModeChoice::Copy, Ok(()), None).unwrap_err();
         assert!(err.contains("no keyframe within"), "{err}");
     }
 
     #[test]
     fn uncopyable_codecs_reencode_in_auto_and_fail_in_copy() {
         let f = frames(250, 25);
-        let why = copyable("rawvideo", None);
-        let p = plan(&f, 10.0, 10, ModeChoice::Auto, why.clone()).unwrap();
+        let why = copyable("rawvideo", None, 0);
+        let p = plan(&f, 10.0, 10, ModeChoice::Auto, why.clone(), None).unwrap();
         assert_eq!(p.mode, SplitMode::Reencode);
         assert!(p.reason.contains("rawvideo"));
-        assert!(plan(&f, 10.0, 10, ModeChoice::Copy, why).is_err());
-        assert!(copyable("h264", Some("pcm_s16le")).is_err());
-        assert!(copyable("h264", Some("aac")).is_ok());
+        assert!(plan(&f, 10.0, 10, ModeChoice::Copy, why, None).is_err());
+        assert!(copyable("h264", Some("pcm_s16le"), 0).is_err());
+        assert!(copyable("h264", Some("aac"), 0).is_ok());
+        assert!(copyable("h264", Some("aac"), 2)
+            .unwrap_err()
+            .contains("edit list"));
     }
 
     #[test]
     fn as_many_fragments_as_frames_gives_one_frame_each() {
         let f = frames(7, 1000);
-        let p = plan(&f, 0.28, 7, ModeChoice::Reencode, Ok(())).unwrap();
+        let p = plan(&f, 0.28, 7, ModeChoice::Reencode, Ok(()), None).unwrap();
         assert!(p.fragments.iter().all(|x| x.frames == 1));
     }
 
@@ -289,7 +374,7 @@ mod tests {
         for (count, n) in [(101, 10), (11, 10), (1000, 7), (30, 1)] {
             let f = frames(count, 1);
             for choice in [ModeChoice::Auto, ModeChoice::Reencode] {
-                let p = plan(&f, count as f64 * 0.04, n, choice, Ok(())).unwrap();
+                let p = plan(&f, count as f64 * 0.04, n, choice, Ok(()), None).unwrap();
                 assert_eq!(p.fragments.len(), n);
                 assert_eq!(total(&p), count as u64, "{count} frames into {n}");
                 assert!(p.fragments.iter().all(|x| x.frames >= 1));
@@ -298,13 +383,29 @@ mod tests {
     }
 
     #[test]
-    fn cut_times_fall_between_frames() {
-        let f = frames(100, 10);
-        let p = plan(&f, 4.0, 4, ModeChoice::Copy, Ok(())).unwrap();
-        let times = p.cut_times(&f);
-        assert_eq!(times.len(), 3);
-        for (t, frag) in times.iter().zip(&p.fragments[1..]) {
-            assert!(*t < f[frag.first_frame].pts && *t > f[frag.first_frame - 1].pts);
-        }
+    fn the_largest_split_with_audio_leaves_every_fragment_its_audio() {
+        // 1 s at 50 fps with AAC (23 ms packets): not 50 one-frame fragments.
+        let max = max_fragments(50, 1.0, 0.02, Some(1024.0 / 44100.0));
+        assert!((10..50).contains(&max), "{max}");
+        let f: Vec<FrameTime> = (0..50)
+            .map(|i| FrameTime {
+                pts: i as f64 * 0.02,
+                key: i == 0,
+            })
+            .collect();
+        let p = plan(&f, 1.0, max as usize, ModeChoice::Reencode, Ok(()), None).unwrap();
+        assert_eq!(too_short_for_audio(&p, Some(1024.0 / 44100.0)), None);
+        let p = plan(&f, 1.0, 50, ModeChoice::Reencode, Ok(()), None).unwrap();
+        assert!(too_short_for_audio(&p, Some(1024.0 / 44100.0)).is_some());
+        assert_eq!(too_short_for_audio(&p, None), None);
+        assert_eq!(max_fragments(50, 1.0, 0.02, None), 50);
+        assert_eq!(max_fragments(5000, 200.0, 0.04, None), MAX_FRAGMENTS);
+    }
+
+    #[test]
+    fn cut_frames_are_the_fragments_first_frames() {
+        let f = frames(100, 5);
+        let p = plan(&f, 4.0, 4, ModeChoice::Copy, Ok(()), None).unwrap();
+        assert_eq!(p.cut_frames(), [25, 50, 75]);
     }
 }

@@ -1,5 +1,6 @@
-//! What ffprobe says about a file: its streams, its duration, and the time and keyframe flag of
-//! every video frame (read from packets, so nothing is decoded and it stays fast).
+//! What ffprobe says about a file: its streams, its duration, and the time of every video frame
+//! and whether a stream copy may cut before it (read from packets, so nothing is decoded and it
+//! stays fast).
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,10 @@ use crate::{SplitError, ToolError, Tools};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FrameTime {
     pub pts: f64,
+    /// A stream copy may start a fragment here: a keyframe that opens a closed GOP, so the frames
+    /// before it in presentation order are exactly the packets before it in decode order. (An
+    /// open GOP's keyframe is followed in decode order by frames shown before it, which need the
+    /// previous GOP to decode: a fragment cannot start there without re-encoding.)
     pub key: bool,
 }
 
@@ -26,6 +31,13 @@ pub struct Probe {
     pub frames: Vec<FrameTime>,
     /// Seconds from the first frame to the end of the last one.
     pub duration: f64,
+    /// How long one video frame lasts (from the frame rate).
+    pub frame_step: f64,
+    /// How long one packet of the first audio stream lasts (the median gap), if there is audio.
+    pub audio_packet: Option<f64>,
+    /// Video packets an edit list marks as not shown (decoded for reference, then dropped). They
+    /// are not in `frames`; a stream copy would carry them along, so it is not planned.
+    pub discarded: usize,
 }
 
 impl Probe {
@@ -35,6 +47,17 @@ impl Probe {
 
     pub fn keyframes(&self) -> usize {
         self.frames.iter().filter(|f| f.key).count()
+    }
+
+    /// The most fragments this source can be split into: one frame each, and, with audio, each
+    /// long enough to hold its audio (see [`crate::plan::max_fragments`]).
+    pub fn max_fragments(&self) -> u32 {
+        crate::plan::max_fragments(
+            self.frames.len(),
+            self.duration,
+            self.frame_step,
+            self.audio_packet,
+        )
     }
 }
 
@@ -101,7 +124,7 @@ pub fn probe(tools: &Tools, path: &Path) -> Result<Probe, SplitError> {
             "format=format_name,start_time:stream=index,codec_type,codec_name,avg_frame_rate:stream_disposition=attached_pic:packet=stream_index,pts_time,dts_time,flags".as_ref(),
             "-of".as_ref(),
             "json".as_ref(),
-            path.as_os_str(),
+            crate::tools::file_url(path).as_os_str(),
         ])
         .map_err(|e| match e {
             ToolError::Failed { stderr, .. } => not_a_video(stderr),
@@ -121,14 +144,15 @@ pub fn probe(tools: &Tools, path: &Path) -> Result<Probe, SplitError> {
         .ok_or_else(|| SplitError::NoVideoStream {
             path: path.to_owned(),
         })?;
-    let audio_codec = raw
+    let audio = raw
         .streams
         .iter()
-        .find(|s| s.codec_type.as_deref() == Some("audio"))
-        .map(|s| s.codec_name.clone().unwrap_or_default());
+        .find(|s| s.codec_type.as_deref() == Some("audio"));
+    let audio_codec = audio.map(|s| s.codec_name.clone().unwrap_or_default());
+    let audio_packet = audio.and_then(|a| packet_length(&raw.packets, a.index));
 
     let start = parse_seconds(format.start_time.as_deref()).unwrap_or(0.0);
-    let frames = video_frames(&raw.packets, video.index, start)?;
+    let (frames, discarded) = video_frames(&raw.packets, video.index, start)?;
     if frames.is_empty() {
         return Err(SplitError::NoVideoStream {
             path: path.to_owned(),
@@ -145,17 +169,26 @@ pub fn probe(tools: &Tools, path: &Path) -> Result<Probe, SplitError> {
         audio_codec,
         frames,
         duration: span,
+        frame_step,
+        audio_packet,
+        discarded,
     })
 }
 
-/// The video stream's packets (one per frame) as frame times, in presentation order.
+/// The video stream's packets (one per frame, in decode order) as frame times in presentation
+/// order, without those an edit list discards (their count is returned beside them).
 fn video_frames(
     packets: &[RawPacket],
     stream: u32,
     start: f64,
-) -> Result<Vec<FrameTime>, SplitError> {
-    let mut frames = Vec::with_capacity(packets.len());
+) -> Result<(Vec<FrameTime>, usize), SplitError> {
+    let mut decoded = Vec::with_capacity(packets.len());
+    let mut discarded = 0;
     for p in packets.iter().filter(|p| p.stream_index == stream) {
+        if p.flags.contains('D') {
+            discarded += 1;
+            continue;
+        }
         let pts = parse_seconds(p.pts_time.as_deref()).or(parse_seconds(p.dts_time.as_deref()));
         let Some(t) = pts else {
             return Err(ToolError::BadOutput {
@@ -164,13 +197,47 @@ fn video_frames(
             }
             .into());
         };
-        frames.push(FrameTime {
+        decoded.push(FrameTime {
             pts: t - start,
             key: p.flags.contains('K'),
         });
     }
-    frames.sort_by(|a, b| a.pts.total_cmp(&b.pts));
-    Ok(frames)
+    Ok((presentation_order(decoded), discarded))
+}
+
+/// Sorts frames given in decode order by time, keeping `key` only on keyframes where the packets
+/// before them in decode order are exactly the frames before them in presentation order.
+fn presentation_order(decoded: Vec<FrameTime>) -> Vec<FrameTime> {
+    let mut order: Vec<usize> = (0..decoded.len()).collect();
+    order.sort_by(|&a, &b| decoded[a].pts.total_cmp(&decoded[b].pts).then(a.cmp(&b)));
+    let mut rank = vec![0; decoded.len()];
+    for (r, &d) in order.iter().enumerate() {
+        rank[d] = r;
+    }
+    let mut latest_before = f64::NEG_INFINITY;
+    let mut frames: Vec<FrameTime> = decoded.clone();
+    for (d, f) in decoded.iter().enumerate() {
+        let closed = rank[d] == d && latest_before < f.pts;
+        frames[rank[d]] = FrameTime {
+            pts: f.pts,
+            key: f.key && closed,
+        };
+        latest_before = latest_before.max(f.pts);
+    }
+    frames
+}
+
+/// The median gap between the presentation times of `stream`'s packets.
+fn packet_length(packets: &[RawPacket], stream: u32) -> Option<f64> {
+    let mut times: Vec<f64> = packets
+        .iter()
+        .filter(|p| p.stream_index == stream)
+        .filter_map(|p| parse_seconds(p.pts_time.as_deref()))
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let mut gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.sort_by(f64::total_cmp);
+    gaps.get(gaps.len() / 2).copied().filter(|g| *g > 0.0)
 }
 
 /// The time one frame lasts: from the stream's frame rate, else the median gap between frames.
@@ -190,4 +257,48 @@ fn frame_step(frames: &[FrameTime], avg_frame_rate: Option<&str>) -> f64 {
 fn parse_seconds(s: Option<&str>) -> Option<f64> {
     s.and_then(|s| s.trim().parse::<f64>().ok())
         .filter(|v| v.is_finite())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoded(list: &[(f64, bool)]) -> Vec<FrameTime> {
+        list.iter()
+            .map(|&(pts, key)| FrameTime { pts, key })
+            .collect()
+    }
+
+    #[test]
+    fn closed_gop_keyframes_stay_cut_points() {
+        // I0 P3 B1 B2 | I4 P6 B5: B-frames, but nothing shown before I4 comes after it.
+        let f = presentation_order(decoded(&[
+            (0.0, true),
+            (3.0, false),
+            (1.0, false),
+            (2.0, false),
+            (4.0, true),
+            (6.0, false),
+            (5.0, false),
+        ]));
+        let pts: Vec<f64> = f.iter().map(|x| x.pts).collect();
+        assert_eq!(pts, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let keys: Vec<usize> = (0..f.len()).filter(|&i| f[i].key).collect();
+        assert_eq!(keys, [0, 4]);
+    }
+
+    #[test]
+    fn open_gop_keyframes_are_not_cut_points() {
+        // I0 P2 B1 | I5 B3 B4: B3 and B4 are shown before I5 but decoded after it (leading frames).
+        let f = presentation_order(decoded(&[
+            (0.0, true),
+            (2.0, false),
+            (1.0, false),
+            (5.0, true),
+            (3.0, false),
+            (4.0, false),
+        ]));
+        let keys: Vec<usize> = (0..f.len()).filter(|&i| f[i].key).collect();
+        assert_eq!(keys, [0]);
+    }
 }

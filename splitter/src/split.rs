@@ -1,9 +1,10 @@
-//! Running a split: plan, cut with ffmpeg's segment muxer into a staging dir, verify every fragment
-//! (frame count as planned, audio kept, optionally a clean decode), hash, then move the fragments
-//! and `manifest.json` into place, the manifest last so a half-done split has none.
+//! Running a split: plan, cut with ffmpeg's segment muxer into a staging dir ([`crate::cut`]),
+//! verify every fragment (frame count as planned, audio kept, optionally a clean decode), hash,
+//! then move the fragments and `manifest.json` into place, the manifest last so a half-done split
+//! has none ([`crate::output`]).
 
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,9 @@ use vidswarm_proto::{
     SplitMode, DEFAULT_CHUNK_SIZE, MAX_FRAGMENTS,
 };
 
-use crate::plan::{self, ModeChoice, Plan, PlannedFragment, MP4_AUDIO};
+use crate::cut::{describe_lost_cuts, run_ffmpeg};
+use crate::output::{check_output_dir, OutputDir};
+use crate::plan::{self, ModeChoice, Plan, PlannedFragment};
 use crate::probe::{probe, Probe};
 use crate::{SplitError, Tools};
 
@@ -73,13 +76,26 @@ pub fn split(input: &Path, opts: &SplitOptions) -> Result<SplitReport, SplitErro
             frames: source.frame_count(),
         });
     }
-    let copyable = plan::copyable(&source.video_codec, source.audio_codec.as_deref());
+    if let (true, Some(audio_packet)) = (n > source.max_fragments(), source.audio_packet) {
+        return Err(SplitError::TooShortForAudio {
+            fragments: n,
+            seconds: source.duration / f64::from(n),
+            audio_ms: audio_packet * 1e3,
+            max: source.max_fragments(),
+        });
+    }
+    let copyable = plan::copyable(
+        &source.video_codec,
+        source.audio_codec.as_deref(),
+        source.discarded,
+    );
     let mut plan = plan::plan(
         &source.frames,
         source.duration,
         n as usize,
         opts.mode,
         copyable,
+        source.audio_packet,
     )
     .map_err(|reason| SplitError::CopyImpossible {
         fragments: n,
@@ -87,7 +103,8 @@ pub fn split(input: &Path, opts: &SplitOptions) -> Result<SplitReport, SplitErro
     })?;
     tracing::info!(mode = %plan.mode, reason = %plan.reason, fragments = n, "split planned");
 
-    let staging = Staging::create(&opts.out)?;
+    let out = OutputDir::claim(&opts.out, opts.force)?;
+    let staging = out.staging()?;
     let mut cut = cut_and_verify(&source, &plan, &staging.path, opts);
     if let (Err(e), SplitMode::Copy, ModeChoice::Auto) = (&cut, plan.mode, opts.mode) {
         // Keyframes in the right places do not guarantee a clean copy (open GOPs, odd muxing);
@@ -102,6 +119,7 @@ pub fn split(input: &Path, opts: &SplitOptions) -> Result<SplitReport, SplitErro
                 n as usize,
                 ModeChoice::Reencode,
                 Ok(()),
+                source.audio_packet,
             )
             .map_err(|reason| SplitError::CopyImpossible {
                 fragments: n,
@@ -130,29 +148,12 @@ pub fn split(input: &Path, opts: &SplitOptions) -> Result<SplitReport, SplitErro
         opts.chunk_size,
         fragments,
     );
-    staging.publish(&opts.out, &manifest)?;
+    out.publish(&staging, &manifest)?;
     Ok(SplitReport {
         manifest,
         reason: plan.reason,
         elapsed: started.elapsed(),
     })
-}
-
-fn check_output_dir(out: &Path, force: bool) -> Result<(), SplitError> {
-    match fs::read_dir(out) {
-        Ok(mut entries) => {
-            if !force && entries.next().is_some() {
-                return Err(SplitError::OutputNotEmpty(out.to_owned()));
-            }
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(SplitError::Io {
-            what: "cannot read output directory",
-            path: out.to_owned(),
-            source,
-        }),
-    }
 }
 
 /// Runs ffmpeg into `dir` and checks what it wrote against the plan.
@@ -170,9 +171,13 @@ fn cut_and_verify(
         .count() as u32;
     let expected = plan.fragments.len() as u32;
     if written != expected {
+        let counts: Vec<u64> = (0..written)
+            .map(|i| probe(&opts.tools, &dir.join(fragment_name(i))).map(|p| p.frame_count()))
+            .collect::<Result<_, _>>()?;
         return Err(SplitError::WrongFragmentCount {
             expected,
             got: written,
+            detail: describe_lost_cuts(source, plan, &counts),
         });
     }
     let fragments = verify_all(&plan.fragments, |index, planned| {
@@ -227,6 +232,7 @@ where
         return Err(SplitError::WrongFragmentCount {
             expected: planned.len() as u32,
             got: results.len() as u32,
+            detail: "a verification thread panicked".into(),
         });
     }
     results.into_iter().map(|(_, r)| r).collect()
@@ -271,75 +277,6 @@ fn verify_fragment(
     })
 }
 
-fn run_ffmpeg(source: &Probe, plan: &Plan, dir: &Path, tools: &Tools) -> Result<(), SplitError> {
-    let times = plan
-        .cut_times(&source.frames)
-        .iter()
-        .map(|t| format!("{t:.6}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut args: Vec<std::ffi::OsString> = vec!["-i".into(), source.path.clone().into()];
-    let audio_copy = source
-        .audio_codec
-        .as_deref()
-        .is_some_and(|a| MP4_AUDIO.contains(&a));
-    match plan.mode {
-        SplitMode::Copy => {
-            args.extend(["-map", "0:v:0", "-map", "0:a:0?", "-c", "copy"].map(Into::into))
-        }
-        // The planner never chooses Upload (that is a loose fragment a node was given as is).
-        SplitMode::Reencode | SplitMode::Upload => {
-            args.extend(
-                [
-                    "-map",
-                    "0:v:0",
-                    "-map",
-                    "0:a:0?",
-                    "-c:v",
-                    "libx264",
-                    "-preset",
-                    "veryfast",
-                    "-crf",
-                    "20",
-                    // Players expect 4:2:0 with even sides; x264 refuses odd sides in 4:2:0.
-                    "-pix_fmt",
-                    "yuv420p",
-                    "-vf",
-                    "scale=trunc(iw/2)*2:trunc(ih/2)*2",
-                    // One output frame per input frame: the frame counts must add up.
-                    "-fps_mode",
-                    "passthrough",
-                    "-c:a",
-                    if audio_copy { "copy" } else { "aac" },
-                ]
-                .map(Into::into),
-            );
-            if !times.is_empty() {
-                args.extend(["-force_key_frames".into(), times.clone().into()]);
-            }
-        }
-    }
-    args.extend(
-        [
-            "-f",
-            "segment",
-            "-segment_format",
-            "mp4",
-            "-reset_timestamps",
-            "1",
-        ]
-        .map(Into::into),
-    );
-    // Without this the first fragment starts late by the B-frame delay, and the join drifts.
-    args.extend(["-avoid_negative_ts", "disabled"].map(Into::into));
-    if !times.is_empty() {
-        args.extend(["-segment_times".into(), times.into()]);
-    }
-    args.push(dir.join("fragment_%d.mp4").into());
-    tools.ffmpeg(&args)?;
-    Ok(())
-}
-
 pub(crate) fn hash_file(
     path: &Path,
     chunk_size: u32,
@@ -364,57 +301,5 @@ fn io(what: &'static str, path: &Path, source: std::io::Error) -> SplitError {
         what,
         path: path.to_owned(),
         source,
-    }
-}
-
-/// A hidden dir inside the output dir where ffmpeg writes; removed whatever happens.
-struct Staging {
-    path: PathBuf,
-}
-
-impl Staging {
-    fn create(out: &Path) -> Result<Self, SplitError> {
-        fs::create_dir_all(out).map_err(|e| io("cannot create output directory", out, e))?;
-        let path = out.join(format!(".vidswarm-split-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir(&path).map_err(|e| io("cannot create", &path, e))?;
-        Ok(Self { path })
-    }
-
-    fn clear(&self) -> Result<(), SplitError> {
-        let _ = fs::remove_dir_all(&self.path);
-        fs::create_dir(&self.path).map_err(|e| io("cannot create", &self.path, e))
-    }
-
-    /// Moves the fragments into `out`, drops stale fragments a forced re-split would leave, then
-    /// writes the manifest.
-    fn publish(&self, out: &Path, manifest: &Manifest) -> Result<(), SplitError> {
-        for f in &manifest.fragments {
-            let (from, to) = (self.path.join(&f.name), out.join(&f.name));
-            fs::rename(&from, &to).map_err(|e| io("cannot move fragment to", &to, e))?;
-        }
-        let n = manifest.fragments.len() as u32;
-        for entry in fs::read_dir(out)
-            .map_err(|e| io("cannot list", out, e))?
-            .flatten()
-        {
-            let name = entry.file_name();
-            if parse_fragment_name(&name.to_string_lossy()).is_some_and(|i| i >= n) {
-                let _ = fs::remove_file(entry.path());
-            }
-        }
-        let tmp = self.path.join("manifest.json");
-        let mut file = File::create(&tmp).map_err(|e| io("cannot write", &tmp, e))?;
-        file.write_all(&manifest.to_json_pretty())
-            .and_then(|()| file.sync_all())
-            .map_err(|e| io("cannot write", &tmp, e))?;
-        let dest = out.join("manifest.json");
-        fs::rename(&tmp, &dest).map_err(|e| io("cannot write", &dest, e))
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
     }
 }

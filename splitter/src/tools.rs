@@ -1,6 +1,6 @@
 //! Where ffmpeg and ffprobe are, and running them so that a failure carries their own words.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -64,7 +64,7 @@ impl Tools {
     pub fn decode_errors(&self, path: &std::path::Path) -> Result<String, ToolError> {
         let out = Command::new(&self.ffmpeg)
             .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
-            .arg(path)
+            .arg(file_url(path))
             .args(["-f", "null", "-"])
             .stdin(Stdio::null())
             .output()
@@ -75,6 +75,33 @@ impl Tools {
         }
         Ok(text)
     }
+}
+
+/// `path` as ffmpeg's `file:` URL of its absolute form, so that no path is ever read as an option
+/// (`-x.mp4`), a protocol (`concat:a|b`, `pipe:`) or anything but the file it names. ffmpeg's file
+/// protocol takes the rest of the URL as the path, byte for byte.
+pub fn file_url(path: &Path) -> OsString {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut url = OsString::from("file:");
+    url.push(absolute.as_os_str());
+    url
+}
+
+/// An output pattern for the segment muxer: `dir/name` as a `file:` URL, with every `%` of `dir`
+/// doubled so that only `name`'s own `%d` is a pattern.
+pub fn segment_pattern(dir: &Path, name: &str) -> OsString {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let dir = file_url(dir);
+    let mut bytes = Vec::with_capacity(dir.len() + name.len() + 8);
+    for &b in dir.as_bytes() {
+        bytes.push(b);
+        if b == b'%' {
+            bytes.push(b'%');
+        }
+    }
+    bytes.push(b'/');
+    bytes.extend_from_slice(name.as_bytes());
+    OsString::from_vec(bytes)
 }
 
 fn run<I, S>(
@@ -124,4 +151,26 @@ fn stderr_tail(stderr: &[u8]) -> String {
         start += 1;
     }
     format!("...{}", &text[start..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_become_file_urls_of_absolute_paths() {
+        let url = file_url(Path::new("-x.mp4"));
+        let url = url.to_string_lossy();
+        assert!(url.starts_with("file:/"), "{url}");
+        assert!(url.ends_with("/-x.mp4"), "{url}");
+        assert_eq!(file_url(Path::new("/a/concat:b|c")), "file:/a/concat:b|c");
+    }
+
+    #[test]
+    fn segment_patterns_escape_the_dir_but_not_the_name() {
+        assert_eq!(
+            segment_pattern(Path::new("/a/100%/x"), "fragment_%d.mp4"),
+            "file:/a/100%%/x/fragment_%d.mp4"
+        );
+    }
 }

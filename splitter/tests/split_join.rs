@@ -144,3 +144,23 @@ fn auto_explains_its_choice() {
     assert!(report.reason.starts_with("reencode: "), "{}", report.reason);
     assert!(report.reason.contains("keyframe"), "{}", report.reason);
 }
+
+#[test]
+fn a_29_97_fps_clip_with_b_frames_reencodes_into_exactly_the_planned_fragments_not_one_fewer() {
+    require_ffmpeg!();
+    // Cut times used to sit halfway between two frames; ffmpeg rounded them to its encoder time
+    // base (1001/30000 s) and forced the keyframe a frame early, so the segment muxer never saw a
+    // keyframe at the cut and wrote 9 fragments. Cuts are frame numbers now.
+    let clip = common::ntsc_clip_with_bframes();
+    let mode = common::check::check_split(&clip, 10, ModeChoice::Auto, 1001.0 / 30000.0)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(mode, SplitMode::Reencode);
+    let manifest = {
+        let work = tempfile::tempdir().unwrap();
+        let mut opts = SplitOptions::new(work.path().join("s"));
+        opts.fragments = 10;
+        split(&clip, &opts).unwrap().manifest
+    };
+    assert_eq!(manifest.source.frame_count, 120);
+    assert!(manifest.fragments.iter().all(|f| f.frame_count == 12));
+}

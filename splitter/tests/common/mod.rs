@@ -70,6 +70,22 @@ pub fn video(seconds: u32, gop: u32, audio: bool) -> PathBuf {
     path
 }
 
+/// The clip issue #10 reported: 4.0 s of H.264 High at 29.97 fps (30000/1001), 176x144, B-frames,
+/// a keyframe every 60 frames (2 in all), 120 frames, no audio.
+pub fn ntsc_clip_with_bframes() -> PathBuf {
+    let path = fixtures().join("ntsc_clip_with_bframes.mp4");
+    if !path.exists() {
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+            .arg("testsrc2=size=176x144:rate=30000/1001")
+            .args(["-frames:v", "120", "-c:v", "libx264", "-profile:v", "high"])
+            .args(["-bf", "3", "-g", "60", "-pix_fmt", "yuv420p"])
+            .arg(&path);
+        run(cmd);
+    }
+    path
+}
+
 /// An audio-only file (no video stream).
 pub fn audio_only() -> PathBuf {
     let path = fixtures().join("audio_only.m4a");
@@ -134,3 +150,6 @@ pub fn stats(path: &Path) -> (u64, f64, bool) {
 pub fn tools() -> Tools {
     Tools::from_env()
 }
+
+pub mod check;
+pub mod sources;
