@@ -90,9 +90,8 @@ pub fn copy_cuts(frames: &[FrameTime], duration: f64, n: usize) -> Result<Vec<us
                     .total_cmp(&(frames[b].pts - target).abs())
             });
         // The frame nearest the cut is as close as any split can get, whatever the tolerance.
-        let close = |k: usize| {
-            (frames[k].pts - target).abs() <= tolerance || k == nearest_frame(frames, target)
-        };
+        let best = (frames[nearest_frame(frames, target)].pts - target).abs();
+        let close = |k: usize| (frames[k].pts - target).abs() <= tolerance.max(best) + 1e-9;
         match nearest {
             Some(k) if close(k) => cuts.push(k),
             Some(k) => {
@@ -333,11 +332,14 @@ mod tests {
 
     #[test]
     fn all_intra_sources_copy_even_when_a_frame_is_longer_than_the_tolerance() {
-        // 25 frames, each a keyframe, into 11: cuts 20 % of 91 ms off would be closer than a frame.
+        // 25 frames, each a keyframe, into 11 and 10: 20 % of a fragment is less than half a
+        // frame, and into 10 the cut at 0.5 s falls exactly between two frames.
         let f = frames(25, 1);
-        let p = plan(&f, 1.0, 11, ModeChoice::Copy, Ok(()), None).unwrap();
-        assert_eq!(p.fragments.len(), 11);
-        assert_eq!(total(&p), 25);
+        for n in [10, 11] {
+            let p = plan(&f, 1.0, n, ModeChoice::Copy, Ok(()), None).unwrap();
+            assert_eq!(p.fragments.len(), n);
+            assert_eq!(total(&p), 25);
+        }
     }
 
     #[test]
