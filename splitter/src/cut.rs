@@ -99,11 +99,20 @@ fn ffmpeg_args(source: &Probe, plan: &Plan, dir: &Path) -> Vec<OsString> {
     args
 }
 
-/// `expr:eq(n,K1)+eq(n,K2)+..`: true exactly on the cut frames. ffmpeg parses the sum in a loop
-/// and the whole expression stays far below an argument's length limit for 1000 fragments.
+/// `expr:eq(n,K1)+eq(n,K2)+..`: true exactly on the cut frames. The sum is nested as a balanced
+/// tree of parentheses: ffmpeg's expression parser refuses a flat sum of more than about 100 terms,
+/// and a tree of 1000 cuts nests only 10 deep.
 fn keyframe_expr(cuts: &[usize]) -> String {
-    let terms: Vec<String> = cuts.iter().map(|k| format!("eq(n,{k})")).collect();
-    format!("expr:{}", terms.join("+"))
+    fn sum(cuts: &[usize]) -> String {
+        match cuts {
+            [k] => format!("eq(n,{k})"),
+            _ => {
+                let (left, right) = cuts.split_at(cuts.len() / 2);
+                format!("({}+{})", sum(left), sum(right))
+            }
+        }
+    }
+    format!("expr:{}", sum(cuts))
 }
 
 fn frame_list(cuts: &[usize]) -> String {
@@ -199,7 +208,7 @@ mod tests {
         let args = ffmpeg_args(&source(60), &p, Path::new("/out"));
         assert_eq!(
             arg_after(&args, "-force_key_frames").unwrap(),
-            "expr:eq(n,15)+eq(n,30)+eq(n,45)"
+            "expr:(eq(n,15)+(eq(n,30)+eq(n,45)))"
         );
         assert_eq!(arg_after(&args, "-segment_frames").unwrap(), "15,30,45");
         assert!(arg_after(&args, "-segment_times").is_none());
@@ -208,6 +217,26 @@ mod tests {
             args.last().unwrap(),
             &OsString::from("file:/out/fragment_%d.mp4")
         );
+    }
+
+    #[test]
+    fn the_keyframe_expression_nests_shallowly_for_the_most_fragments() {
+        let cuts: Vec<usize> = (1..1000).collect();
+        let expr = keyframe_expr(&cuts);
+        let (mut depth, mut deepest) = (0i32, 0i32);
+        for c in expr.chars() {
+            depth += match c {
+                '(' => 1,
+                ')' => -1,
+                _ => 0,
+            };
+            deepest = deepest.max(depth);
+        }
+        assert_eq!(depth, 0);
+        // Ten levels of sums (2^10 >= 999), plus one for each eq( ).
+        assert!(deepest <= 11, "{deepest}");
+        assert_eq!(expr.matches("eq(n,").count(), 999);
+        assert_eq!(keyframe_expr(&[7]), "expr:eq(n,7)");
     }
 
     #[test]

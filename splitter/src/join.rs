@@ -102,7 +102,8 @@ pub fn join(dir: &Path, opts: &JoinOptions) -> Result<JoinReport, JoinError> {
         .unwrap_or_else(|| "joined.mp4".into());
     let pid = std::process::id();
     let partial = TempFile(out_dir.join(format!(".{pid}.partial.{file_name}")));
-    let list = write_concat_list(dir, &manifest)?;
+    let durations = file_durations(dir, &manifest, &opts.tools)?;
+    let list = write_concat_list(dir, &manifest, &durations)?;
 
     let mut args: Vec<std::ffi::OsString> = ["-f", "concat", "-i"].map(Into::into).to_vec();
     args.push(file_url(&list.path().join(CONCAT_LIST)));
@@ -146,10 +147,51 @@ fn has_mp4_extension(name: &str) -> bool {
 
 const CONCAT_LIST: &str = "concat.txt";
 
+/// How long each fragment lasts in the joined file's timeline, so that every fragment's first video
+/// frame lands exactly where it was in the source (its `start` in the manifest), whatever the
+/// fragment's own last frame (unknown in a re-encoded variable-rate fragment) or audio packets
+/// (which run past the video) say. The concat demuxer places each file's earliest stream at the
+/// sum of the durations before it, so a fragment whose video starts late in its own file (audio
+/// that begins before the video, as in the source) is accounted for by that lead.
+fn file_durations(dir: &Path, manifest: &Manifest, tools: &Tools) -> Result<Vec<f64>, JoinError> {
+    let leads = crate::par::map(&manifest.fragments, |_, f| {
+        crate::probe::video_lead(tools, &dir.join(&f.name)).map_err(|e| match e {
+            SplitError::Tool(t) => JoinError::Tool(t),
+            other => JoinError::CorruptFragment {
+                name: f.name.clone(),
+                detail: other.to_string(),
+            },
+        })
+    })
+    .ok_or_else(|| JoinError::CorruptFragment {
+        name: "(all)".into(),
+        detail: "a probing thread panicked".into(),
+    })?
+    .into_iter()
+    .collect::<Result<Vec<f64>, _>>()?;
+    // Where each file must start: its video's source time, less its own lead; the first at 0.
+    let starts: Vec<f64> = manifest
+        .fragments
+        .iter()
+        .zip(&leads)
+        .map(|(f, lead)| f.start - lead + leads[0])
+        .collect();
+    Ok((0..starts.len())
+        .map(|i| match starts.get(i + 1) {
+            Some(next) => next - starts[i],
+            None => manifest.fragments[i].duration + leads[i],
+        })
+        .collect())
+}
+
 /// A temp dir holding the concat demuxer's script and, named `0.mp4`, `1.mp4`, .., a symlink to
 /// each fragment: the script names only those plain relative names, which the demuxer resolves
 /// next to the script (and accepts in its default safe mode).
-fn write_concat_list(dir: &Path, manifest: &Manifest) -> Result<tempfile::TempDir, JoinError> {
+fn write_concat_list(
+    dir: &Path,
+    manifest: &Manifest,
+    durations: &[f64],
+) -> Result<tempfile::TempDir, JoinError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| JoinError::Io {
@@ -167,11 +209,7 @@ fn write_concat_list(dir: &Path, manifest: &Manifest) -> Result<tempfile::TempDi
     for (i, f) in manifest.fragments.iter().enumerate() {
         let link = tmp.path().join(format!("{i}.mp4"));
         std::os::unix::fs::symlink(fragments.join(&f.name), &link).map_err(io(&link))?;
-        // The fragment's length in the source, so each next fragment starts exactly where it
-        // did there, whatever the fragment's own last frame or audio packet says it lasts (a
-        // re-encoded variable-rate fragment's last frame has no known length; AAC packets run
-        // past the video).
-        text.push_str(&format!("file '{i}.mp4'\nduration {:.6}\n", f.duration));
+        text.push_str(&format!("file '{i}.mp4'\nduration {:.6}\n", durations[i]));
     }
     let list = tmp.path().join(CONCAT_LIST);
     File::create(&list)

@@ -14,6 +14,7 @@ pub mod cut;
 pub mod error;
 pub mod join;
 mod output;
+mod par;
 pub mod plan;
 pub mod probe;
 pub mod split;

@@ -175,6 +175,47 @@ pub fn probe(tools: &Tools, path: &Path) -> Result<Probe, SplitError> {
     })
 }
 
+/// How late the first video frame of `path` starts after the file itself (its earliest stream):
+/// `video start_time - format start_time`, from stream headers only (fast).
+pub fn video_lead(tools: &Tools, path: &Path) -> Result<f64, SplitError> {
+    let json = tools.ffprobe([
+        "-v".as_ref(),
+        "error".as_ref(),
+        "-select_streams".as_ref(),
+        "v:0".as_ref(),
+        "-show_entries".as_ref(),
+        "format=start_time:stream=start_time".as_ref(),
+        "-of".as_ref(),
+        "json".as_ref(),
+        crate::tools::file_url(path).as_os_str(),
+    ])?;
+    #[derive(Deserialize)]
+    struct Start {
+        start_time: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Starts {
+        #[serde(default)]
+        streams: Vec<Start>,
+        format: Option<Start>,
+    }
+    let raw: Starts = serde_json::from_slice(&json).map_err(|e| ToolError::BadOutput {
+        tool: "ffprobe",
+        detail: e.to_string(),
+    })?;
+    let format = raw
+        .format
+        .and_then(|f| parse_seconds(f.start_time.as_deref()));
+    let video = raw
+        .streams
+        .first()
+        .and_then(|s| parse_seconds(s.start_time.as_deref()));
+    Ok(match (video, format) {
+        (Some(v), Some(f)) => (v - f).max(0.0),
+        _ => 0.0,
+    })
+}
+
 /// The video stream's packets (one per frame, in decode order) as frame times in presentation
 /// order, without those an edit list discards (their count is returned beside them).
 fn video_frames(

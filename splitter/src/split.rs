@@ -199,43 +199,19 @@ fn cut_and_verify(
     Ok(fragments)
 }
 
-/// Runs `check` on every planned fragment, spread over the machine's cores (each check is mostly
-/// waiting on an ffprobe or ffmpeg child), and returns the results in index order.
+/// Runs `check` on every planned fragment on all cores, and returns the results in index order.
 fn verify_all<F>(planned: &[PlannedFragment], check: F) -> Result<Vec<FragmentInfo>, SplitError>
 where
     F: Fn(u32, &PlannedFragment) -> Result<FragmentInfo, SplitError> + Sync,
 {
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(planned.len());
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<(usize, Result<FragmentInfo, SplitError>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(p) = planned.get(i) else { break done };
-                        done.push((i, check(i as u32, p)));
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
-    results.sort_by_key(|(i, _)| *i);
-    if results.len() != planned.len() {
-        return Err(SplitError::WrongFragmentCount {
+    crate::par::map(planned, |i, p| check(i as u32, p))
+        .ok_or_else(|| SplitError::WrongFragmentCount {
             expected: planned.len() as u32,
-            got: results.len() as u32,
+            got: 0,
             detail: "a verification thread panicked".into(),
-        });
-    }
-    results.into_iter().map(|(_, r)| r).collect()
+        })?
+        .into_iter()
+        .collect()
 }
 
 /// Checks one written fragment against its plan and hashes it.

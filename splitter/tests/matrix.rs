@@ -268,6 +268,8 @@ fn covering() -> Vec<Case> {
         case("30", 2.0, Hevc, Silent, true, Dense, Odd444, Exactly(7)),
         case("24000/1001", 1.0, H264, Silent, true, Sparse, None, Largest),
         case("25", 1.0, H264, Aac, false, Dense, None, Largest),
+        // 119 cuts: more than ffmpeg's expression parser takes as a flat sum.
+        case("60000/1001", 2.0, H264, Silent, true, Sparse, None, Largest),
     ]
 }
 
