@@ -1,4 +1,4 @@
-//! What a node sees, as one stream of events: the demo's log, the CLI's progress, (later) SSE and
+//! What a node sees, as one stream of events: the demo's log, the CLI's progress, SSE and
 //! metrics all read it. A `tokio::sync::broadcast` channel: slow readers lose old events, never
 //! slow the node down.
 

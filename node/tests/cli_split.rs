@@ -81,7 +81,10 @@ fn relative_paths_that_look_like_options_or_protocols_are_read_as_files() {
                 .unwrap();
         assert_eq!(manifest["source"]["frame_count"], demo_frames, "{input}");
         let joined = format!("-joined-{}.mp4", input.len());
-        ok(&vidswarm(&["join", &format!("--out={joined}"), "--", out], dir));
+        ok(&vidswarm(
+            &["join", &format!("--out={joined}"), "--", out],
+            dir,
+        ));
         assert_eq!(frames(&dir.join(&joined)), demo_frames, "{input}");
     }
 }

@@ -54,7 +54,7 @@ fn every_write_lands_in_place_with_nothing_left_in_tmp() {
         .import_fragment_file(&src, &m.fragments[1].blake3)
         .unwrap();
     assert_eq!(size, frags[1].len() as u64);
-    let mut w = store
+    let w = store
         .begin_fragment(m.fragments[2].blake3, frags[2].len() as u64)
         .unwrap();
     w.write_at(0, &frags[2]).unwrap();
@@ -179,7 +179,7 @@ fn writer_assembles_chunks_in_any_order_at_chunk_edges() {
     for (seed, size) in edge_sizes().into_iter().enumerate() {
         let data = bytes(100 + seed as u64, size);
         let h = Hash::of(&data);
-        let mut w = store.begin_fragment(h, size as u64).unwrap();
+        let w = store.begin_fragment(h, size as u64).unwrap();
         assert_eq!((w.hash(), w.size()), (&h, size as u64));
         // Last chunk first: a swarm download finishes chunks in any order.
         for i in (0..chunk_count(size as u64, CS)).rev() {
@@ -199,7 +199,7 @@ fn writer_refuses_writes_past_its_size() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());
     let data = bytes(3, CS as usize);
-    let mut w = store
+    let w = store
         .begin_fragment(Hash::of(&data), data.len() as u64)
         .unwrap();
     let size = data.len() as u64;
@@ -221,7 +221,7 @@ fn uncommitted_writer_leaves_nothing_visible() {
     let store = open_store(dir.path());
     let data = bytes(4, 3 * CS as usize);
     let h = Hash::of(&data);
-    let mut w = store.begin_fragment(h, data.len() as u64).unwrap();
+    let w = store.begin_fragment(h, data.len() as u64).unwrap();
     w.write_at(0, &data[..CS as usize]).unwrap();
     assert_eq!(
         names(&store.root().join("tmp")).len(),
@@ -244,7 +244,7 @@ fn writer_committed_with_wrong_bytes_fails_and_leaves_nothing() {
 
     let mut tampered = data.clone();
     tampered[CS as usize] ^= 1;
-    let mut w = store.begin_fragment(h, data.len() as u64).unwrap();
+    let w = store.begin_fragment(h, data.len() as u64).unwrap();
     w.write_at(0, &tampered).unwrap();
     let err = w.commit().unwrap_err();
     assert!(
@@ -253,7 +253,7 @@ fn writer_committed_with_wrong_bytes_fails_and_leaves_nothing() {
     );
 
     // A writer whose last chunk never arrived: the hole reads as zeros and does not hash right.
-    let mut w = store.begin_fragment(h, data.len() as u64).unwrap();
+    let w = store.begin_fragment(h, data.len() as u64).unwrap();
     w.write_at(0, &data[..2 * CS as usize]).unwrap();
     assert!(matches!(w.commit(), Err(StoreError::HashMismatch { .. })));
 

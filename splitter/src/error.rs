@@ -62,7 +62,7 @@ pub enum SplitError {
     CopyImpossible { fragments: u32, reason: String },
     #[error("output directory {0} exists and is not empty; pass --force to write into it anyway")]
     OutputNotEmpty(PathBuf),
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {}", path.display())]
     Io {
         what: &'static str,
         path: PathBuf,
@@ -109,7 +109,7 @@ pub enum JoinError {
     CorruptFragment { name: String, detail: String },
     #[error("output {0} already exists; pass --force to replace it")]
     OutputExists(PathBuf),
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {}", path.display())]
     Io {
         what: &'static str,
         path: PathBuf,

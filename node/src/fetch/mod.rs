@@ -5,15 +5,22 @@
 //! 2. Holders of each missing fragment: the availability table (gossip) and DHT providers.
 //! 3. Chunks are handed out rarest fragment first, each to the least-loaded holder with room
 //!    (at most `per_peer` requests in flight per peer), so one fragment's chunks come from several
-//!    peers at once. See `schedule.rs`.
+//!    peers at once: [`download::Download`], pure state, driven by `run.rs` over two seams
+//!    (`seams.rs`): a chunk source (the swarm: `swarm_seams.rs`) and a fragment sink (the store).
 //! 4. Each chunk is checked against its BLAKE3 hash in the manifest and written at its offset (on
 //!    the blocking pool). A bad chunk excludes its sender from this fetch and goes back in the
 //!    queue; a failed request is retried elsewhere.
 //! 5. A complete fragment is committed to the store (durable), provided in the DHT and announced.
 
-mod schedule;
+pub mod download;
+pub mod run;
+pub mod seams;
+mod swarm_seams;
+#[cfg(test)]
+mod test_support;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -159,7 +166,7 @@ async fn fetch_impl(
         video,
         missing: missing.clone(),
     });
-    let outcome = schedule::download(client, store, &manifest, &missing, opts).await;
+    let outcome = download_missing(client, store, Arc::new(manifest), &missing, opts).await;
     match outcome {
         Ok(per_peer) => {
             let bytes = per_peer.values().sum();
@@ -187,6 +194,56 @@ async fn fetch_impl(
             Err(e)
         }
     }
+}
+
+/// Downloads the `missing` fragments of `manifest` through the swarm into the store.
+async fn download_missing(
+    client: &Client,
+    store: &Store,
+    manifest: Arc<Manifest>,
+    missing: &[u32],
+    opts: &FetchOptions,
+) -> Result<BTreeMap<PeerId, u64>, FetchError> {
+    let video = manifest.video_id;
+    let download = download::Download::new(&manifest, missing, opts.per_peer, Instant::now());
+    let source = Arc::new(swarm_seams::SwarmSource {
+        client: client.clone(),
+        store: store.clone(),
+        video,
+    });
+    let sink = Arc::new(swarm_seams::StoreSink::new(store.clone(), manifest));
+    let report = |progress: run::Progress| match progress {
+        run::Progress::Chunk {
+            fragment,
+            chunk,
+            from,
+            bytes,
+        } => client.emit(NodeEvent::ChunkReceived {
+            video,
+            fragment,
+            chunk,
+            from: from.to_string(),
+            bytes,
+        }),
+        run::Progress::Fragment {
+            fragment,
+            bytes,
+            from,
+            millis,
+        } => {
+            let mut from: Vec<String> = from.iter().map(|p| p.to_string()).collect();
+            from.sort();
+            client.emit(NodeEvent::FragmentStored {
+                video,
+                fragment,
+                bytes,
+                from,
+                millis,
+            });
+        }
+        run::Progress::Misbehaved { peer, reason } => misbehaved(client, peer, &reason),
+    };
+    run::run(download, source, sink, video, opts.stall_timeout, &report).await
 }
 
 /// The manifest of `video`: from the store, or from the first peer whose answer hashes to it.

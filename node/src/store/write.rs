@@ -140,7 +140,7 @@ impl FragmentWriter {
     }
 
     /// Writes `bytes` at `offset`; refuses anything reaching past the fragment's size.
-    pub fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<(), StoreError> {
+    pub fn write_at(&self, offset: u64, bytes: &[u8]) -> Result<(), StoreError> {
         let len = bytes.len() as u64;
         if offset.checked_add(len).is_none_or(|end| end > self.size) {
             return Err(StoreError::OutOfRange {

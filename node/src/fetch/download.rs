@@ -1,0 +1,359 @@
+//! The download's state and its steps, with no I/O: which chunk is asked of whom ([`Download::hand_out`]),
+//! and what each answer changes ([`Download::on_outcome`]). The driver (`run.rs`) does the asking
+//! and the writing; unit tests drive this directly.
+//!
+//! Policy: the rarest unfinished fragment first (ties broken at random per download, so peers
+//! starting together ask the seeder for different fragments and can then trade them), each chunk to
+//! the least busy usable holder, at most `per_peer` requests in flight per peer. End game: once every
+//! chunk is handed out and at most [`ENDGAME_IN_FLIGHT`] requests are in flight, each outstanding
+//! chunk is also asked of a second holder and the first answer wins, so a slow or stalled peer costs
+//! nothing instead of up to a request timeout. The fragment order is [`Download::order`], the one
+//! place a priority policy (playback deadlines) plugs in.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::hash::BuildHasher;
+use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
+use vidswarm_proto::{chunk_range, Hash, Manifest};
+
+/// Failed requests (timeouts, refusals) after which a peer is not asked again in this download.
+pub const MAX_PEER_FAILURES: u32 = 3;
+/// How long a peer that answered `Busy` is left alone.
+pub const BUSY_BACKOFF: Duration = Duration::from_millis(50);
+/// End game threshold: requests in flight once everything is handed out.
+pub const ENDGAME_IN_FLIGHT: usize = 16;
+
+/// One chunk asked of one peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkRequest {
+    pub peer: PeerId,
+    pub fragment: u32,
+    pub chunk: u32,
+    /// The fragment's hash: what the peer is asked for.
+    pub hash: Hash,
+    pub offset: u64,
+    pub len: u32,
+}
+
+/// What became of one chunk request, as far as the schedule cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Verified and written.
+    Stored,
+    /// The fragment was complete before this (duplicate) answer came.
+    Redundant,
+    /// Wrong bytes: the sender is excluded.
+    BadBytes(String),
+    NotHeld,
+    Busy,
+    Failed(String),
+}
+
+/// What an outcome meant, for the driver to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing new (a failure to retry, a duplicate).
+    Nothing,
+    /// A chunk counted; `complete` when it was its fragment's last.
+    Gained { bytes: u32, complete: bool },
+    /// The peer sent wrong bytes and is excluded from this download.
+    Misbehaved { reason: String },
+    /// The peer failed too often and is not asked again.
+    GaveUp { reason: String },
+}
+
+struct Fragment {
+    hash: Hash,
+    size: u64,
+    chunks: u32,
+    todo: VecDeque<u32>,
+    /// Which chunks are verified and written.
+    got: Vec<bool>,
+    done: u32,
+    holders: Vec<PeerId>,
+    /// Peers that said they do not hold it: not taken back as holders in this download, however
+    /// often gossip or the DHT still name them (else a stale entry is asked again every round).
+    refused: BTreeSet<PeerId>,
+    sources: BTreeSet<PeerId>,
+    started: Instant,
+}
+
+impl Fragment {
+    fn complete(&self) -> bool {
+        self.done == self.chunks
+    }
+}
+
+#[derive(Default)]
+struct Peer {
+    in_flight: usize,
+    failures: u32,
+    excluded: bool,
+    /// Answered `Busy`: not asked again before this.
+    cool_until: Option<Instant>,
+    received: u64,
+}
+
+impl Peer {
+    fn usable(&self, per_peer: usize, now: Instant) -> bool {
+        !self.excluded && self.in_flight < per_peer && self.cool_until.is_none_or(|t| t <= now)
+    }
+}
+
+pub struct Download {
+    chunk_size: u32,
+    per_peer: usize,
+    fragments: BTreeMap<u32, Fragment>,
+    peers: HashMap<PeerId, Peer>,
+    /// Who is being asked for each outstanding chunk (two peers in the end game).
+    asked: HashMap<(u32, u32), Vec<PeerId>>,
+    in_flight: usize,
+    salt: std::hash::RandomState,
+}
+
+impl Download {
+    /// A download of the `missing` fragments of `manifest` (indices it has).
+    pub fn new(manifest: &Manifest, missing: &[u32], per_peer: usize, now: Instant) -> Self {
+        let fragments = missing
+            .iter()
+            .filter_map(|&i| manifest.fragments.get(i as usize).map(|f| (i, f)))
+            .map(|(i, f)| {
+                let chunks = f.chunks.len() as u32;
+                let fragment = Fragment {
+                    hash: f.blake3,
+                    size: f.size,
+                    chunks,
+                    todo: (0..chunks).collect(),
+                    got: vec![false; chunks as usize],
+                    done: 0,
+                    holders: vec![],
+                    refused: BTreeSet::new(),
+                    sources: BTreeSet::new(),
+                    started: now,
+                };
+                (i, fragment)
+            })
+            .collect();
+        Self {
+            chunk_size: manifest.chunk_size,
+            per_peer: per_peer.max(1),
+            fragments,
+            peers: HashMap::new(),
+            asked: HashMap::new(),
+            in_flight: 0,
+            salt: std::hash::RandomState::new(),
+        }
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.fragments.values().all(Fragment::complete)
+    }
+
+    /// The unfinished fragments, with their hashes (what holders are looked up for).
+    pub fn unfinished(&self) -> Vec<(u32, Hash)> {
+        self.fragments
+            .iter()
+            .filter(|(_, f)| !f.complete())
+            .map(|(i, f)| (*i, f.hash))
+            .collect()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Adds holders of fragment `index` not known yet (nor known not to hold it).
+    pub fn add_holders(&mut self, index: u32, peers: impl IntoIterator<Item = PeerId>) {
+        if let Some(f) = self.fragments.get_mut(&index) {
+            for peer in peers {
+                if !f.holders.contains(&peer) && !f.refused.contains(&peer) {
+                    f.holders.push(peer);
+                }
+            }
+        }
+    }
+
+    /// Bytes verified per peer so far.
+    pub fn received(&self) -> BTreeMap<PeerId, u64> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.received > 0)
+            .map(|(id, p)| (*id, p.received))
+            .collect()
+    }
+
+    pub fn fragment_size(&self, index: u32) -> u64 {
+        self.fragments.get(&index).map_or(0, |f| f.size)
+    }
+
+    /// The peers a complete fragment came from, and how long it took.
+    pub fn fragment_summary(&self, index: u32, now: Instant) -> (Vec<PeerId>, Duration) {
+        self.fragments
+            .get(&index)
+            .map_or((vec![], Duration::ZERO), |f| {
+                (f.sources.iter().copied().collect(), now - f.started)
+            })
+    }
+
+    /// The fragments in hand-out order: rarest first. The one place a priority policy goes.
+    fn order(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = self
+            .fragments
+            .iter()
+            .filter(|(_, f)| !f.todo.is_empty())
+            .map(|(i, _)| *i)
+            .collect();
+        order.sort_by_key(|i| (self.fragments[i].holders.len(), self.salt.hash_one(i)));
+        order
+    }
+
+    /// Hands out all the work that usable holders have room for, then the end game's second
+    /// requests. Every request returned must come back through [`Download::on_outcome`].
+    pub fn hand_out(&mut self, now: Instant) -> Vec<ChunkRequest> {
+        let mut out = Vec::new();
+        for index in self.order() {
+            while let Some(&chunk) = self.fragments[&index].todo.front() {
+                let Some(peer) = self.least_busy(index, &[], now) else {
+                    break;
+                };
+                if let Some(f) = self.fragments.get_mut(&index) {
+                    f.todo.pop_front();
+                }
+                out.push(self.ask(peer, index, chunk));
+            }
+        }
+        let all_handed_out = self.fragments.values().all(|f| f.todo.is_empty());
+        if all_handed_out && self.in_flight > 0 && self.in_flight <= ENDGAME_IN_FLIGHT {
+            let mut outstanding: Vec<(u32, u32)> = self
+                .asked
+                .iter()
+                .filter(|(_, askees)| askees.len() == 1)
+                .map(|(key, _)| *key)
+                .collect();
+            outstanding.sort_unstable();
+            for (index, chunk) in outstanding {
+                if self.fragments[&index].got[chunk as usize] {
+                    continue;
+                }
+                let skip = self.asked[&(index, chunk)].clone();
+                if let Some(peer) = self.least_busy(index, &skip, now) {
+                    tracing::debug!(fragment = index, chunk, %peer, "end game: asking a second holder");
+                    out.push(self.ask(peer, index, chunk));
+                }
+            }
+        }
+        out
+    }
+
+    fn ask(&mut self, peer: PeerId, index: u32, chunk: u32) -> ChunkRequest {
+        let f = &self.fragments[&index];
+        let (offset, len) = chunk_range(f.size, self.chunk_size, u64::from(chunk))
+            .expect("chunk indices come from the manifest's own chunk list");
+        let request = ChunkRequest {
+            peer,
+            fragment: index,
+            chunk,
+            hash: f.hash,
+            offset,
+            len,
+        };
+        self.peers.entry(peer).or_default().in_flight += 1;
+        self.asked.entry((index, chunk)).or_default().push(peer);
+        self.in_flight += 1;
+        request
+    }
+
+    /// The usable holder of `index` (not in `skip`) with the fewest requests in flight.
+    fn least_busy(&self, index: u32, skip: &[PeerId], now: Instant) -> Option<PeerId> {
+        self.fragments[&index]
+            .holders
+            .iter()
+            .filter(|p| !skip.contains(p))
+            .map(|p| (*p, self.peers.get(p)))
+            .filter(|(_, s)| s.is_none_or(|s| s.usable(self.per_peer, now)))
+            .min_by_key(|(_, s)| s.map_or(0, |s| s.in_flight))
+            .map(|(p, _)| p)
+    }
+
+    /// Takes the answer to `req`.
+    pub fn on_outcome(&mut self, req: &ChunkRequest, outcome: Outcome, now: Instant) -> Verdict {
+        let (index, chunk, peer) = (req.fragment, req.chunk, req.peer);
+        self.in_flight -= 1;
+        let p = self.peers.entry(peer).or_default();
+        p.in_flight -= 1;
+        // Whether another request for this chunk is still out (end game): then a failure here
+        // needs no retry, and whichever answer comes first is the one that counts.
+        let still_asked = match self.asked.get_mut(&(index, chunk)) {
+            Some(askees) => {
+                askees.retain(|a| *a != peer);
+                let any = !askees.is_empty();
+                if !any {
+                    self.asked.remove(&(index, chunk));
+                }
+                any
+            }
+            None => false,
+        };
+        let Some(f) = self.fragments.get_mut(&index) else {
+            return Verdict::Nothing;
+        };
+        let already = f.got[chunk as usize];
+        let retry = !already && !still_asked;
+        let requeue = |f: &mut Fragment, front: bool| {
+            if retry {
+                if front {
+                    f.todo.push_front(chunk);
+                } else {
+                    f.todo.push_back(chunk);
+                }
+            }
+        };
+        match outcome {
+            Outcome::Redundant => Verdict::Nothing,
+            Outcome::Stored if already => Verdict::Nothing,
+            Outcome::Stored => {
+                f.got[chunk as usize] = true;
+                f.done += 1;
+                f.sources.insert(peer);
+                p.received += u64::from(req.len);
+                Verdict::Gained {
+                    bytes: req.len,
+                    complete: f.complete(),
+                }
+            }
+            Outcome::BadBytes(reason) => {
+                p.excluded = true;
+                requeue(f, true);
+                Verdict::Misbehaved { reason }
+            }
+            Outcome::NotHeld => {
+                f.holders.retain(|h| *h != peer);
+                f.refused.insert(peer);
+                requeue(f, true);
+                Verdict::Nothing
+            }
+            // The peer is serving all it can: not a fault; ask someone else, or it a bit later.
+            Outcome::Busy => {
+                p.cool_until = Some(now + BUSY_BACKOFF);
+                requeue(f, false);
+                Verdict::Nothing
+            }
+            Outcome::Failed(reason) => {
+                p.failures += 1;
+                tracing::debug!(%peer, %reason, failures = p.failures, "chunk request failed");
+                requeue(f, true);
+                if p.failures >= MAX_PEER_FAILURES && !p.excluded {
+                    p.excluded = true;
+                    Verdict::GaveUp { reason }
+                } else {
+                    Verdict::Nothing
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "download_tests.rs"]
+mod tests;

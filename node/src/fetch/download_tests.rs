@@ -1,0 +1,196 @@
+//! The schedule's rules, step by step, with no I/O.
+
+use std::time::Instant;
+
+use libp2p::PeerId;
+
+use super::*;
+use crate::fetch::test_support::{bytes, manifest, CS};
+
+/// One fragment of `chunks` full chunks, held by `holders` fresh peers.
+fn one_fragment(chunks: usize, holders: usize, per_peer: usize) -> (Download, Vec<PeerId>) {
+    let m = manifest(&[bytes(1, chunks * CS as usize)]);
+    let mut d = Download::new(&m, &[0], per_peer, Instant::now());
+    let peers: Vec<PeerId> = (0..holders).map(|_| PeerId::random()).collect();
+    d.add_holders(0, peers.clone());
+    (d, peers)
+}
+
+fn count(requests: &[ChunkRequest], peer: PeerId) -> usize {
+    requests.iter().filter(|r| r.peer == peer).count()
+}
+
+#[test]
+fn one_fragment_is_spread_over_several_holders() {
+    let (mut d, peers) = one_fragment(8, 2, 4);
+    let out = d.hand_out(Instant::now());
+    assert_eq!(out.len(), 8);
+    assert_eq!(count(&out, peers[0]), 4);
+    assert_eq!(count(&out, peers[1]), 4);
+    let mut chunks: Vec<u32> = out.iter().map(|r| r.chunk).collect();
+    chunks.sort();
+    assert_eq!(chunks, (0..8).collect::<Vec<_>>());
+    assert!(out
+        .iter()
+        .all(|r| r.offset == u64::from(r.chunk) * u64::from(CS) && r.len == CS));
+}
+
+#[test]
+fn the_last_chunk_is_as_long_as_what_is_left() {
+    let m = manifest(&[bytes(2, CS as usize + 7)]);
+    let mut d = Download::new(&m, &[0], 4, Instant::now());
+    d.add_holders(0, [PeerId::random()]);
+    let out = d.hand_out(Instant::now());
+    assert_eq!(out.iter().map(|r| r.len).collect::<Vec<_>>(), [CS, 7]);
+}
+
+#[test]
+fn rarer_fragments_are_handed_out_first() {
+    let m = manifest(&[bytes(3, CS as usize), bytes(4, CS as usize)]);
+    let mut d = Download::new(&m, &[0, 1], 1, Instant::now());
+    let (common, rare_holder) = (PeerId::random(), PeerId::random());
+    d.add_holders(0, [common, rare_holder]);
+    d.add_holders(1, [common]);
+    // Fragment 1 has one holder: it goes first, to that holder; fragment 0 to the other.
+    let out = d.hand_out(Instant::now());
+    assert_eq!(out[0].fragment, 1);
+    assert_eq!(out[0].peer, common);
+    assert_eq!(out[1].fragment, 0);
+    assert_eq!(out[1].peer, rare_holder);
+}
+
+#[test]
+fn the_end_game_asks_a_second_holder_and_the_first_answer_wins() {
+    let (mut d, peers) = one_fragment(2, 2, 2);
+    let now = Instant::now();
+    let out = d.hand_out(now);
+    // Two chunks, one per holder, then each outstanding chunk also of the other holder.
+    assert_eq!(out.len(), 4, "{out:?}");
+    for chunk in 0..2 {
+        let askees: Vec<PeerId> = out
+            .iter()
+            .filter(|r| r.chunk == chunk)
+            .map(|r| r.peer)
+            .collect();
+        assert_eq!(askees.len(), 2);
+        assert_ne!(askees[0], askees[1]);
+    }
+    let first = out
+        .iter()
+        .find(|r| r.chunk == 0 && r.peer == peers[0])
+        .unwrap();
+    let second = out
+        .iter()
+        .find(|r| r.chunk == 0 && r.peer == peers[1])
+        .unwrap();
+    assert_eq!(
+        d.on_outcome(first, Outcome::Stored, now),
+        Verdict::Gained {
+            bytes: CS,
+            complete: false
+        }
+    );
+    // The duplicate counts for nothing, and a failure of it is not retried.
+    assert_eq!(d.on_outcome(second, Outcome::Stored, now), Verdict::Nothing);
+    assert_eq!(d.received()[&peers[0]], u64::from(CS));
+    assert!(!d.received().contains_key(&peers[1]));
+    let c1: Vec<ChunkRequest> = out.iter().filter(|r| r.chunk == 1).cloned().collect();
+    assert_eq!(
+        d.on_outcome(&c1[0], Outcome::Failed("gone".into()), now),
+        Verdict::Nothing
+    );
+    // Not requeued: chunk 1 is still asked of the other holder.
+    assert!(d.unfinished().len() == 1 && d.in_flight() == 1);
+    assert_eq!(
+        d.on_outcome(&c1[1], Outcome::Stored, now),
+        Verdict::Gained {
+            bytes: CS,
+            complete: true
+        }
+    );
+    assert!(d.is_complete());
+    assert_eq!(d.in_flight(), 0);
+}
+
+#[test]
+fn a_bad_chunk_is_asked_again_of_another_holder_and_its_sender_never_again() {
+    // Enough chunks that the end game does not start.
+    let (mut d, peers) = one_fragment(40, 2, 4);
+    let now = Instant::now();
+    let out = d.hand_out(now);
+    let from_liar = out.iter().find(|r| r.peer == peers[0]).unwrap().clone();
+    let verdict = d.on_outcome(&from_liar, Outcome::BadBytes("flipped".into()), now);
+    assert_eq!(
+        verdict,
+        Verdict::Misbehaved {
+            reason: "flipped".into()
+        }
+    );
+    // The liar has room again but is excluded: the chunk goes to the other holder.
+    for r in out.iter().filter(|r| r.peer == peers[1]) {
+        d.on_outcome(r, Outcome::Stored, now);
+    }
+    let retry = d.hand_out(now);
+    assert!(
+        retry
+            .iter()
+            .any(|r| r.chunk == from_liar.chunk && r.peer == peers[1]),
+        "{retry:?}"
+    );
+    assert!(retry.iter().all(|r| r.peer != peers[0]), "{retry:?}");
+}
+
+#[test]
+fn a_busy_peer_cools_down_then_is_asked_again() {
+    let (mut d, _peers) = one_fragment(1, 1, 1);
+    let now = Instant::now();
+    let out = d.hand_out(now);
+    assert_eq!(d.on_outcome(&out[0], Outcome::Busy, now), Verdict::Nothing);
+    assert!(
+        d.hand_out(now).is_empty(),
+        "asked again before the back-off"
+    );
+    let later = d.hand_out(now + BUSY_BACKOFF);
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].chunk, out[0].chunk);
+}
+
+#[test]
+fn a_peer_that_keeps_failing_is_given_up_and_the_rest_continue() {
+    let (mut d, peers) = one_fragment(1, 2, 1);
+    let now = Instant::now();
+    let mut gave_up = false;
+    for _ in 0..MAX_PEER_FAILURES * 2 {
+        let out = d.hand_out(now);
+        let Some(r) = out.iter().find(|r| r.peer == peers[0]).cloned() else {
+            break;
+        };
+        for other in out.iter().filter(|o| o.peer != peers[0]) {
+            d.on_outcome(other, Outcome::Failed("timeout".into()), now);
+        }
+        gave_up |= matches!(
+            d.on_outcome(&r, Outcome::Failed("timeout".into()), now),
+            Verdict::GaveUp { .. }
+        );
+    }
+    assert!(gave_up);
+    let out = d.hand_out(now);
+    assert!(out.iter().all(|r| r.peer != peers[0]), "{out:?}");
+}
+
+#[test]
+fn a_peer_without_the_fragment_is_no_longer_a_holder() {
+    let (mut d, peers) = one_fragment(2, 2, 1);
+    let now = Instant::now();
+    let out = d.hand_out(now);
+    let r = out.iter().find(|r| r.peer == peers[0]).unwrap().clone();
+    d.on_outcome(&r, Outcome::NotHeld, now);
+    for o in out.iter().filter(|o| o.peer == peers[1]) {
+        d.on_outcome(o, Outcome::Stored, now);
+    }
+    let again = d.hand_out(now);
+    assert!(
+        again.iter().all(|x| x.peer == peers[1]) && !again.is_empty(),
+        "{again:?}"
+    );
+}

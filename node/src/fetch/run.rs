@@ -1,0 +1,204 @@
+//! The download's driver: asks the [`ChunkSource`] for what [`Download::hand_out`] says, writes
+//! answers through the [`FragmentSink`] on the blocking pool, feeds outcomes back, commits complete
+//! fragments and tells the source. Knows nothing of libp2p or the store.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use libp2p::PeerId;
+use vidswarm_proto::VideoId;
+
+use super::download::{ChunkRequest, Download, Outcome, Verdict};
+use super::seams::{ChunkAnswer, ChunkSource, FragmentSink, SinkError, Written};
+use super::{blocking, FetchError};
+
+/// How often a running download asks the source's slow lookup (the DHT) for more holders.
+pub const LOOKUP_EVERY: Duration = Duration::from_secs(3);
+
+/// What a running download reports as it goes (for events, logs, progress bars).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    Chunk {
+        fragment: u32,
+        chunk: u32,
+        from: PeerId,
+        bytes: u32,
+    },
+    Fragment {
+        fragment: u32,
+        bytes: u64,
+        from: Vec<PeerId>,
+        millis: u64,
+    },
+    Misbehaved {
+        peer: PeerId,
+        reason: String,
+    },
+}
+
+/// Runs `download` to the end; returns the bytes received per peer. Fails when nothing could be
+/// handed out for `stall_timeout`, or at once on a local disk error.
+pub async fn run<S: ChunkSource, K: FragmentSink>(
+    mut download: Download,
+    source: Arc<S>,
+    sink: Arc<K>,
+    video: VideoId,
+    stall_timeout: Duration,
+    report: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<BTreeMap<PeerId, u64>, FetchError> {
+    let mut pending = FuturesUnordered::new();
+    look_up(&mut download, &*source).await?;
+    let mut last_lookup = Instant::now();
+    let mut last_progress = Instant::now();
+    let mut wait = Duration::from_millis(100);
+    while !download.is_complete() {
+        // New holders: the gossip table every round (a map lookup), the slow lookup now and then.
+        if last_lookup.elapsed() >= LOOKUP_EVERY {
+            look_up(&mut download, &*source).await?;
+            last_lookup = Instant::now();
+        } else {
+            for (index, _) in download.unfinished() {
+                download.add_holders(index, source.announced(index));
+            }
+        }
+        for request in download.hand_out(Instant::now()) {
+            pending.push(attempt(source.clone(), sink.clone(), request));
+        }
+        if pending.is_empty() {
+            // Nothing could be handed out: no usable holder for what is left.
+            if last_progress.elapsed() >= stall_timeout {
+                return Err(FetchError::Stalled {
+                    video,
+                    missing: download.unfinished().into_iter().map(|(i, _)| i).collect(),
+                    secs: stall_timeout.as_secs(),
+                });
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(2));
+            look_up(&mut download, &*source).await?;
+            last_lookup = Instant::now();
+            continue;
+        }
+        let Some((request, outcome)) = pending.next().await else {
+            continue;
+        };
+        let now = Instant::now();
+        match download.on_outcome(&request, outcome?, now) {
+            Verdict::Nothing => {}
+            Verdict::Gained { bytes, complete } => {
+                last_progress = now;
+                wait = Duration::from_millis(100);
+                report(Progress::Chunk {
+                    fragment: request.fragment,
+                    chunk: request.chunk,
+                    from: request.peer,
+                    bytes,
+                });
+                if complete {
+                    commit(&download, &*source, &sink, &request, report).await?;
+                }
+            }
+            Verdict::Misbehaved { reason } => report(Progress::Misbehaved {
+                peer: request.peer,
+                reason,
+            }),
+            Verdict::GaveUp { reason } => {
+                tracing::info!(peer = %request.peer, %reason, "peer keeps failing; not asking it again in this fetch");
+            }
+        }
+    }
+    Ok(download.received())
+}
+
+/// Adds the slow lookup's holders of every unfinished fragment, all asked at once.
+async fn look_up<S: ChunkSource>(download: &mut Download, source: &S) -> Result<(), FetchError> {
+    let lookups = download
+        .unfinished()
+        .into_iter()
+        .map(|(index, hash)| {
+            let lookup = source.look_up(index, hash);
+            async move { (index, lookup.await) }
+        })
+        .collect::<FuturesUnordered<_>>()
+        .collect::<Vec<_>>()
+        .await;
+    for (index, found) in lookups {
+        download.add_holders(index, found?);
+    }
+    Ok(())
+}
+
+/// Commits a complete fragment, reports it, and tells the source it is held here.
+async fn commit<S: ChunkSource, K: FragmentSink>(
+    download: &Download,
+    source: &S,
+    sink: &Arc<K>,
+    request: &ChunkRequest,
+    report: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<(), FetchError> {
+    let (s, index) = (sink.clone(), request.fragment);
+    blocking(move || s.commit(index))
+        .await?
+        .map_err(sink_error)?;
+    let (from, took) = download.fragment_summary(index, Instant::now());
+    let bytes = download.fragment_size(index);
+    tracing::info!(
+        fragment = index,
+        bytes,
+        ?from,
+        millis = took.as_millis() as u64,
+        "fragment stored"
+    );
+    report(Progress::Fragment {
+        fragment: index,
+        bytes,
+        from,
+        millis: took.as_millis() as u64,
+    });
+    source.gained(index, request.hash).await
+}
+
+/// Asks for one chunk and writes the answer; only a local failure is an error.
+async fn attempt<S: ChunkSource, K: FragmentSink>(
+    source: Arc<S>,
+    sink: Arc<K>,
+    request: ChunkRequest,
+) -> (ChunkRequest, Result<Outcome, FetchError>) {
+    let answer = source
+        .chunk(request.peer, request.hash, request.offset, request.len)
+        .await;
+    let outcome = match answer {
+        ChunkAnswer::Data(data) if data.len() != request.len as usize => Ok(Outcome::BadBytes(
+            format!("sent {} bytes for a {}-byte chunk", data.len(), request.len),
+        )),
+        ChunkAnswer::Data(data) => {
+            let (fragment, chunk) = (request.fragment, request.chunk);
+            // Hash and write off the async threads: both touch a whole chunk.
+            match blocking(move || sink.write(fragment, chunk, &data)).await {
+                Ok(Ok(Written::Stored)) => Ok(Outcome::Stored),
+                Ok(Ok(Written::AlreadyComplete)) => Ok(Outcome::Redundant),
+                Ok(Err(e @ SinkError::BadHash { .. })) => Ok(Outcome::BadBytes(e.to_string())),
+                Ok(Err(e)) => Err(sink_error(e)),
+                Err(e) => Err(e),
+            }
+        }
+        ChunkAnswer::NotHeld => Ok(Outcome::NotHeld),
+        ChunkAnswer::Busy => Ok(Outcome::Busy),
+        ChunkAnswer::Failed(reason) => Ok(Outcome::Failed(reason)),
+        ChunkAnswer::Wrong(reason) => Ok(Outcome::BadBytes(reason)),
+    };
+    (request, outcome)
+}
+
+fn sink_error(e: SinkError) -> FetchError {
+    match e {
+        SinkError::Store(e) => FetchError::Store(e),
+        bad @ SinkError::BadHash { .. } => FetchError::Task(bad.to_string()),
+    }
+}
+
+#[cfg(test)]
+#[path = "run_tests.rs"]
+mod tests;

@@ -1,0 +1,155 @@
+//! The driver over fake seams: whole downloads, no sockets, no disk.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::*;
+use crate::fetch::download::Download;
+use crate::fetch::test_support::{bytes, manifest, Behaviour, FakeSource, MemSink, CS};
+use crate::store::StoreError;
+
+fn fragments() -> Vec<Vec<u8>> {
+    vec![
+        bytes(1, 3 * CS as usize),
+        bytes(2, 2 * CS as usize + 5),
+        bytes(3, 1),
+    ]
+}
+
+async fn download(
+    peers: &[Behaviour],
+    fail_writes: bool,
+    stall: Duration,
+) -> (
+    Result<BTreeMap<PeerId, u64>, FetchError>,
+    Arc<FakeSource>,
+    Arc<MemSink>,
+    Vec<Progress>,
+) {
+    let data = fragments();
+    let m = Arc::new(manifest(&data));
+    let source = Arc::new(FakeSource::new(&data, peers));
+    let mut sink = MemSink::new(m.clone());
+    sink.fail_writes = fail_writes;
+    let sink = Arc::new(sink);
+    let d = Download::new(&m, &[0, 1, 2], 4, Instant::now());
+    let seen = Mutex::new(Vec::new());
+    let report = |p: Progress| seen.lock().unwrap().push(p);
+    let result = tokio::time::timeout(
+        Duration::from_secs(20),
+        run(d, source.clone(), sink.clone(), m.video_id, stall, &report),
+    )
+    .await
+    .expect("the download ends");
+    (result, source, sink, seen.into_inner().unwrap())
+}
+
+fn assert_exact(sink: &MemSink) {
+    let data = fragments();
+    let buffers = sink.buffers.lock().unwrap();
+    for (i, f) in data.iter().enumerate() {
+        assert_eq!(&buffers[&(i as u32)], f, "fragment {i}");
+    }
+    let mut committed = sink.committed.lock().unwrap().clone();
+    committed.sort();
+    assert_eq!(committed, [0, 1, 2], "each fragment committed once");
+}
+
+#[tokio::test]
+async fn a_download_from_several_peers_is_exact_and_each_gain_is_told_once() {
+    let (result, source, sink, seen) = download(
+        &[Behaviour::Honest, Behaviour::Honest, Behaviour::Honest],
+        false,
+        Duration::from_secs(5),
+    )
+    .await;
+    let received = result.unwrap();
+    assert_exact(&sink);
+    let total: u64 = fragments().iter().map(|f| f.len() as u64).sum();
+    assert_eq!(received.values().sum::<u64>(), total);
+    assert!(received.len() >= 2, "spread over peers: {received:?}");
+    let mut gained = source.state.lock().unwrap().gained.clone();
+    gained.sort();
+    assert_eq!(gained, [0, 1, 2]);
+    let stored = seen
+        .iter()
+        .filter(|p| matches!(p, Progress::Fragment { .. }))
+        .count();
+    assert_eq!(stored, 3);
+}
+
+#[tokio::test]
+async fn a_liar_is_reported_and_excluded_and_the_download_completes_from_the_others() {
+    let (result, source, sink, seen) = download(
+        &[Behaviour::Liar, Behaviour::Honest],
+        false,
+        Duration::from_secs(5),
+    )
+    .await;
+    let received = result.unwrap();
+    assert_exact(&sink);
+    let liar = source.peer(0);
+    assert!(!received.contains_key(&liar));
+    assert!(seen
+        .iter()
+        .any(|p| matches!(p, Progress::Misbehaved { peer, .. } if *peer == liar)));
+    // Excluded after its first answers: it was asked only what was handed out before.
+    assert!(
+        source.asked_of(liar) <= 4,
+        "asked {}",
+        source.asked_of(liar)
+    );
+}
+
+#[tokio::test]
+async fn a_holder_that_never_answers_costs_nothing_once_the_end_game_starts() {
+    let started = Instant::now();
+    let (result, source, sink, _) = download(
+        &[Behaviour::Silent, Behaviour::Honest],
+        false,
+        Duration::from_secs(5),
+    )
+    .await;
+    result.unwrap();
+    assert_exact(&sink);
+    assert!(
+        source.asked_of(source.peer(0)) > 0,
+        "the silent peer was asked"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_busy_peer_is_asked_again_after_its_cool_down() {
+    let (result, source, sink, _) =
+        download(&[Behaviour::BusyFor(3)], false, Duration::from_secs(5)).await;
+    result.unwrap();
+    assert_exact(&sink);
+    assert!(source.asked_of(source.peer(0)) >= 3 + 6);
+}
+
+#[tokio::test]
+async fn a_local_disk_error_ends_the_download_with_a_typed_store_error() {
+    let (result, _, sink, _) = download(&[Behaviour::Honest], true, Duration::from_secs(5)).await;
+    match result {
+        Err(FetchError::Store(StoreError::Io { source, .. })) => {
+            assert_eq!(source.raw_os_error(), Some(28));
+        }
+        other => panic!("expected a store error, got {other:?}"),
+    }
+    assert!(sink.committed.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn no_usable_holder_stalls_with_the_fragments_left() {
+    let (result, _, _, _) =
+        download(&[Behaviour::NotHeld], false, Duration::from_millis(300)).await;
+    match result {
+        Err(FetchError::Stalled { missing, .. }) => assert_eq!(missing, [0, 1, 2]),
+        other => panic!("expected a stall, got {other:?}"),
+    }
+}

@@ -1,0 +1,182 @@
+//! The seams as a node has them: chunks and holders from the swarm ([`SwarmSource`]), verified
+//! chunks into the store ([`StoreSink`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use libp2p::PeerId;
+use vidswarm_proto::wire::{
+    AnnouncedFragment, Announcement, ErrorCode, NamedUpload, Request, Response,
+};
+use vidswarm_proto::{Hash, Manifest, VideoId};
+
+use super::seams::{ChunkAnswer, ChunkSource, FragmentSink, SinkError, Written};
+use super::{blocking, FetchError};
+use crate::events::NodeEvent;
+use crate::net::{fragment_key, Client};
+use crate::store::{FragmentWriter, Store};
+
+/// Chunks, holders and announcements of one video, through the node's swarm.
+pub struct SwarmSource {
+    pub client: Client,
+    pub store: Store,
+    pub video: VideoId,
+}
+
+impl ChunkSource for SwarmSource {
+    fn chunk(
+        &self,
+        peer: PeerId,
+        hash: Hash,
+        offset: u64,
+        len: u32,
+    ) -> BoxFuture<'static, ChunkAnswer> {
+        let client = self.client.clone();
+        async move {
+            let request = Request::Chunk {
+                fragment: hash,
+                offset,
+                len,
+            };
+            match client.request(peer, request).await {
+                Ok(Response::Chunk { data }) => ChunkAnswer::Data(data.into_vec()),
+                Ok(Response::Error {
+                    code: ErrorCode::NotFound,
+                    ..
+                }) => ChunkAnswer::NotHeld,
+                Ok(Response::Error {
+                    code: ErrorCode::Busy,
+                    ..
+                }) => ChunkAnswer::Busy,
+                Ok(Response::Error { code, message }) => {
+                    ChunkAnswer::Failed(format!("{code:?}: {message}"))
+                }
+                Ok(_) => ChunkAnswer::Wrong("answered a chunk request with another message".into()),
+                Err(e) => ChunkAnswer::Failed(e.to_string()),
+            }
+        }
+        .boxed()
+    }
+
+    fn announced(&self, index: u32) -> Vec<PeerId> {
+        let me = self.client.peer_id();
+        let mut peers = self.client.availability().holders(&self.video, index);
+        peers.retain(|p| *p != me);
+        peers
+    }
+
+    fn look_up(
+        &self,
+        index: u32,
+        hash: Hash,
+    ) -> BoxFuture<'static, Result<Vec<PeerId>, FetchError>> {
+        let (client, video) = (self.client.clone(), self.video);
+        async move {
+            let providers = client.providers(fragment_key(&hash)).await?;
+            if !providers.is_empty() {
+                client.emit(NodeEvent::ProvidersFound {
+                    what: format!("fragment {index} of video {}", video.short()),
+                    providers: providers.iter().map(|p| p.to_string()).collect(),
+                });
+            }
+            let me = client.peer_id();
+            let mut found = client.availability().holders(&video, index);
+            found.extend(providers);
+            found.retain(|p| *p != me);
+            Ok(found)
+        }
+        .boxed()
+    }
+
+    /// Provides the fragment and announces it alone (announcements add to what a peer is heard
+    /// to hold): O(1) per gained fragment. The periodic announcer still re-announces everything.
+    fn gained(&self, index: u32, hash: Hash) -> BoxFuture<'static, Result<(), FetchError>> {
+        let (client, store, video) = (self.client.clone(), self.store.clone(), self.video);
+        async move {
+            client.provide(vec![fragment_key(&hash)]).await?;
+            let named = blocking(move || store.name_of(&video))
+                .await?
+                .map(|(name, e)| NamedUpload {
+                    name,
+                    uploaded_at_ms: e.uploaded_at_ms,
+                });
+            client
+                .announce(Announcement {
+                    video,
+                    peer: client.peer_id().to_string(),
+                    manifest: true,
+                    fragments: vec![AnnouncedFragment { index, hash }],
+                    named,
+                })
+                .await?;
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+/// One fragment's writer: chunks write under the read lock, so writes of different chunks run
+/// at once (positioned writes); the commit takes it under the write lock and leaves `None`, so a
+/// late duplicate chunk (end game) finds nothing to write into.
+type Slot = Arc<RwLock<Option<FragmentWriter>>>;
+
+/// Verified chunks of one video's fragments into the store. A fragment's temp file is opened when
+/// its first chunk arrives; dropping the sink deletes what was not committed.
+pub struct StoreSink {
+    store: Store,
+    manifest: Arc<Manifest>,
+    slots: Mutex<HashMap<u32, Slot>>,
+}
+
+impl StoreSink {
+    pub fn new(store: Store, manifest: Arc<Manifest>) -> Self {
+        Self {
+            store,
+            manifest,
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn slot(&self, fragment: u32) -> Result<Slot, SinkError> {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = slots.get(&fragment) {
+            return Ok(slot.clone());
+        }
+        let info = &self.manifest.fragments[fragment as usize];
+        let writer = self.store.begin_fragment(info.blake3, info.size)?;
+        let slot = Arc::new(RwLock::new(Some(writer)));
+        slots.insert(fragment, slot.clone());
+        Ok(slot)
+    }
+}
+
+impl FragmentSink for StoreSink {
+    fn write(&self, fragment: u32, chunk: u32, data: &[u8]) -> Result<Written, SinkError> {
+        let info = &self.manifest.fragments[fragment as usize];
+        if info.chunks.get(chunk as usize) != Some(&Hash::of(data)) {
+            return Err(SinkError::BadHash { fragment, chunk });
+        }
+        let offset = u64::from(chunk) * u64::from(self.manifest.chunk_size);
+        let slot = self.slot(fragment)?;
+        let writer = slot.read().unwrap_or_else(PoisonError::into_inner);
+        match writer.as_ref() {
+            Some(w) => {
+                w.write_at(offset, data)?;
+                Ok(Written::Stored)
+            }
+            None => Ok(Written::AlreadyComplete),
+        }
+    }
+
+    fn commit(&self, fragment: u32) -> Result<(), SinkError> {
+        let slot = self.slot(fragment)?;
+        let writer = slot.write().unwrap_or_else(PoisonError::into_inner).take();
+        match writer {
+            Some(w) => Ok(w.commit()?),
+            // Committed already: nothing to do twice.
+            None => Ok(()),
+        }
+    }
+}
