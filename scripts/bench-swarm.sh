@@ -24,12 +24,13 @@ if [[ -z ${VIDSWARM_BENCH_IN_NETNS:-} ]]; then
   if [[ ${BENCH_SENDME:-0} == 1 ]] && ! command -v sendme >/dev/null && [[ ! -x $HOME/.cargo/bin/sendme ]]; then
     cargo install sendme --locked
   fi
-  cargo build --quiet --release --locked -p vidswarm
+  # VIDSWARM_BIN: another build to measure (say, an earlier commit's), instead of this tree's.
+  [[ -n ${VIDSWARM_BIN:-} ]] || cargo build --quiet --release --locked -p vidswarm
   export VIDSWARM_BENCH_IN_NETNS=1
   exec unshare -n bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
 fi
 
-bin="$root/target/release/vidswarm"
+bin="${VIDSWARM_BIN:-$root/target/release/vidswarm}"
 TRANSPORT="${TRANSPORT:-tcp}"
 RUNS="${RUNS:-3}"
 case "$TRANSPORT" in

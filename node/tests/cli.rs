@@ -1,19 +1,10 @@
 //! The `vidswarm` binary as a user runs it: exit codes, messages, and the demo end to end.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::have_ffmpeg;
+use common::{have_ffmpeg, vidswarm, DEMO};
 
 mod common;
-
-fn vidswarm(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vidswarm"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("vidswarm runs")
-}
 
 fn text(out: &Output) -> (String, String) {
     (
@@ -21,8 +12,6 @@ fn text(out: &Output) -> (String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
-
-const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/demo.mp4");
 
 #[test]
 fn demo_runs_end_to_end_and_says_what_it_did() {

@@ -5,19 +5,9 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::have_ffmpeg;
+use common::{have_ffmpeg, vidswarm, DEMO};
 
 mod common;
-
-const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/demo.mp4");
-
-fn vidswarm(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vidswarm"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("vidswarm runs")
-}
 
 fn ok(out: &Output) {
     assert!(

@@ -25,6 +25,18 @@ pub fn have_ffmpeg() -> bool {
     ok
 }
 
+/// The demo video shipped in `assets/`.
+pub const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/demo.mp4");
+
+/// Runs the `vidswarm` binary with `args` in `dir`, as a user would, and waits for it.
+pub fn vidswarm(args: &[&str], dir: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_vidswarm"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("vidswarm runs")
+}
+
 /// The smallest chunk size a manifest may declare: keeps the size tables small.
 pub const CS: u32 = MIN_CHUNK_SIZE;
 
