@@ -13,7 +13,8 @@
 //!
 //! Requests are at most [`MAX_REQUEST_BYTES`], responses at most [`MAX_RESPONSE_BYTES`]; a chunk is
 //! at most [`crate::MAX_CHUNK_SIZE`]. Both sides enforce the limits before decoding anything.
-//! New variants go at the end; a peer that cannot decode a request answers `Error`.
+//! New variants go at the end. A request a peer cannot decode (an unknown variant, bad CBOR, over
+//! the limit) fails that stream: the asker sees a failed request, and the connection carries on.
 //!
 //! ## Gossip topic [`ANNOUNCE_TOPIC`]
 //!

@@ -23,9 +23,7 @@ use crate::events::{emit, EventSender, NodeEvent};
 use crate::metrics::{Direction, Metrics, ANNOUNCE, TRANSFER};
 use crate::store::Store;
 
-/// Inbound requests served at once; more are answered `Busy` so a flood cannot queue without
-/// bound.
-const MAX_SERVING: usize = 32;
+use super::MAX_SERVING;
 
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,

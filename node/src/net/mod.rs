@@ -26,6 +26,10 @@ use vidswarm_proto::{Hash, VideoId};
 pub use behaviour::NetConfig;
 pub use client::{Client, NetError};
 
+/// Inbound requests served at once; more are answered `Busy` so a flood cannot queue without
+/// bound.
+pub const MAX_SERVING: usize = 32;
+
 use crate::availability::Availability;
 use crate::events::EventSender;
 use crate::metrics::Metrics;

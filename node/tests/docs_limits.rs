@@ -1,0 +1,50 @@
+//! docs/protocol.md quotes the limits the code has: each quoted figure is built here from its
+//! constant, so changing a limit without its doc (or the other way round) fails this test.
+
+use vidswarm_node::fetch::download::{ENDGAME_IN_FLIGHT, MAX_PEER_FAILURES};
+use vidswarm_node::fetch::FetchOptions;
+use vidswarm_node::net::{NetConfig, MAX_SERVING};
+use vidswarm_proto::wire::{MAX_ANNOUNCEMENT_BYTES, MAX_REQUEST_BYTES};
+use vidswarm_proto::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE};
+
+const PROTOCOL: &str = include_str!("../../docs/protocol.md");
+
+/// The doc with its line breaks and indents folded into single spaces.
+fn doc() -> String {
+    PROTOCOL.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn docs_protocol_quotes_the_limits_from_their_constants() {
+    let fetch = FetchOptions::default();
+    let net = NetConfig::default();
+    let quoted = [
+        format!("at most {} per peer", fetch.per_peer),
+        format!("at most `{} × peers` chunks", fetch.per_peer),
+        format!("at most {} served at once", MAX_SERVING),
+        format!("at most {ENDGAME_IN_FLIGHT} requests are in flight"),
+        format!("(excluded after {MAX_PEER_FAILURES})"),
+        format!(
+            "Requests time out after {} s",
+            net.request_timeout.as_secs()
+        ),
+        format!("a request is at most {} KiB", MAX_REQUEST_BYTES / 1024),
+        format!("a chunk 1 byte to {} MiB", MAX_CHUNK_SIZE / (1024 * 1024)),
+        format!("at most {} KiB, listing", MAX_ANNOUNCEMENT_BYTES / 1024),
+        format!(
+            "{} seconds ({} by default)",
+            "`--timeout`",
+            fetch.stall_timeout.as_secs()
+        ),
+        format!("chunks of {} KiB", DEFAULT_CHUNK_SIZE / 1024),
+    ];
+    let doc = doc();
+    let missing: Vec<&String> = quoted
+        .iter()
+        .filter(|q| !doc.contains(q.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/protocol.md no longer says: {missing:#?}"
+    );
+}
