@@ -168,10 +168,12 @@ pub fn max_fragments(
 
 /// The shortest planned fragment, when it is too short to keep audio packets of `audio_packet`
 /// seconds.
-pub fn too_short_for_audio(plan: &Plan, audio_packet: Option<f64>) -> Option<f64> {
+pub fn too_short_for_audio(
+    fragments: &[PlannedFragment],
+    audio_packet: Option<f64>,
+) -> Option<f64> {
     let a = audio_packet?;
-    let shortest = plan
-        .fragments
+    let shortest = fragments
         .iter()
         .map(|f| f.duration)
         .fold(f64::INFINITY, f64::min);
@@ -194,20 +196,15 @@ pub fn plan(
         .and_then(|()| copy_cuts(frames, duration, n))
         .and_then(|cuts| {
             let fragments = fragments_from_cuts(frames, duration, &cuts);
-            let probe = Plan {
-                mode: SplitMode::Copy,
-                reason: String::new(),
-                fragments,
-            };
-            match (too_short_for_audio(&probe, audio_packet), audio_packet) {
-                (Some(shortest), Some(a)) => Err(format!(
+            match too_short_for_audio(&fragments, audio_packet) {
+                Some(shortest) => Err(format!(
                     "at the keyframes a fragment would last {:.0} ms, shorter than {} audio \
                      packets ({:.0} ms each)",
                     shortest * 1e3,
                     MIN_AUDIO_PACKETS_PER_FRAGMENT,
-                    a * 1e3
+                    audio_packet.unwrap_or_default() * 1e3
                 )),
-                _ => Ok(cuts),
+                None => Ok(cuts),
             }
         });
     let (mode, reason, cuts) = match (choice, copy) {
@@ -396,10 +393,13 @@ mod tests {
             })
             .collect();
         let p = plan(&f, 1.0, max as usize, ModeChoice::Reencode, Ok(()), None).unwrap();
-        assert_eq!(too_short_for_audio(&p, Some(1024.0 / 44100.0)), None);
+        assert_eq!(
+            too_short_for_audio(&p.fragments, Some(1024.0 / 44100.0)),
+            None
+        );
         let p = plan(&f, 1.0, 50, ModeChoice::Reencode, Ok(()), None).unwrap();
-        assert!(too_short_for_audio(&p, Some(1024.0 / 44100.0)).is_some());
-        assert_eq!(too_short_for_audio(&p, None), None);
+        assert!(too_short_for_audio(&p.fragments, Some(1024.0 / 44100.0)).is_some());
+        assert_eq!(too_short_for_audio(&p.fragments, None), None);
         assert_eq!(max_fragments(50, 1.0, 0.02, None), 50);
         assert_eq!(max_fragments(5000, 200.0, 0.04, None), MAX_FRAGMENTS);
     }

@@ -276,6 +276,11 @@ fn packet_length(packets: &[RawPacket], stream: u32) -> Option<f64> {
         .filter_map(|p| parse_seconds(p.pts_time.as_deref()))
         .collect();
     times.sort_by(f64::total_cmp);
+    median_gap(&times)
+}
+
+/// The median gap between consecutive `times` (sorted), if it is positive.
+fn median_gap(times: &[f64]) -> Option<f64> {
     let mut gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
     gaps.sort_by(f64::total_cmp);
     gaps.get(gaps.len() / 2).copied().filter(|g| *g > 0.0)
@@ -290,9 +295,8 @@ fn frame_step(frames: &[FrameTime], avg_frame_rate: Option<&str>) -> f64 {
             }
         }
     }
-    let mut gaps: Vec<f64> = frames.windows(2).map(|w| w[1].pts - w[0].pts).collect();
-    gaps.sort_by(f64::total_cmp);
-    gaps.get(gaps.len() / 2).copied().unwrap_or(0.04)
+    let times: Vec<f64> = frames.iter().map(|f| f.pts).collect();
+    median_gap(&times).unwrap_or(0.04)
 }
 
 fn parse_seconds(s: Option<&str>) -> Option<f64> {

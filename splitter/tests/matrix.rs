@@ -9,7 +9,7 @@
 mod common;
 
 use common::check::check_split;
-use common::sources::{decode, Audio, Codec, Quirk, Source};
+use common::sources::{decode, fps_of, Audio, Codec, Quirk, Source};
 use libtest_mimic::{Arguments, Failed, Trial};
 use vidswarm_proto::SplitMode;
 use vidswarm_splitter::ModeChoice;
@@ -346,17 +346,7 @@ fn full() -> Vec<Case> {
                 ));
             }
         }
-        let gop = Source {
-            rate,
-            seconds: 1.0,
-            codec: Codec::Hevc,
-            audio: Audio::None,
-            bframes: true,
-            gop: 1,
-            quirk: Quirk::OpenGop,
-        }
-        .fps() as u32
-            / 2;
+        let gop = fps_of(rate) as u32 / 2;
         cases.push(case(
             rate,
             5.0,

@@ -56,10 +56,7 @@ pub struct Source {
 
 impl Source {
     pub fn fps(&self) -> f64 {
-        match self.rate.split_once('/') {
-            Some((n, d)) => n.parse::<f64>().unwrap() / d.parse::<f64>().unwrap(),
-            None => self.rate.parse().unwrap(),
-        }
+        fps_of(self.rate)
     }
 
     /// Video frames testsrc2 makes before any quirk drops or hides some.
@@ -200,6 +197,14 @@ impl Source {
             run(cmd);
             std::fs::remove_file(&first).unwrap();
         }
+    }
+}
+
+/// Frames per second of a rate in ffmpeg's syntax (`30000/1001`, `25`).
+pub fn fps_of(rate: &str) -> f64 {
+    match rate.split_once('/') {
+        Some((n, d)) => n.parse::<f64>().unwrap() / d.parse::<f64>().unwrap(),
+        None => rate.parse().unwrap(),
     }
 }
 
