@@ -1,7 +1,12 @@
 //! What a node sees, as one stream of events: the demo's log, the CLI's progress, SSE and
 //! metrics all read it. A `tokio::sync::broadcast` channel: slow readers lose old events, never
-//! slow the node down.
+//! slow the node down. Observation only: nothing that decides what the node does reads it (control
+//! inputs go through `control.rs` and direct calls, which never drop).
+//!
+//! Events are typed (peers as `PeerId`); the serde derive is their JSON shape at the edge (SSE),
+//! peers as their base58 strings.
 
+use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use vidswarm_proto::VideoId;
@@ -13,19 +18,24 @@ pub const EVENT_BUFFER: usize = 4096;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum NodeEvent {
     Listening {
-        addr: String,
+        #[serde(with = "text")]
+        addr: libp2p::Multiaddr,
     },
     PeerConnected {
-        peer: String,
+        #[serde(with = "text")]
+        peer: PeerId,
     },
     PeerDisconnected {
-        peer: String,
+        #[serde(with = "text")]
+        peer: PeerId,
     },
     PeerSubscribed {
-        peer: String,
+        #[serde(with = "text")]
+        peer: PeerId,
     },
     AnnouncementReceived {
-        from: String,
+        #[serde(with = "text")]
+        from: PeerId,
         video: VideoId,
         fragments: Vec<u32>,
         /// Set for a loose upload: its name in the default collection.
@@ -33,8 +43,9 @@ pub enum NodeEvent {
         named: Option<vidswarm_proto::wire::NamedUpload>,
     },
     ProvidersFound {
-        what: String,
-        providers: Vec<String>,
+        what: Lookup,
+        #[serde(with = "peers")]
+        providers: Vec<PeerId>,
     },
     FetchStarted {
         video: VideoId,
@@ -44,14 +55,16 @@ pub enum NodeEvent {
         video: VideoId,
         fragment: u32,
         chunk: u32,
-        from: String,
+        #[serde(with = "text")]
+        from: PeerId,
         bytes: u32,
     },
     FragmentStored {
         video: VideoId,
         fragment: u32,
         bytes: u64,
-        from: Vec<String>,
+        #[serde(with = "peers")]
+        from: Vec<PeerId>,
         millis: u64,
     },
     FetchCompleted {
@@ -65,15 +78,74 @@ pub enum NodeEvent {
         error: String,
     },
     PeerMisbehaved {
-        peer: String,
+        #[serde(with = "text")]
+        peer: PeerId,
         reason: String,
     },
 }
 
+/// What a DHT provider lookup was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Lookup {
+    Manifest { video: VideoId },
+    Fragment { video: VideoId, index: u32 },
+}
+
+impl std::fmt::Display for Lookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Lookup::Manifest { video } => write!(f, "the manifest of video {}", video.short()),
+            Lookup::Fragment { video, index } => {
+                write!(f, "fragment {index} of video {}", video.short())
+            }
+        }
+    }
+}
+
+/// A value as its string form (`Display` / `FromStr`): peers as base58, addresses as multiaddrs.
+mod text {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<T: Display, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(value)
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr,
+        T::Err: Display,
+        D: Deserializer<'de>,
+    {
+        String::deserialize(d)?.parse().map_err(D::Error::custom)
+    }
+}
+
+/// A list of peers as base58 strings.
+mod peers {
+    use libp2p::PeerId;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(peers: &[PeerId], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(peers.iter().map(|p| p.to_string()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PeerId>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|p| p.parse().map_err(D::Error::custom))
+            .collect()
+    }
+}
+
 pub type EventSender = broadcast::Sender<NodeEvent>;
 
-pub fn channel() -> EventSender {
-    broadcast::channel(EVENT_BUFFER).0
+/// A channel whose slow readers lose events past `buffer` (normally [`EVENT_BUFFER`]).
+pub fn channel(buffer: usize) -> EventSender {
+    broadcast::channel(buffer.max(1)).0
 }
 
 /// Sends without caring whether anyone listens.

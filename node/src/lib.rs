@@ -4,8 +4,9 @@
 //! - [`store`]: the data dir; the only code that touches it.
 //! - [`net`]: the swarm (one event loop task) and the [`net::Client`] handle to it.
 //! - [`fetch`]: downloading a video's fragments from many peers at once, verified per chunk.
-//! - [`node`]: a running node: store + swarm + announcer + auto-fetch.
-//! - [`progress`]: the fetches a node runs and how far each got.
+//! - [`service`]: what a node does, as HTTP, the CLI and the node's tasks ask for it.
+//! - [`node`]: a running node: store + swarm + service + announcer + auto-fetch; its shutdown.
+//! - `control`: the swarm's lossless inputs to the node's tasks.
 //! - [`availability`]: who holds what, from gossip.
 //! - [`events`]: the node's event stream (demo log, progress bars, SSE, metrics).
 //! - [`metrics`]: Prometheus metrics, libp2p's and the node's.
@@ -14,11 +15,12 @@
 
 pub mod availability;
 pub mod cli;
+mod control;
 pub mod events;
 pub mod fetch;
 pub mod http;
 pub mod metrics;
 pub mod net;
 pub mod node;
-pub mod progress;
+pub mod service;
 pub mod store;

@@ -264,8 +264,6 @@ async fn send_all_fragments_reports_and_peers_fetch_what_they_miss() {
                 b.node
                     .store()
                     .manifest(&e.video)
-                    .ok()
-                    .flatten()
                     .is_some_and(|m| b.node.store().has_fragment(&m.fragments[0].blake3))
             })
         },

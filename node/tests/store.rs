@@ -5,8 +5,7 @@ mod common;
 
 use std::fs;
 
-use common::{bytes, edge_sizes, fragments, manifest, names, open_store, tmp_is_empty, tree, CS};
-use proptest::prelude::*;
+use common::{bytes, edge_sizes, fragments, manifest, names, open_store, tmp_is_empty, CS};
 use vidswarm_node::store::{Store, StoreError};
 use vidswarm_proto::{chunk_count, chunk_range, Hash, Manifest, VideoId, MAX_CHUNK_SIZE};
 
@@ -89,21 +88,13 @@ fn manifests_are_kept_once_and_survive_a_reopen() {
     let (store, report) = Store::open(dir.path()).unwrap();
     assert_eq!((report.manifests, report.fragments), (2, 0));
     for m in &ms {
-        assert_eq!(store.manifest(&m.video_id).unwrap().as_ref(), Some(m));
+        assert_eq!(store.manifest(&m.video_id).as_deref(), Some(m));
     }
     let mut ids: Vec<VideoId> = ms.iter().map(|m| m.video_id).collect();
     ids.sort();
-    let listed: Vec<VideoId> = store
-        .manifests()
-        .unwrap()
-        .iter()
-        .map(|m| m.video_id)
-        .collect();
+    let listed: Vec<VideoId> = store.manifests().iter().map(|m| m.video_id).collect();
     assert_eq!(listed, ids);
-    assert_eq!(
-        store.manifest(&VideoId(Hash::of(b"unknown"))).unwrap(),
-        None
-    );
+    assert_eq!(store.manifest(&VideoId(Hash::of(b"unknown"))), None);
 }
 
 #[test]
@@ -115,7 +106,7 @@ fn an_invalid_manifest_is_refused_and_not_stored() {
     let err = store.put_manifest(&m).unwrap_err();
     assert!(matches!(err, StoreError::Manifest(_)), "{err:?}");
     assert!(names(&store.root().join("manifests")).is_empty());
-    assert!(store.manifests().unwrap().is_empty());
+    assert!(store.manifests().is_empty());
 }
 
 #[test]
@@ -332,7 +323,7 @@ fn reopen_drops_what_a_crash_left_and_keeps_good_data() {
     assert!(store.has_fragment(&Hash::of(&frags[0])));
     assert!(store.has_fragment(&Hash::of(&frags[1])));
     assert!(!store.has_fragment(&Hash::of(&frags[2])));
-    assert_eq!(store.manifests().unwrap(), [good]);
+    assert_eq!(store.manifests(), [std::sync::Arc::new(good)]);
     assert!(tmp_is_empty(&store));
 
     // What was kept is clean: the next open drops nothing.
@@ -366,73 +357,6 @@ fn open_refuses_a_root_that_is_a_file() {
     let err = Store::open(&file).unwrap_err();
     assert!(matches!(err, StoreError::Io { .. }), "{err:?}");
     assert!(err.to_string().contains("file"), "{err}");
-}
-
-/// Names an attacker might send as a fragment name.
-fn hostile_names() -> Vec<String> {
-    vec![
-        "../x".into(),
-        "fragment_1.mp4/../../etc".into(),
-        "/etc/passwd".into(),
-        "fragment_01.mp4".into(),
-        "fragment_0.mp4\0".into(),
-        "\0".into(),
-        "fragment_\0.mp4".into(),
-        "".into(),
-        ".".into(),
-        "..".into(),
-        "fragment_0.mp4/".into(),
-        "./fragment_0.mp4".into(),
-        "fragment_999.mp4".into(),
-        "fragment_99999999999999999999.mp4".into(),
-        format!("fragment_{}.mp4", "1".repeat(10_000)),
-        "x".repeat(10_000),
-        "../".repeat(3_000) + "etc/passwd",
-        format!("../{}", Hash::of(b"x")),
-    ]
-}
-
-#[test]
-fn resolve_never_turns_a_name_into_a_path() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("data");
-    fs::write(dir.path().join("x"), b"sentinel").unwrap();
-    let store = open_store(&root);
-    let frags = fragments(2, 3);
-    let m = manifest(&frags);
-    store.put_manifest(&m).unwrap();
-    let before = tree(dir.path());
-
-    let f1 = store
-        .resolve(&m.video_id, "fragment_1.mp4")
-        .unwrap()
-        .unwrap();
-    assert_eq!(f1, m.fragments[1]);
-    assert_eq!(store.resolve(&m.video_id, "fragment_3.mp4").unwrap(), None);
-    let unknown = VideoId(Hash::of(b"no such video"));
-    assert_eq!(store.resolve(&unknown, "fragment_0.mp4").unwrap(), None);
-    for name in hostile_names() {
-        let got = store.resolve(&m.video_id, &name).unwrap();
-        assert_eq!(got, None, "{:?}", name.chars().take(40).collect::<String>());
-    }
-    assert_eq!(tree(dir.path()), before, "resolve created or removed files");
-    assert_eq!(fs::read(dir.path().join("x")).unwrap(), b"sentinel");
-}
-
-#[test]
-fn resolve_of_arbitrary_strings_never_panics() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_store(dir.path());
-    let m = manifest(&fragments(3, 2));
-    store.put_manifest(&m).unwrap();
-    let before = tree(dir.path());
-    proptest!(ProptestConfig::with_cases(512), |(name in any::<String>())| {
-        let got = store.resolve(&m.video_id, &name).unwrap();
-        if let Some(f) = got {
-            prop_assert_eq!(&f.name, &name);
-        }
-    });
-    assert_eq!(tree(dir.path()), before);
 }
 
 #[test]

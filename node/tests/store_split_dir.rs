@@ -95,11 +95,7 @@ fn a_tampered_fragment_is_named_and_not_stored() {
         }
         assert!(!store.has_fragment(&m.fragments[2].blake3));
         assert!(!store.has_fragment(&Hash::of(&bad)), "{what}");
-        assert_eq!(
-            store.manifest(&m.video_id).unwrap(),
-            None,
-            "manifest goes in last"
-        );
+        assert_eq!(store.manifest(&m.video_id), None, "manifest goes in last");
         assert!(tmp_is_empty(&store));
     }
 }
@@ -145,7 +141,7 @@ fn a_partial_split_dir_imports_what_is_there() {
         report.to_string().contains("missing: fragment_2.mp4"),
         "{report}"
     );
-    assert_eq!(store.manifest(&m.video_id).unwrap(), Some(m.clone()));
+    assert_eq!(store.manifest(&m.video_id).as_deref(), Some(&m));
 
     // Exporting needs every fragment, and writes nothing when one is absent.
     let out = dir.path().join("out");
@@ -186,7 +182,7 @@ fn a_bad_split_manifest_stores_nothing() {
     assert!(err.to_string().contains("nowhere"), "{err}");
 
     assert!(store.fragment_hashes().unwrap().is_empty());
-    assert!(store.manifests().unwrap().is_empty());
+    assert!(store.manifests().is_empty());
 }
 
 #[test]

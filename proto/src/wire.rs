@@ -8,7 +8,6 @@
 //! |---|---|
 //! | `Manifest { video }` | `Manifest { json }`: the manifest's bytes; the asker checks them against `video` |
 //! | `Chunk { fragment, offset, len }` | `Chunk { data }`: exactly `len` bytes of the fragment from `offset` |
-//! | `Have { video }` | `Have { fragments }`: indices of the fragments of `video` the peer holds |
 //! | anything the peer cannot serve | `Error { code, message }` |
 //!
 //! Requests are at most [`MAX_REQUEST_BYTES`], responses at most [`MAX_RESPONSE_BYTES`]; a chunk is
@@ -55,16 +54,12 @@ pub enum Request {
         offset: u64,
         len: u32,
     },
-    Have {
-        video: VideoId,
-    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
     Manifest { json: ByteBuf },
     Chunk { data: ByteBuf },
-    Have { fragments: Vec<u32> },
     Error { code: ErrorCode, message: String },
 }
 
@@ -357,9 +352,7 @@ mod tests {
             assert_eq!(fast, generic, "len {len}");
             assert_eq!(Response::decode_owned(generic).unwrap(), resp);
         }
-        let other = Response::Have {
-            fragments: vec![1, 2],
-        };
+        let other = Response::error(ErrorCode::Busy, "busy");
         assert_eq!(Response::decode_owned(encode(&other)).unwrap(), other);
         // A chunk whose length header lies is refused, not read past.
         let mut lying = encode(&Response::Chunk {

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use libp2p::PeerId;
+
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
 
@@ -11,17 +13,18 @@ use crate::events::NodeEvent;
 
 /// Names peers: by a given name when known ("node3"), else by a short peer id.
 #[derive(Debug, Clone, Default)]
-pub struct PeerNames(pub HashMap<String, String>);
+pub struct PeerNames(pub HashMap<PeerId, String>);
 
 impl PeerNames {
-    pub fn name(&self, peer: &str) -> String {
+    pub fn name(&self, peer: &PeerId) -> String {
         self.0.get(peer).cloned().unwrap_or_else(|| {
-            let tail = peer.len().saturating_sub(6);
-            format!("peer …{}", &peer[tail..])
+            let id = peer.to_string();
+            let tail = id.len().saturating_sub(6);
+            format!("peer …{}", &id[tail..])
         })
     }
 
-    fn list(&self, peers: &[String]) -> String {
+    fn list(&self, peers: &[PeerId]) -> String {
         peers
             .iter()
             .map(|p| self.name(p))

@@ -50,7 +50,7 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
         .context("cannot start the fetching peer")?;
     let store = node.store().clone();
     let progress = tokio::spawn(show_progress(node.client().subscribe(), move |v| {
-        store.manifest(v).ok().flatten()
+        store.manifest(v).map(|m| (*m).clone())
     }));
 
     let opts = FetchOptions {
@@ -92,7 +92,7 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
             _ = shutdown_signal() => {}
         }
     }
-    node.shutdown();
+    node.shutdown(crate::node::SHUTDOWN_WITHIN).await;
     Ok(())
 }
 

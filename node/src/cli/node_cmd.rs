@@ -83,11 +83,11 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
             }
         });
     }
-    let held = node.store().manifests().map(|m| m.len()).unwrap_or(0);
+    let held = node.store().manifests().len();
     tracing::info!(target: "vidswarm", peer = %node.peer_id(), videos = held, "node running; Ctrl-C stops it");
     shutdown_signal().await;
     tracing::info!(target: "vidswarm", "stopping");
-    node.shutdown();
+    node.shutdown(crate::node::SHUTDOWN_WITHIN).await;
     Ok(())
 }
 

@@ -13,6 +13,7 @@
 //! 5. A complete fragment is committed to the store (durable), provided in the DHT and announced.
 
 pub mod download;
+mod manifest;
 pub mod run;
 pub mod seams;
 mod swarm_seams;
@@ -23,15 +24,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p::PeerId;
 use tracing::{info, warn, Instrument};
-use vidswarm_proto::wire::{AnnouncedFragment, Announcement, NamedUpload, Request, Response};
 use vidswarm_proto::{Manifest, VideoId};
 
 use crate::events::NodeEvent;
-use crate::net::{fragment_key, manifest_key, Client, NetError};
+use crate::net::{Client, NetError};
 use crate::store::{Store, StoreError};
+
+pub(crate) use swarm_seams::announcement;
 
 #[derive(Debug, Clone)]
 pub struct FetchOptions {
@@ -88,40 +89,45 @@ pub enum FetchError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Net(#[from] NetError),
-    #[error("a background task failed: {0}")]
-    Task(String),
 }
 
-/// Runs `f` on the blocking pool (the store does file I/O).
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, FetchError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| FetchError::Task(e.to_string()))
+/// Where a fetch reports what it does: every event goes to `observe` (the fetch registry's
+/// ticket: direct, never dropped) and then to the node's event stream (for logs, SSE, bars).
+pub struct Reporter<'a> {
+    pub client: &'a Client,
+    pub observe: &'a (dyn Fn(&NodeEvent) + Send + Sync),
 }
 
-/// Fetches `video` (or `opts.fragments` of it) into `store`.
+impl Reporter<'_> {
+    fn emit(&self, event: NodeEvent) {
+        (self.observe)(&event);
+        self.client.emit(event);
+    }
+}
+
+/// Fetches `video` (or `opts.fragments` of it) into `store`. Only the service calls it, under a
+/// fetch registry ticket (`service/fetches.rs`).
 pub async fn fetch(
-    client: &Client,
+    reporter: &Reporter<'_>,
     store: &Store,
     video: VideoId,
     opts: &FetchOptions,
 ) -> Result<FetchReport, FetchError> {
     let span = tracing::info_span!("fetch", video = %video.short());
-    fetch_impl(client, store, video, opts)
+    fetch_impl(reporter, store, video, opts)
         .instrument(span)
         .await
 }
 
 async fn fetch_impl(
-    client: &Client,
+    reporter: &Reporter<'_>,
     store: &Store,
     video: VideoId,
     opts: &FetchOptions,
 ) -> Result<FetchReport, FetchError> {
     let started = Instant::now();
-    let manifest = get_manifest(client, store, video, opts.stall_timeout).await?;
+    let client = reporter.client;
+    let manifest = manifest::get(client, store, video, opts.stall_timeout).await?;
     let wanted: Vec<u32> = match &opts.fragments {
         Some(list) => {
             for &index in list {
@@ -141,15 +147,14 @@ async fn fetch_impl(
         }
         None => (0..manifest.fragments.len() as u32).collect(),
     };
-    let held_check = store.clone();
-    let m = manifest.clone();
-    let w = wanted.clone();
-    let missing: Vec<u32> = blocking(move || {
-        w.into_iter()
-            .filter(|&i| !held_check.has_fragment(&m.fragments[i as usize].blake3))
-            .collect()
-    })
-    .await?;
+    let (m, w) = (manifest.clone(), wanted.clone());
+    let missing: Vec<u32> = store
+        .call(move |s| {
+            Ok(w.into_iter()
+                .filter(|&i| !s.has_fragment(&m.fragments[i as usize].blake3))
+                .collect())
+        })
+        .await?;
     let already_held = wanted.len() - missing.len();
     if missing.is_empty() {
         return Ok(FetchReport {
@@ -162,16 +167,16 @@ async fn fetch_impl(
         });
     }
     info!(missing = ?missing, "fetching");
-    client.emit(NodeEvent::FetchStarted {
+    reporter.emit(NodeEvent::FetchStarted {
         video,
         missing: missing.clone(),
     });
-    let outcome = download_missing(client, store, Arc::new(manifest), &missing, opts).await;
+    let outcome = download_missing(reporter, store, manifest, &missing, opts).await;
     match outcome {
         Ok(per_peer) => {
             let bytes = per_peer.values().sum();
             let elapsed = started.elapsed();
-            client.emit(NodeEvent::FetchCompleted {
+            reporter.emit(NodeEvent::FetchCompleted {
                 video,
                 fragments: missing.len(),
                 bytes,
@@ -187,7 +192,7 @@ async fn fetch_impl(
             })
         }
         Err(e) => {
-            client.emit(NodeEvent::FetchFailed {
+            reporter.emit(NodeEvent::FetchFailed {
                 video,
                 error: e.to_string(),
             });
@@ -198,13 +203,14 @@ async fn fetch_impl(
 
 /// Downloads the `missing` fragments of `manifest` through the swarm into the store.
 async fn download_missing(
-    client: &Client,
+    reporter: &Reporter<'_>,
     store: &Store,
     manifest: Arc<Manifest>,
     missing: &[u32],
     opts: &FetchOptions,
 ) -> Result<BTreeMap<PeerId, u64>, FetchError> {
     let video = manifest.video_id;
+    let client = reporter.client;
     let download = download::Download::new(&manifest, missing, opts.per_peer, Instant::now());
     let source = Arc::new(swarm_seams::SwarmSource {
         client: client.clone(),
@@ -218,11 +224,11 @@ async fn download_missing(
             chunk,
             from,
             bytes,
-        } => client.emit(NodeEvent::ChunkReceived {
+        } => reporter.emit(NodeEvent::ChunkReceived {
             video,
             fragment,
             chunk,
-            from: from.to_string(),
+            from,
             bytes,
         }),
         run::Progress::Fragment {
@@ -231,9 +237,9 @@ async fn download_missing(
             from,
             millis,
         } => {
-            let mut from: Vec<String> = from.iter().map(|p| p.to_string()).collect();
+            let mut from = from;
             from.sort();
-            client.emit(NodeEvent::FragmentStored {
+            reporter.emit(NodeEvent::FragmentStored {
                 video,
                 fragment,
                 bytes,
@@ -246,147 +252,10 @@ async fn download_missing(
     run::run(download, source, sink, video, opts.stall_timeout, &report).await
 }
 
-/// The manifest of `video`: from the store, or from the first peer whose answer hashes to it.
-pub async fn get_manifest(
-    client: &Client,
-    store: &Store,
-    video: VideoId,
-    stall_timeout: Duration,
-) -> Result<Manifest, FetchError> {
-    let s = store.clone();
-    if let Some(m) = blocking(move || s.manifest(&video)).await?? {
-        return Ok(m);
-    }
-    let deadline = Instant::now() + stall_timeout;
-    let mut asked: BTreeSet<PeerId> = BTreeSet::new();
-    let mut wait = Duration::from_millis(100);
-    loop {
-        let mut candidates = client.availability().peers_with(&video);
-        let providers = client.providers(manifest_key(&video)).await?;
-        if !providers.is_empty() {
-            client.emit(NodeEvent::ProvidersFound {
-                what: format!("the manifest of video {}", video.short()),
-                providers: providers.iter().map(|p| p.to_string()).collect(),
-            });
-        }
-        candidates.extend(providers);
-        candidates.extend(client.connected_peers().await?);
-        let mut seen = BTreeSet::new();
-        candidates.retain(|p| seen.insert(*p));
-        asked.extend(candidates.iter().copied());
-        if let Some((peer, m)) = race_for_manifest(client, video, candidates).await {
-            let (s, m2) = (store.clone(), m.clone());
-            blocking(move || s.put_manifest(&m2)).await??;
-            client.provide(vec![manifest_key(&video)]).await?;
-            info!(%peer, "got the manifest");
-            return Ok(m);
-        }
-        if Instant::now() >= deadline {
-            return Err(FetchError::ManifestUnavailable {
-                video,
-                secs: stall_timeout.as_secs(),
-                asked: asked.len(),
-            });
-        }
-        // Nobody had it yet: announcements or DHT records may still be on their way.
-        tokio::time::sleep(wait.min(deadline - Instant::now())).await;
-        wait = (wait * 2).min(Duration::from_secs(2));
-    }
-}
-
-/// Asks `candidates` for the manifest of `video`, one more every [`MANIFEST_STAGGER`] while no
-/// valid answer has come, and returns the first valid one: a peer that stalls costs a fraction of
-/// a second, not a request timeout, and a healthy swarm is asked only once or twice.
-async fn race_for_manifest(
-    client: &Client,
-    video: VideoId,
-    candidates: Vec<PeerId>,
-) -> Option<(PeerId, Manifest)> {
-    const MANIFEST_STAGGER: Duration = Duration::from_millis(300);
-    let ask = |peer: PeerId| async move {
-        let answer = client.request(peer, Request::Manifest { video }).await;
-        (peer, answer)
-    };
-    let mut queue = candidates.into_iter();
-    let mut pending = FuturesUnordered::new();
-    let mut next_ask = tokio::time::Instant::now();
-    loop {
-        if pending.is_empty() || tokio::time::Instant::now() >= next_ask {
-            match queue.next() {
-                Some(peer) => {
-                    pending.push(ask(peer));
-                    next_ask = tokio::time::Instant::now() + MANIFEST_STAGGER;
-                }
-                None if pending.is_empty() => return None,
-                None => {}
-            }
-        }
-        let more = queue.len() > 0;
-        tokio::select! {
-            Some((peer, answer)) = pending.next() => {
-                // Errors and other answers: that peer does not have it; the others may.
-                if let Ok(Response::Manifest { json }) = answer {
-                    match Manifest::from_json(&json) {
-                        Ok(m) if m.video_id == video => return Some((peer, m)),
-                        Ok(_) | Err(_) => {
-                            misbehaved(client, peer, "sent a manifest that does not match its id")
-                        }
-                    }
-                }
-            }
-            _ = tokio::time::sleep_until(next_ask), if more => {}
-            else => return None,
-        }
-    }
-}
-
 pub(crate) fn misbehaved(client: &Client, peer: PeerId, reason: &str) {
     warn!(%peer, reason, "peer misbehaved; excluded from this fetch");
     client.emit(NodeEvent::PeerMisbehaved {
-        peer: peer.to_string(),
+        peer,
         reason: reason.to_owned(),
     });
-}
-
-/// Announces every fragment of `manifest` the store holds (and provides them in the DHT).
-pub async fn announce_held(
-    client: &Client,
-    store: &Store,
-    manifest: &Manifest,
-    provide: bool,
-) -> Result<(), FetchError> {
-    let (s, m) = (store.clone(), manifest.clone());
-    let (held, named) = blocking(move || {
-        let held: Vec<AnnouncedFragment> = m
-            .fragments
-            .iter()
-            .filter(|f| s.has_fragment(&f.blake3))
-            .map(|f| AnnouncedFragment {
-                index: f.index,
-                hash: f.blake3,
-            })
-            .collect();
-        // A loose upload carries its default-collection name, so every node learns it.
-        let named = s.name_of(&m.video_id).map(|(name, e)| NamedUpload {
-            name,
-            uploaded_at_ms: e.uploaded_at_ms,
-        });
-        (held, named)
-    })
-    .await?;
-    if provide {
-        let mut keys = vec![manifest_key(&manifest.video_id)];
-        keys.extend(held.iter().map(|f| fragment_key(&f.hash)));
-        client.provide(keys).await?;
-    }
-    client
-        .announce(Announcement {
-            video: manifest.video_id,
-            peer: client.peer_id().to_string(),
-            manifest: true,
-            fragments: held,
-            named,
-        })
-        .await?;
-    Ok(())
 }

@@ -12,7 +12,8 @@ use vidswarm_proto::VideoId;
 
 use super::download::{ChunkRequest, Download, Outcome, Verdict};
 use super::seams::{ChunkAnswer, ChunkSource, FragmentSink, SinkError, Written};
-use super::{blocking, FetchError};
+use super::FetchError;
+use crate::store::StoreError;
 
 /// How often a running download asks the source's slow lookup (the DHT) for more holders.
 pub const LOOKUP_EVERY: Duration = Duration::from_secs(3);
@@ -139,9 +140,7 @@ async fn commit<S: ChunkSource, K: FragmentSink>(
     report: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<(), FetchError> {
     let (s, index) = (sink.clone(), request.fragment);
-    blocking(move || s.commit(index))
-        .await?
-        .map_err(sink_error)?;
+    on_pool(move || s.commit(index)).await??;
     let (from, took) = download.fragment_summary(index, Instant::now());
     let bytes = download.fragment_size(index);
     tracing::info!(
@@ -176,11 +175,11 @@ async fn attempt<S: ChunkSource, K: FragmentSink>(
         ChunkAnswer::Data(data) => {
             let (fragment, chunk) = (request.fragment, request.chunk);
             // Hash and write off the async threads: both touch a whole chunk.
-            match blocking(move || sink.write(fragment, chunk, &data)).await {
+            match on_pool(move || sink.write(fragment, chunk, &data)).await {
                 Ok(Ok(Written::Stored)) => Ok(Outcome::Stored),
                 Ok(Ok(Written::AlreadyComplete)) => Ok(Outcome::Redundant),
                 Ok(Err(e @ SinkError::BadHash { .. })) => Ok(Outcome::BadBytes(e.to_string())),
-                Ok(Err(e)) => Err(sink_error(e)),
+                Ok(Err(SinkError::Store(e))) => Err(FetchError::Store(e)),
                 Err(e) => Err(e),
             }
         }
@@ -192,11 +191,13 @@ async fn attempt<S: ChunkSource, K: FragmentSink>(
     (request, outcome)
 }
 
-fn sink_error(e: SinkError) -> FetchError {
-    match e {
-        SinkError::Store(e) => FetchError::Store(e),
-        bad @ SinkError::BadHash { .. } => FetchError::Task(bad.to_string()),
-    }
+/// Runs blocking sink work on the pool; a worker that panicked is a local failure.
+async fn on_pool<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, FetchError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| FetchError::Store(StoreError::Worker(e.to_string())))
 }
 
 #[cfg(test)]

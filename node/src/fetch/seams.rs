@@ -71,5 +71,5 @@ pub trait FragmentSink: Send + Sync + 'static {
     fn write(&self, fragment: u32, chunk: u32, data: &[u8]) -> Result<Written, SinkError>;
 
     /// Makes fragment `fragment`, every chunk of which is written, durable and visible.
-    fn commit(&self, fragment: u32) -> Result<(), SinkError>;
+    fn commit(&self, fragment: u32) -> Result<(), StoreError>;
 }

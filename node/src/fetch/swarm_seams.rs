@@ -13,10 +13,10 @@ use vidswarm_proto::wire::{
 use vidswarm_proto::{Hash, Manifest, VideoId};
 
 use super::seams::{ChunkAnswer, ChunkSource, FragmentSink, SinkError, Written};
-use super::{blocking, FetchError};
-use crate::events::NodeEvent;
+use super::FetchError;
+use crate::events::{Lookup, NodeEvent};
 use crate::net::{fragment_key, Client};
-use crate::store::{FragmentWriter, Store};
+use crate::store::{FragmentWriter, Store, StoreError};
 
 /// Chunks, holders and announcements of one video, through the node's swarm.
 pub struct SwarmSource {
@@ -77,8 +77,8 @@ impl ChunkSource for SwarmSource {
             let providers = client.providers(fragment_key(&hash)).await?;
             if !providers.is_empty() {
                 client.emit(NodeEvent::ProvidersFound {
-                    what: format!("fragment {index} of video {}", video.short()),
-                    providers: providers.iter().map(|p| p.to_string()).collect(),
+                    what: Lookup::Fragment { video, index },
+                    providers: providers.clone(),
                 });
             }
             let me = client.peer_id();
@@ -96,24 +96,34 @@ impl ChunkSource for SwarmSource {
         let (client, store, video) = (self.client.clone(), self.store.clone(), self.video);
         async move {
             client.provide(vec![fragment_key(&hash)]).await?;
-            let named = blocking(move || store.name_of(&video))
-                .await?
-                .map(|(name, e)| NamedUpload {
-                    name,
-                    uploaded_at_ms: e.uploaded_at_ms,
-                });
+            let fragments = vec![AnnouncedFragment { index, hash }];
             client
-                .announce(Announcement {
-                    video,
-                    peer: client.peer_id().to_string(),
-                    manifest: true,
-                    fragments: vec![AnnouncedFragment { index, hash }],
-                    named,
-                })
+                .announce(announcement(&client, &store, video, fragments))
                 .await?;
             Ok(())
         }
         .boxed()
+    }
+}
+
+/// This node's announcement that it holds `fragments` of `video`; a loose upload carries its
+/// default-collection name, so every node learns it.
+pub(crate) fn announcement(
+    client: &Client,
+    store: &Store,
+    video: VideoId,
+    fragments: Vec<AnnouncedFragment>,
+) -> Announcement {
+    let named = store.name_of(&video).map(|(name, e)| NamedUpload {
+        name,
+        uploaded_at_ms: e.uploaded_at_ms,
+    });
+    Announcement {
+        video,
+        peer: client.peer_id().to_string(),
+        manifest: true,
+        fragments,
+        named,
     }
 }
 
@@ -139,7 +149,7 @@ impl StoreSink {
         }
     }
 
-    fn slot(&self, fragment: u32) -> Result<Slot, SinkError> {
+    fn slot(&self, fragment: u32) -> Result<Slot, StoreError> {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(slot) = slots.get(&fragment) {
             return Ok(slot.clone());
@@ -170,7 +180,7 @@ impl FragmentSink for StoreSink {
         }
     }
 
-    fn commit(&self, fragment: u32) -> Result<(), SinkError> {
+    fn commit(&self, fragment: u32) -> Result<(), StoreError> {
         let slot = self.slot(fragment)?;
         let writer = slot.write().unwrap_or_else(PoisonError::into_inner).take();
         match writer {

@@ -217,7 +217,7 @@ impl FragmentSink for MemSink {
         Ok(Written::Stored)
     }
 
-    fn commit(&self, fragment: u32) -> Result<(), SinkError> {
+    fn commit(&self, fragment: u32) -> Result<(), StoreError> {
         let info = &self.manifest.fragments[fragment as usize];
         let buffers = self.buffers.lock().unwrap();
         assert_eq!(

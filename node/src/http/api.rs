@@ -1,19 +1,18 @@
-//! The native API (`/health`, `/api/v1/...`). Handlers only read the store and talk to the swarm
-//! through the node's `Client`.
+//! The native API (`/health`, `/api/v1/...`). Handlers parse, call the service (or read the store
+//! and the availability table), and map the error.
 
-use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use utoipa::ToSchema;
 use vidswarm_proto::VideoId;
 
+use super::extract::{FragmentPath, VideoPath};
+use super::range::send_file;
 use super::{ApiError, AppState, ErrorBody};
-use crate::fetch::{self, FetchOptions};
-use crate::progress::FetchProgress;
+use crate::service::FetchProgress;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
@@ -74,36 +73,21 @@ pub struct FetchStarted {
     pub fragments: Option<Vec<u32>>,
 }
 
-pub(super) fn parse_video(id: &str) -> Result<VideoId, ApiError> {
-    id.parse()
-        .map_err(|_| ApiError::bad_request("a video id is 64 lowercase hex digits"))
-}
-
-/// Path parameters are parsed here rather than by axum, so a bad one gets the JSON error shape.
-pub(super) fn parse_index(index: &str) -> Result<u32, ApiError> {
-    index
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("{index:?} is not a fragment index")))
-}
-
 #[utoipa::path(get, path = "/health", tag = "node",
     responses((status = 200, description = "The node is up", body = Health)))]
 pub async fn health(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ok".into(),
-        peer_id: state.client.peer_id().to_string(),
+        peer_id: state.service.peer_id().to_string(),
     })
 }
 
 #[utoipa::path(get, path = "/api/v1/info", tag = "node",
     responses((status = 200, description = "Who this node is", body = NodeInfo)))]
 pub async fn info(State(state): State<AppState>) -> Result<Json<NodeInfo>, ApiError> {
-    let store = state.store.clone();
-    let videos = tokio::task::spawn_blocking(move || store.manifests())
-        .await??
-        .len();
+    let videos = state.service.store().manifests().len();
     Ok(Json(NodeInfo {
-        peer_id: state.client.peer_id().to_string(),
+        peer_id: state.service.peer_id().to_string(),
         addresses: state.listen_addrs.iter().map(|a| a.to_string()).collect(),
         version: env!("CARGO_PKG_VERSION").into(),
         videos,
@@ -115,7 +99,7 @@ pub async fn info(State(state): State<AppState>) -> Result<Json<NodeInfo>, ApiEr
         (status = 200, description = "Connected peers", body = [PeerInfo]),
         (status = 503, description = "The swarm is not running", body = ErrorBody)))]
 pub async fn peers(State(state): State<AppState>) -> Result<Json<Vec<PeerInfo>>, ApiError> {
-    let peers = state.client.connected_peers().await?;
+    let peers = state.service.client().connected_peers().await?;
     Ok(Json(
         peers
             .into_iter()
@@ -129,49 +113,50 @@ pub async fn peers(State(state): State<AppState>) -> Result<Json<Vec<PeerInfo>>,
 #[utoipa::path(get, path = "/api/v1/videos", tag = "videos",
     responses((status = 200, description = "Videos and who holds which fragment", body = Videos)))]
 pub async fn videos(State(state): State<AppState>) -> Result<Json<Videos>, ApiError> {
-    let store = state.store.clone();
-    let availability = state.client.availability().clone();
-    let result = tokio::task::spawn_blocking(move || -> Result<Videos, ApiError> {
-        let manifests = store.manifests()?;
-        let known: std::collections::HashSet<VideoId> =
-            manifests.iter().map(|m| m.video_id).collect();
-        let videos = manifests
-            .iter()
-            .map(|m| {
-                let holders = availability.of_video(&m.video_id);
-                VideoSummary {
-                    video_id: m.video_id.to_string(),
-                    name: m.source.name.clone(),
-                    size: m.total_size(),
-                    duration: m.source.duration,
-                    fragments: m
-                        .fragments
-                        .iter()
-                        .map(|f| FragmentAvailability {
-                            index: f.index,
-                            name: f.name.clone(),
-                            size: f.size,
-                            blake3: f.blake3.to_string(),
-                            held: store.has_fragment(&f.blake3),
-                            peers: holders
-                                .get(&f.index)
-                                .map(|ps| ps.iter().map(|p| p.to_string()).collect())
-                                .unwrap_or_default(),
-                        })
-                        .collect(),
-                }
-            })
-            .collect();
-        let mut announced: Vec<String> = availability
-            .videos()
-            .into_iter()
-            .filter(|v| !known.contains(v))
-            .map(|v| v.to_string())
-            .collect();
-        announced.sort();
-        Ok(Videos { videos, announced })
-    })
-    .await??;
+    let store = state.service.store().clone();
+    let availability = state.service.client().availability().clone();
+    let result = store
+        .call(move |store| {
+            let manifests = store.manifests();
+            let known: std::collections::HashSet<VideoId> =
+                manifests.iter().map(|m| m.video_id).collect();
+            let videos = manifests
+                .iter()
+                .map(|m| {
+                    let holders = availability.of_video(&m.video_id);
+                    VideoSummary {
+                        video_id: m.video_id.to_string(),
+                        name: m.source.name.clone(),
+                        size: m.total_size(),
+                        duration: m.source.duration,
+                        fragments: m
+                            .fragments
+                            .iter()
+                            .map(|f| FragmentAvailability {
+                                index: f.index,
+                                name: f.name.clone(),
+                                size: f.size,
+                                blake3: f.blake3.to_string(),
+                                held: store.has_fragment(&f.blake3),
+                                peers: holders
+                                    .get(&f.index)
+                                    .map(|ps| ps.iter().map(|p| p.to_string()).collect())
+                                    .unwrap_or_default(),
+                            })
+                            .collect(),
+                    }
+                })
+                .collect();
+            let mut announced: Vec<String> = availability
+                .videos()
+                .into_iter()
+                .filter(|v| !known.contains(v))
+                .map(|v| v.to_string())
+                .collect();
+            announced.sort();
+            Ok(Videos { videos, announced })
+        })
+        .await?;
     Ok(Json(result))
 }
 
@@ -183,10 +168,9 @@ pub async fn videos(State(state): State<AppState>) -> Result<Json<Videos>, ApiEr
         (status = 404, description = "No such manifest here", body = ErrorBody)))]
 pub async fn manifest(
     State(state): State<AppState>,
-    Path(video_id): Path<String>,
+    VideoPath(video): VideoPath,
 ) -> Result<Response, ApiError> {
-    let video = parse_video(&video_id)?;
-    let manifest = super::upload::held_manifest(&state, video).await?;
+    let manifest = state.service.manifest(video)?;
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
         manifest.to_json_pretty(),
@@ -206,55 +190,11 @@ pub async fn manifest(
         (status = 416, description = "The range starts past the end", body = ErrorBody)))]
 pub async fn fragment(
     State(state): State<AppState>,
-    Path((video_id, index)): Path<(String, String)>,
+    FragmentPath { video, index }: FragmentPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let video = parse_video(&video_id)?;
-    let index = parse_index(&index)?;
-    let m = super::upload::held_manifest(&state, video).await?;
-    let f = m
-        .fragment(index)
-        .ok_or_else(|| ApiError::not_found(format!("video {video} has no fragment {index}")))?;
-    let path = state
-        .store
-        .fragment_path(&f.blake3)
-        .ok_or_else(|| ApiError::not_found(format!("fragment {index} is not held here")))?;
+    let path = state.service.fragment_file(video, index)?;
     send_file(&path, &headers).await
-}
-
-/// Streams a stored file, or the one range `headers` ask for (never read whole into memory).
-pub(super) async fn send_file(
-    path: &std::path::Path,
-    headers: &HeaderMap,
-) -> Result<Response, ApiError> {
-    let io = |e: std::io::Error| ApiError::internal(format!("cannot read a stored fragment: {e}"));
-    let mut file = tokio::fs::File::open(path).await.map_err(io)?;
-    let len = file.metadata().await.map_err(io)?.len();
-    let (status, start, count) = match super::range::requested(headers, len)? {
-        Some((start, end)) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
-        None => (StatusCode::OK, 0, len),
-    };
-    file.seek(std::io::SeekFrom::Start(start))
-        .await
-        .map_err(io)?;
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file.take(count)));
-    let mut response = (
-        status,
-        [
-            (header::CONTENT_TYPE, "video/mp4".to_owned()),
-            (header::CONTENT_LENGTH, count.to_string()),
-            (header::ACCEPT_RANGES, "bytes".to_owned()),
-        ],
-        body,
-    )
-        .into_response();
-    if status == StatusCode::PARTIAL_CONTENT {
-        let value = format!("bytes {start}-{}/{len}", start + count - 1);
-        if let Ok(v) = value.parse() {
-            response.headers_mut().insert(header::CONTENT_RANGE, v);
-        }
-    }
-    Ok(response)
 }
 
 /// A fetch request lists at most 1000 indices: 64 KiB is ample.
@@ -279,10 +219,9 @@ pub struct FetchRequest {
     security((), ("bearer" = [])))]
 pub async fn start_fetch(
     State(state): State<AppState>,
-    Path(video_id): Path<String>,
+    VideoPath(video): VideoPath,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<FetchStarted>), ApiError> {
-    let video = parse_video(&video_id)?;
     let body = body?;
     let request: FetchRequest = if body.iter().all(u8::is_ascii_whitespace) {
         FetchRequest::default()
@@ -300,27 +239,9 @@ pub async fn start_fetch(
             "fragment index {bad} is past the most a video has"
         )));
     }
-    if !state.fetches.begin(video) {
-        return Err(ApiError::conflict(format!(
-            "a fetch of {video} is running; follow it at /api/v1/videos/{video}/fetch"
-        )));
-    }
-    let opts = FetchOptions {
-        fragments: request.fragments.clone(),
-        ..state.fetch.clone()
-    };
-    let (client, store, table) = (
-        state.client.clone(),
-        state.store.clone(),
-        state.fetches.clone(),
-    );
-    tokio::spawn(async move {
-        let result = fetch::fetch(&client, &store, video, &opts).await;
-        if let Err(e) = &result {
-            tracing::warn!(video = %video.short(), error = %e, "fetch requested over HTTP failed");
-        }
-        table.finish(video, result.map(|_| ()).map_err(|e| e.to_string()));
-    });
+    state
+        .service
+        .start_fetch(video, request.fragments.clone())?;
     Ok((
         StatusCode::ACCEPTED,
         Json(FetchStarted {
@@ -339,11 +260,11 @@ pub async fn start_fetch(
         (status = 404, description = "No fetch of this video since the node started", body = ErrorBody)))]
 pub async fn fetch_status(
     State(state): State<AppState>,
-    Path(video_id): Path<String>,
+    VideoPath(video): VideoPath,
 ) -> Result<Json<FetchProgress>, ApiError> {
-    let video = parse_video(&video_id)?;
     state
-        .fetches
+        .service
+        .fetches()
         .get(&video)
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no fetch of {video} since this node started")))
@@ -352,7 +273,7 @@ pub async fn fetch_status(
 #[utoipa::path(get, path = "/api/v1/fetches", tag = "videos",
     responses((status = 200, description = "Every fetch since the node started (the latest per video), asked for or automatic", body = [FetchProgress])))]
 pub async fn fetches(State(state): State<AppState>) -> Json<Vec<FetchProgress>> {
-    Json(state.fetches.all())
+    Json(state.service.fetches().all())
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "node",
@@ -363,7 +284,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.client.metrics().encode(),
+        state.service.client().metrics().encode(),
     )
         .into_response()
 }

@@ -6,6 +6,9 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::service::{Kind, ServiceError};
+use crate::store::StoreError;
+
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
@@ -99,21 +102,35 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        use crate::store::StoreError as E;
-        match e {
-            // What a client sent that does not match what it claims.
-            E::HashMismatch { .. }
-            | E::ChunkMismatch { .. }
-            | E::SizeMismatch { .. }
-            | E::Empty
-            | E::NotAPlainName(_)
-            | E::Manifest(_) => Self::bad_request(e.to_string()),
-            E::UploadTooLarge { .. } => Self::too_large(e.to_string()),
-            E::CollectionFull(_) => Self::unavailable(e.to_string()),
-            _ => Self::internal(format!("store: {e}")),
-        }
+impl ApiError {
+    /// The status of a failure of `kind`.
+    fn of_kind(kind: Kind, message: String) -> Self {
+        let status = match kind {
+            Kind::Invalid => StatusCode::BAD_REQUEST,
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::Conflict => StatusCode::CONFLICT,
+            Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self { status, message }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        let message = match &e {
+            ServiceError::Net(_) => format!("swarm: {e}"),
+            ServiceError::Store(_) if e.kind() == Kind::Internal => format!("store: {e}"),
+            _ => e.to_string(),
+        };
+        Self::of_kind(e.kind(), message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ServiceError::Store(e).into()
     }
 }
 
@@ -152,25 +169,8 @@ impl From<axum::Error> for ApiError {
     }
 }
 
-impl From<crate::fetch::FetchError> for ApiError {
-    fn from(e: crate::fetch::FetchError) -> Self {
-        use crate::fetch::FetchError as E;
-        match e {
-            E::Store(e) => e.into(),
-            E::NoSuchFragment { .. } => Self::not_found(e.to_string()),
-            _ => Self::unavailable(e.to_string()),
-        }
-    }
-}
-
 impl From<crate::net::NetError> for ApiError {
     fn from(e: crate::net::NetError) -> Self {
-        Self::unavailable(format!("swarm: {e}"))
-    }
-}
-
-impl From<tokio::task::JoinError> for ApiError {
-    fn from(e: tokio::task::JoinError) -> Self {
-        Self::internal(format!("background task: {e}"))
+        ServiceError::Net(e).into()
     }
 }

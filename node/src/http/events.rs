@@ -17,7 +17,7 @@ use super::AppState;
 pub async fn events(
     State(state): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let rx = state.client.subscribe();
+    let rx = state.service.client().subscribe();
     let stream = stream::unfold(rx, |mut rx| async move {
         let sse = match rx.recv().await {
             Ok(event) => {

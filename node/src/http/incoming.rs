@@ -80,6 +80,10 @@ impl Incoming {
             let _ = self.tx.send(Bytes::new()).await;
         }
         drop(self.tx);
-        Ok(self.writer.await??)
+        let written = self
+            .writer
+            .await
+            .map_err(|e| StoreError::Worker(e.to_string()))?;
+        Ok(written?)
     }
 }

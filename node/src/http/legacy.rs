@@ -12,16 +12,12 @@ use axum::response::Response;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use vidswarm_proto::{
-    fragment_name, is_plain_file_name, FragmentInfo, Manifest, SourceInfo, SplitMode,
-    DEFAULT_CHUNK_SIZE,
-};
+use vidswarm_proto::{is_plain_file_name, DEFAULT_CHUNK_SIZE};
 
 use super::incoming::Incoming;
+use super::range::send_file;
 use super::{ApiError, AppState, ErrorBody};
-use crate::fetch::{self, blocking, FetchOptions};
-use crate::progress::now_ms;
-use crate::store::{Claim, NamedEntry};
+use crate::service::{CollectionItem, UploadStatus};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Uploaded {
@@ -124,7 +120,7 @@ pub async fn upload_fragment(
             )));
         }
         let incoming = Incoming::start(
-            &state.store,
+            state.service.store(),
             state.config.max_upload,
             None,
             DEFAULT_CHUNK_SIZE,
@@ -133,72 +129,22 @@ pub async fn upload_fragment(
     }
     let (name, incoming) = file.ok_or_else(|| ApiError::bad_request("no `file` field"))?;
     let verified = incoming.finish().await?;
-    let h = verified.fragment().clone();
-    let manifest = upload_manifest(&name, h.size, h.hash, h.chunks);
-    let video = manifest.video_id;
-    let (store, n, m) = (state.store.clone(), name.clone(), manifest.clone());
-    let replace = query.replace;
-    let claim = blocking(move || -> Result<Claim, crate::store::StoreError> {
-        // The name is checked before anything is stored: a conflict leaves the store as it was.
-        if let Some(old) = store.named(&n).filter(|o| o.video != video && !replace) {
-            return Ok(Claim::Conflict(old));
-        }
-        verified.persist()?;
-        store.put_manifest(&m)?;
-        store.claim_name(&n, video, now_ms(), replace)
-    })
-    .await??;
-    let status = match claim {
-        Claim::Conflict(old) => {
-            return Err(ApiError::conflict(format!(
-                "{name} already names other content (video {}); upload with ?replace=true to replace it",
-                old.video
-            )))
-        }
-        Claim::Unchanged(_) => "unchanged",
-        Claim::Recorded(_) if query.replace => "replaced",
-        Claim::Recorded(_) => "stored",
+    let up = state
+        .service
+        .add_named(name.clone(), verified, query.replace)
+        .await?;
+    let status = match up.status {
+        UploadStatus::Stored => "stored",
+        UploadStatus::Unchanged => "unchanged",
+        UploadStatus::Replaced => "replaced",
     };
-    fetch::announce_held(&state.client, &state.store, &manifest, true).await?;
     Ok(Json(Uploaded {
         name,
-        size: h.size,
-        blake3: h.hash.to_string(),
-        video_id: video.to_string(),
+        size: up.size,
+        blake3: up.hash.to_string(),
+        video_id: up.video.to_string(),
         status: status.into(),
     }))
-}
-
-/// The one-fragment manifest a loose upload becomes. Its id depends on the name and the bytes
-/// only, so the same upload on two nodes is the same video.
-fn upload_manifest(
-    name: &str,
-    size: u64,
-    hash: vidswarm_proto::Hash,
-    chunks: Vec<vidswarm_proto::Hash>,
-) -> Manifest {
-    let fragment = FragmentInfo {
-        index: 0,
-        name: fragment_name(0),
-        size,
-        duration: 0.0,
-        start: 0.0,
-        frame_count: 0,
-        blake3: hash,
-        chunks,
-    };
-    let source = SourceInfo {
-        name: name.to_owned(),
-        size,
-        duration: 0.0,
-        frame_count: 0,
-    };
-    Manifest::new(
-        source,
-        SplitMode::Upload,
-        DEFAULT_CHUNK_SIZE,
-        vec![fragment],
-    )
 }
 
 #[utoipa::path(get, path = "/get_fragment/{name}", tag = "original routes",
@@ -221,66 +167,18 @@ pub async fn get_fragment(
             "{name:?} is not a plain file name"
         )));
     }
-    let entry = state.store.named(&name).ok_or_else(|| {
-        ApiError::not_found(format!(
-            "no fragment named {name} in the default collection"
-        ))
-    })?;
-    let hash = match held_upload(&state, &entry)?.map(|f| f.blake3) {
-        Some(hash) => hash,
-        None => {
-            // The original system's P2P test: a fragment only a peer holds is fetched first.
-            let opts = FetchOptions {
-                stall_timeout: std::time::Duration::from_secs(15),
-                ..state.fetch.clone()
-            };
-            fetch::fetch(&state.client, &state.store, entry.video, &opts).await?;
-            held_upload(&state, &entry)?
-                .map(|f| f.blake3)
-                .ok_or_else(|| ApiError::unavailable(format!("{name} could not be fetched")))?
-        }
-    };
-    let path = state
-        .store
-        .fragment_path(&hash)
-        .ok_or_else(|| ApiError::not_found(format!("{name} is no longer held")))?;
-    super::api::send_file(&path, &headers).await
+    let path = state.service.named_fragment(&name).await?;
+    send_file(&path, &headers).await
 }
 
-/// The fragment a collection entry means, if this node holds it. An entry a peer pointed at a
-/// video that is not a loose upload is refused (404) rather than fetched.
-fn held_upload(state: &AppState, entry: &NamedEntry) -> Result<Option<FragmentInfo>, ApiError> {
-    let Some(m) = state.store.manifest(&entry.video)? else {
-        return Ok(None);
-    };
-    if m.mode != SplitMode::Upload {
-        return Err(ApiError::not_found(
-            "that name does not mean a loose upload",
-        ));
+fn listed(item: CollectionItem) -> CollectionFragment {
+    CollectionFragment {
+        name: item.name,
+        size: item.fragment.size,
+        blake3: item.fragment.blake3.to_string(),
+        video_id: item.entry.video.to_string(),
+        uploaded_at_ms: item.entry.uploaded_at_ms,
     }
-    let f = m.fragments.into_iter().next();
-    Ok(f.filter(|f| state.store.has_fragment(&f.blake3)))
-}
-
-fn held_collection(state: &AppState) -> Result<Vec<CollectionFragment>, ApiError> {
-    let mut out = Vec::new();
-    for (name, entry) in state.store.collection() {
-        let f = match held_upload(state, &entry) {
-            Ok(Some(f)) => f,
-            // Not held, or a name that does not mean a loose upload: not listed.
-            Ok(None) => continue,
-            Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => continue,
-            Err(e) => return Err(e),
-        };
-        out.push(CollectionFragment {
-            name,
-            size: f.size,
-            blake3: f.blake3.to_string(),
-            video_id: entry.video.to_string(),
-            uploaded_at_ms: entry.uploaded_at_ms,
-        });
-    }
-    Ok(out)
 }
 
 #[utoipa::path(get, path = "/list_fragments", tag = "original routes",
@@ -288,7 +186,7 @@ fn held_collection(state: &AppState) -> Result<Vec<CollectionFragment>, ApiError
 pub async fn list_fragments(
     State(state): State<AppState>,
 ) -> Result<Json<FragmentNames>, ApiError> {
-    let held = blocking(move || held_collection(&state)).await??;
+    let held = state.service.collection().await?;
     Ok(Json(FragmentNames {
         fragments: held.into_iter().map(|f| f.name).collect(),
     }))
@@ -299,8 +197,10 @@ pub async fn list_fragments(
 pub async fn fragments(
     State(state): State<AppState>,
 ) -> Result<Json<CollectionFragments>, ApiError> {
-    let fragments = blocking(move || held_collection(&state)).await??;
-    Ok(Json(CollectionFragments { fragments }))
+    let held = state.service.collection().await?;
+    Ok(Json(CollectionFragments {
+        fragments: held.into_iter().map(listed).collect(),
+    }))
 }
 
 #[utoipa::path(get, path = "/send_all_fragments", tag = "original routes",
@@ -312,44 +212,14 @@ pub async fn fragments(
 pub async fn send_all_fragments(
     State(state): State<AppState>,
 ) -> Result<Json<SentReport>, ApiError> {
-    let peers = state.client.connected_peers().await?.len();
-    let store = state.store.clone();
-    let manifests = blocking(move || store.manifests()).await??;
-    let (mut sent, mut failed) = (Vec::new(), Vec::new());
-    for m in manifests {
-        let names: Vec<String> = if m.mode == SplitMode::Upload {
-            vec![m.source.name.clone()]
-        } else {
-            m.fragments
-                .iter()
-                .map(|f| format!("{}/{}", m.video_id, f.name))
-                .collect()
-        };
-        let held: Vec<bool> = m
-            .fragments
-            .iter()
-            .map(|f| state.store.has_fragment(&f.blake3))
-            .collect();
-        let result = if peers == 0 {
-            Err("no peer is connected".to_owned())
-        } else {
-            fetch::announce_held(&state.client, &state.store, &m, true)
-                .await
-                .map_err(|e| e.to_string())
-        };
-        for (name, _) in names.into_iter().zip(held).filter(|(_, h)| *h) {
-            match &result {
-                Ok(()) => sent.push(name),
-                Err(error) => failed.push(SendFailure {
-                    name,
-                    error: error.clone(),
-                }),
-            }
-        }
-    }
+    let report = state.service.announce_everything().await?;
     Ok(Json(SentReport {
-        sent,
-        failed,
-        peers,
+        sent: report.sent,
+        failed: report
+            .failed
+            .into_iter()
+            .map(|(name, error)| SendFailure { name, error })
+            .collect(),
+        peers: report.peers,
     }))
 }

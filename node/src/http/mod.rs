@@ -1,7 +1,12 @@
 //! The HTTP sidecar: a thin axum API next to the swarm, documented with utoipa and browsable in
-//! Swagger UI. It only reads the store and talks to the swarm through the node's `Client`.
+//! Swagger UI. Handlers parse the request, call the [`Service`], and map its error's kind to a
+//! status; reads go to the store and the availability table directly.
 //!
 //! - `api.rs`: `/health` and the native API under `/api/v1`.
+//! - `upload.rs`: uploading a whole split (manifest, then fragments).
+//! - `legacy.rs`: the original system's routes.
+//! - `extract.rs`: typed path parameters that reject in the API's error shape.
+//! - `incoming.rs`: request bodies streamed into the store's `tmp/`, hashed on the way.
 //! - `events.rs`: `/events`, the node's event stream as Server-Sent Events.
 //! - `range.rs`: HTTP Range for fragment downloads.
 //! - `error.rs`: [`ApiError`], the one JSON error shape and its status codes.
@@ -14,6 +19,7 @@ mod auth;
 mod conn;
 mod error;
 mod events;
+mod extract;
 mod incoming;
 mod legacy;
 mod range;
@@ -31,10 +37,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use error::{ApiError, ErrorBody};
 
-use crate::fetch::FetchOptions;
-use crate::net::Client;
-use crate::progress::FetchTable;
-use crate::store::Store;
+use crate::service::Service;
 
 /// The sidecar's own settings.
 #[derive(Debug, Clone)]
@@ -63,20 +66,27 @@ impl Default for HttpConfig {
     }
 }
 
-/// What every handler may use.
+/// What every handler may use: the service, who this node is, and the sidecar's own settings.
+/// Built from a `Service` over any `Client`, so router tests can run on one with no swarm.
 #[derive(Clone)]
 pub struct AppState {
-    pub client: Client,
-    pub store: Store,
+    pub service: Service,
     pub listen_addrs: Arc<Vec<Multiaddr>>,
-    pub fetch: FetchOptions,
-    pub fetches: FetchTable,
     pub config: HttpConfig,
     /// Permits for uploads in progress (`config.max_uploads` of them).
     pub uploads: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
+    pub fn new(service: Service, listen_addrs: Vec<Multiaddr>, config: HttpConfig) -> Self {
+        Self {
+            service,
+            listen_addrs: Arc::new(listen_addrs),
+            uploads: Arc::new(tokio::sync::Semaphore::new(config.max_uploads)),
+            config,
+        }
+    }
+
     /// A permit for one upload, or 503 when `max_uploads` are streaming in already.
     pub(crate) fn upload_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
         self.uploads.clone().try_acquire_owned().map_err(|_| {
@@ -121,8 +131,8 @@ impl AppState {
         api::FragmentAvailability,
         api::FetchRequest,
         api::FetchStarted,
-        crate::progress::FetchProgress,
-        crate::progress::FetchState,
+        crate::service::FetchProgress,
+        crate::service::FetchState,
         upload::ManifestStored,
         upload::FragmentStored,
         legacy::Uploaded,
@@ -154,7 +164,7 @@ impl Modify for BearerScheme {
     }
 }
 
-/// The whole router; tests call it without a socket too.
+/// The whole router; `tests.rs` calls it without a socket.
 pub fn app(state: AppState) -> Router {
     // Routes that change state: behind the bearer token when one is set.
     let writes = Router::new()
@@ -215,3 +225,6 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,9 +2,44 @@
 //! what players and download tools send. A malformed header is a 400, a range that starts past the
 //! end is a 416; both with the usual JSON error.
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::body::Body;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::ApiError;
+
+/// Streams a stored file, or the one range `headers` ask for (never read whole into memory).
+pub async fn send_file(path: &std::path::Path, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let io = |e: std::io::Error| ApiError::internal(format!("cannot read a stored fragment: {e}"));
+    let mut file = tokio::fs::File::open(path).await.map_err(io)?;
+    let len = file.metadata().await.map_err(io)?.len();
+    let (status, start, count) = match requested(headers, len)? {
+        Some((start, end)) => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        None => (StatusCode::OK, 0, len),
+    };
+    file.seek(std::io::SeekFrom::Start(start))
+        .await
+        .map_err(io)?;
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file.take(count)));
+    let mut response = (
+        status,
+        [
+            (header::CONTENT_TYPE, "video/mp4".to_owned()),
+            (header::CONTENT_LENGTH, count.to_string()),
+            (header::ACCEPT_RANGES, "bytes".to_owned()),
+        ],
+        body,
+    )
+        .into_response();
+    if status == StatusCode::PARTIAL_CONTENT {
+        let value = format!("bytes {start}-{}/{len}", start + count - 1);
+        if let Ok(v) = value.parse() {
+            response.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+    }
+    Ok(response)
+}
 
 /// The inclusive byte range to send, `None` for the whole file.
 pub fn requested(headers: &HeaderMap, len: u64) -> Result<Option<(u64, u64)>, ApiError> {

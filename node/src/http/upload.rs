@@ -3,17 +3,16 @@
 //! announced, so peers can start fetching before the last one is in.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
-use vidswarm_proto::{Manifest, VideoId};
+use vidswarm_proto::Manifest;
 
-use super::api::{parse_index, parse_video};
+use super::extract::FragmentPath;
 use super::incoming::Incoming;
 use super::{ApiError, AppState, ErrorBody};
-use crate::fetch::{self, blocking};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ManifestStored {
@@ -51,22 +50,9 @@ pub async fn put_manifest(
 ) -> Result<(StatusCode, Json<ManifestStored>), ApiError> {
     let body = body?;
     let manifest = Manifest::from_json(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let store = state.store.clone();
-    let m = manifest.clone();
-    let (new, missing) = blocking(move || -> Result<_, crate::store::StoreError> {
-        let new = store.put_manifest(&m)?;
-        let missing = m
-            .fragments
-            .iter()
-            .filter(|f| !store.has_fragment(&f.blake3))
-            .map(|f| f.index)
-            .collect::<Vec<_>>();
-        Ok((new, missing))
-    })
-    .await??;
-    if missing.len() < manifest.fragments.len() {
-        fetch::announce_held(&state.client, &state.store, &manifest, true).await?;
-    }
+    let video_id = manifest.video_id.to_string();
+    let put = state.service.put_manifest(manifest).await?;
+    let new = put.new;
     let status = if new {
         StatusCode::CREATED
     } else {
@@ -75,9 +61,9 @@ pub async fn put_manifest(
     Ok((
         status,
         Json(ManifestStored {
-            video_id: manifest.video_id.to_string(),
+            video_id,
             new,
-            missing,
+            missing: put.missing,
         }),
     ))
 }
@@ -98,17 +84,11 @@ pub async fn put_manifest(
     security((), ("bearer" = [])))]
 pub async fn put_fragment(
     State(state): State<AppState>,
-    Path((video_id, index)): Path<(String, String)>,
+    FragmentPath { video, index }: FragmentPath,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<FragmentStored>), ApiError> {
-    let video = parse_video(&video_id)?;
-    let index = parse_index(&index)?;
-    let manifest = held_manifest(&state, video).await?;
-    let info = manifest
-        .fragment(index)
-        .ok_or_else(|| ApiError::not_found(format!("video {video} has no fragment {index}")))?
-        .clone();
+    let (manifest, info) = state.service.upload_target(video, index)?;
     let reply = |new| FragmentStored {
         video_id: video.to_string(),
         index,
@@ -126,7 +106,7 @@ pub async fn put_fragment(
             "the body must carry the fragment's bytes",
         ));
     }
-    if state.store.has_fragment(&info.blake3) {
+    if state.service.store().has_fragment(&info.blake3) {
         return Ok((StatusCode::OK, Json(reply(false))));
     }
     if info.size > state.config.max_upload {
@@ -145,7 +125,7 @@ pub async fn put_fragment(
     }
     let _permit = state.upload_permit()?;
     let incoming = Incoming::start(
-        &state.store,
+        state.service.store(),
         info.size,
         Some(info.clone()),
         manifest.chunk_size,
@@ -155,16 +135,8 @@ pub async fn put_fragment(
         .await?
         .finish()
         .await?;
-    blocking(move || verified.persist()).await??;
-    fetch::announce_held(&state.client, &state.store, &manifest, true).await?;
+    state.service.add_fragment(&manifest, verified).await?;
     Ok((StatusCode::CREATED, Json(reply(true))))
-}
-
-pub(super) async fn held_manifest(state: &AppState, video: VideoId) -> Result<Manifest, ApiError> {
-    let store = state.store.clone();
-    blocking(move || store.manifest(&video))
-        .await??
-        .ok_or_else(|| ApiError::not_found(format!("this node holds no manifest {video}")))
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {

@@ -10,6 +10,7 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::{gossipsub, identify, kad, noise, ping, tcp, yamux, StreamProtocol, Swarm};
 use vidswarm_proto::wire::{MAX_ANNOUNCEMENT_BYTES, TRANSFER_PROTOCOL};
 
+use super::client::NetError;
 use super::codec::TransferCodec;
 
 /// Our own DHT, apart from IPFS's: only vidswarm nodes answer on it.
@@ -117,7 +118,7 @@ pub fn build_swarm(
     key: Keypair,
     cfg: &NetConfig,
     registry: &mut prometheus_client::registry::Registry,
-) -> Result<Swarm<Behaviour>, String> {
+) -> Result<Swarm<Behaviour>, NetError> {
     let idle = cfg.idle_timeout;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
@@ -126,14 +127,21 @@ pub fn build_swarm(
             noise::Config::new,
             yamux::Config::default,
         )
-        .map_err(|e| format!("TCP transport: {e}"))?
+        .map_err(|e| build_error("TCP transport", e))?
         .with_quic()
         .with_dns()
-        .map_err(|e| format!("DNS resolver: {e}"))?
+        .map_err(|e| build_error("DNS resolver", e))?
         .with_bandwidth_metrics(registry)
         .with_behaviour(|key| Behaviour::new(key, cfg))
-        .map_err(|e| format!("behaviour: {e}"))?
+        .map_err(|e| build_error("behaviour", e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
         .build();
     Ok(swarm)
+}
+
+fn build_error(part: &'static str, e: impl std::fmt::Display) -> NetError {
+    NetError::Build {
+        part,
+        reason: e.to_string(),
+    }
 }

@@ -19,6 +19,8 @@ pub enum NetError {
     Dial { addr: Multiaddr, reason: String },
     #[error("request to {peer} failed: {reason}")]
     Request { peer: PeerId, reason: String },
+    #[error("cannot build the swarm's {part}: {reason}")]
+    Build { part: &'static str, reason: String },
 }
 
 #[derive(Debug)]
@@ -53,6 +55,11 @@ pub(crate) enum Command {
         announcement: Announcement,
     },
     Bootstrap,
+    /// Stop taking requests, finish the ones being served (at most `within`), then stop the loop.
+    Shutdown {
+        within: std::time::Duration,
+        reply: oneshot::Sender<()>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +69,7 @@ pub struct Client {
     pub(crate) availability: Availability,
     pub(crate) events: EventSender,
     pub(crate) metrics: std::sync::Arc<crate::metrics::Metrics>,
+    pub(crate) inbox: std::sync::Arc<crate::control::Inbox>,
 }
 
 impl Client {
@@ -69,18 +77,23 @@ impl Client {
         self.peer_id
     }
 
-    /// Who holds what, as heard from announcements.
     /// The node's Prometheus metrics (libp2p's and its own).
     pub fn metrics(&self) -> &std::sync::Arc<crate::metrics::Metrics> {
         &self.metrics
     }
 
+    /// Who holds what, as heard from announcements.
     pub fn availability(&self) -> &Availability {
         &self.availability
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
         self.events.subscribe()
+    }
+
+    /// What the swarm asks of the node's own tasks (never dropped, unlike [`Client::subscribe`]).
+    pub(crate) fn inbox(&self) -> &crate::control::Inbox {
+        &self.inbox
     }
 
     pub(crate) fn emit(&self, event: NodeEvent) {
@@ -148,5 +161,60 @@ impl Client {
     /// Refreshes the DHT routing table from the peers known so far.
     pub async fn bootstrap(&self) -> Result<(), NetError> {
         self.tell(Command::Bootstrap).await
+    }
+
+    /// Stops the swarm: requests being served are answered first (for at most `within`).
+    pub async fn shutdown(&self, within: std::time::Duration) -> Result<(), NetError> {
+        self.ask(|reply| Command::Shutdown { within, reply }).await
+    }
+
+    /// A client with no swarm behind it, for tests of what sits above the swarm: it knows no
+    /// peers and no providers, fails requests, and hands each announcement it is given to the
+    /// returned receiver. Spawns its stand-in loop on the current runtime.
+    #[cfg(test)]
+    pub(crate) fn offline() -> (Self, mpsc::UnboundedReceiver<Announcement>) {
+        let (tx, mut commands) = mpsc::channel(64);
+        let (announced, rx) = mpsc::unbounded_channel();
+        let peer_id = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        tokio::spawn(async move {
+            while let Some(command) = commands.recv().await {
+                match command {
+                    Command::Announce { announcement } => {
+                        let _ = announced.send(announcement);
+                    }
+                    Command::ConnectedPeers { reply } | Command::Providers { reply, .. } => {
+                        let _ = reply.send(vec![]);
+                    }
+                    Command::ListenAddrs { reply } => {
+                        let _ = reply.send(vec![]);
+                    }
+                    Command::Request { peer, reply, .. } => {
+                        let _ = reply.send(Err(NetError::Request {
+                            peer,
+                            reason: "offline".into(),
+                        }));
+                    }
+                    Command::Listen { reply, .. } | Command::Dial { reply, .. } => {
+                        let _ = reply.send(Ok(()));
+                    }
+                    Command::Shutdown { reply, .. } => {
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Command::Provide { .. } | Command::Bootstrap => {}
+                }
+            }
+        });
+        let client = Self {
+            tx,
+            peer_id,
+            availability: Availability::default(),
+            events: crate::events::channel(crate::events::EVENT_BUFFER),
+            metrics: crate::metrics::Metrics::new(prometheus_client::registry::Registry::default()),
+            inbox: Default::default(),
+        };
+        (client, rx)
     }
 }

@@ -50,7 +50,7 @@ pub fn spawn(
     store: Store,
     events: EventSender,
     cfg: &NetConfig,
-) -> Result<(Client, tokio::task::JoinHandle<()>), String> {
+) -> Result<(Client, tokio::task::JoinHandle<()>), NetError> {
     let peer_id = key.public().to_peer_id();
     let mut registry = prometheus_client::registry::Registry::default();
     let mut swarm = behaviour::build_swarm(key, cfg, &mut registry)?;
@@ -60,27 +60,20 @@ pub fn spawn(
         .behaviour_mut()
         .gossipsub
         .subscribe(&topic)
-        .map_err(|e| format!("cannot subscribe to {ANNOUNCE_TOPIC}: {e}"))?;
+        .map_err(|e| NetError::Build {
+            part: "announcement topic",
+            reason: e.to_string(),
+        })?;
     let (tx, rx) = mpsc::channel(256);
-    let availability = Availability::default();
-    let event_loop = event_loop::EventLoop::new(
-        swarm,
-        store,
-        rx,
-        events.clone(),
-        availability.clone(),
-        topic,
-        metrics.clone(),
-    );
+    let client = Client {
+        tx,
+        peer_id,
+        availability: Availability::default(),
+        events,
+        metrics,
+        inbox: Default::default(),
+    };
+    let event_loop = event_loop::EventLoop::new(swarm, store, rx, &client, topic);
     let task = tokio::spawn(event_loop.run());
-    Ok((
-        Client {
-            tx,
-            peer_id,
-            availability,
-            events,
-            metrics,
-        },
-        task,
-    ))
+    Ok((client, task))
 }

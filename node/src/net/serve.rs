@@ -12,11 +12,10 @@ pub fn answer(store: &Store, peer: &PeerId, request: Request, metrics: &Metrics)
     let _span = tracing::debug_span!("serve", %peer).entered();
     match request {
         Request::Manifest { video } => match store.manifest(&video) {
-            Ok(Some(m)) => Response::Manifest {
-                json: ByteBuf::from(serde_json::to_vec(&m).unwrap_or_default()),
+            Some(m) => Response::Manifest {
+                json: ByteBuf::from(serde_json::to_vec(&*m).unwrap_or_default()),
             },
-            Ok(None) => Response::error(ErrorCode::NotFound, format!("no manifest {video}")),
-            Err(e) => internal(e),
+            None => Response::error(ErrorCode::NotFound, format!("no manifest {video}")),
         },
         Request::Chunk {
             fragment,
@@ -41,18 +40,6 @@ pub fn answer(store: &Store, peer: &PeerId, request: Request, metrics: &Metrics)
             Err(e @ StoreError::OutOfRange { .. }) => {
                 Response::error(ErrorCode::BadRequest, e.to_string())
             }
-            Err(e) => internal(e),
-        },
-        Request::Have { video } => match store.manifest(&video) {
-            Ok(Some(m)) => Response::Have {
-                fragments: m
-                    .fragments
-                    .iter()
-                    .filter(|f| store.has_fragment(&f.blake3))
-                    .map(|f| f.index)
-                    .collect(),
-            },
-            Ok(None) => Response::Have { fragments: vec![] },
             Err(e) => internal(e),
         },
     }

@@ -56,6 +56,9 @@ pub enum StoreError {
     },
     #[error("{} is larger than the {limit} bytes allowed", path.display())]
     TooLarge { path: PathBuf, limit: u64 },
+    /// The blocking-pool thread running a store operation panicked or was cancelled.
+    #[error("a store operation failed on its worker thread: {0}")]
+    Worker(String),
     /// A fragment of a split dir or an export failed; `name` is its `fragment_{i}.mp4`.
     #[error("cannot {op} {name}")]
     Fragment {

@@ -37,7 +37,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use vidswarm_proto::{parse_fragment_name, FragmentInfo, Hash, Manifest, VideoId, MAX_CHUNK_SIZE};
+use vidswarm_proto::{Hash, Manifest, VideoId, MAX_CHUNK_SIZE};
 
 pub use collection::{Claim, NamedEntry, MAX_NAMES};
 use error::io_err;
@@ -76,18 +76,36 @@ impl Store {
         &self.inner.root
     }
 
-    pub fn manifest(&self, id: &VideoId) -> Result<Option<Manifest>, StoreError> {
-        Ok(self.held_manifest(id).map(|m| (*m).clone()))
-    }
-
-    /// Every manifest held, sorted by video id.
-    pub fn manifests(&self) -> Result<Vec<Manifest>, StoreError> {
+    /// The manifest of `id`, if held: from memory (parsed once, on open or on put), never a copy.
+    pub fn manifest(&self, id: &VideoId) -> Option<Arc<Manifest>> {
         let map = self
             .inner
             .manifests
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        Ok(map.values().map(|m| (**m).clone()).collect())
+        map.get(id).cloned()
+    }
+
+    /// Every manifest held, sorted by video id.
+    pub fn manifests(&self) -> Vec<Arc<Manifest>> {
+        let map = self
+            .inner
+            .manifests
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.values().cloned().collect()
+    }
+
+    /// Runs `f` on the blocking pool (the store does file I/O) with a handle on this store: the
+    /// one way async code calls the store.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| StoreError::Worker(e.to_string()))?
     }
 
     pub fn has_fragment(&self, h: &Hash) -> bool {
@@ -143,28 +161,6 @@ impl Store {
         file.read_exact_at(&mut buf, offset)
             .map_err(io_err("read", &path))?;
         Ok(buf)
-    }
-
-    /// The fragment of `video` called `name`, looked up in its manifest. `Ok(None)` if the name is
-    /// not a canonical `fragment_{i}.mp4` or the video or fragment is unknown. Says nothing about
-    /// whether the fragment itself is held (see [`Store::has_fragment`]).
-    pub fn resolve(&self, video: &VideoId, name: &str) -> Result<Option<FragmentInfo>, StoreError> {
-        let Some(index) = parse_fragment_name(name) else {
-            return Ok(None);
-        };
-        let Some(m) = self.held_manifest(video) else {
-            return Ok(None);
-        };
-        Ok(m.fragment(index).filter(|f| f.name == name).cloned())
-    }
-
-    fn held_manifest(&self, id: &VideoId) -> Option<Arc<Manifest>> {
-        let map = self
-            .inner
-            .manifests
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        map.get(id).cloned()
     }
 
     /// The size of fragment `h`, if held.

@@ -76,9 +76,7 @@ impl Store {
         dir: &Path,
         indices: Option<&[u32]>,
     ) -> Result<(), StoreError> {
-        let m = self
-            .held_manifest(id)
-            .ok_or(StoreError::VideoNotFound(*id))?;
+        let m = self.manifest(id).ok_or(StoreError::VideoNotFound(*id))?;
         let chosen: Vec<&FragmentInfo> = m
             .fragments
             .iter()

@@ -31,7 +31,7 @@ impl Store {
             .put_manifest
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if self.held_manifest(&m.video_id).is_some() {
+        if self.manifest(&m.video_id).is_some() {
             return Ok(false);
         }
         let mut tmp = self.temp()?;

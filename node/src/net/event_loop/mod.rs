@@ -1,6 +1,7 @@
 //! The event loop: the one task that owns the `Swarm`. It `select!`s over swarm events, commands
 //! from `Client`s, and responses finished by serving tasks; it never blocks (store reads run on
-//! the blocking pool and come back as messages).
+//! the blocking pool and come back as messages). `gossip.rs`: the announcement topic;
+//! `transfer.rs`: the transfer protocol, both ways.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -8,22 +9,25 @@ use std::sync::Arc;
 use futures::StreamExt;
 use libp2p::kad::{self, QueryId};
 use libp2p::metrics::Recorder;
-use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::request_response::{OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{gossipsub, identify, multiaddr::Protocol, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tracing::{debug, info, warn};
-use vidswarm_proto::wire::{self, Announcement, Response};
+use vidswarm_proto::wire::Response;
 
 use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
 use super::client::{Command, NetError};
-use super::serve;
 use crate::availability::Availability;
+use crate::control::Inbox;
 use crate::events::{emit, EventSender, NodeEvent};
-use crate::metrics::{Direction, Metrics, ANNOUNCE, TRANSFER};
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 use super::MAX_SERVING;
+
+mod gossip;
+mod transfer;
 
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,
@@ -37,52 +41,75 @@ pub struct EventLoop {
     pending_providers: HashMap<QueryId, (HashSet<PeerId>, oneshot::Sender<Vec<PeerId>>)>,
     serving: Arc<Semaphore>,
     metrics: Arc<Metrics>,
+    inbox: Arc<Inbox>,
+    /// Set once asked to stop: the deadline for serves in flight, and whom to tell when done.
+    stopping: Option<(tokio::time::Instant, oneshot::Sender<()>)>,
+    /// Responses handed to the behaviour and not yet written out (or failed).
+    unsent: usize,
     responses_tx: mpsc::UnboundedSender<(ResponseChannel<Response>, Response)>,
     responses_rx: mpsc::UnboundedReceiver<(ResponseChannel<Response>, Response)>,
 }
 
 impl EventLoop {
+    /// `client` is the handle that will talk to this loop: the loop shares its event channel,
+    /// availability table, metrics and inbox.
     pub(crate) fn new(
         swarm: Swarm<Behaviour>,
         store: Store,
         commands: mpsc::Receiver<Command>,
-        events: EventSender,
-        availability: Availability,
+        client: &super::Client,
         topic: gossipsub::IdentTopic,
-        metrics: Arc<Metrics>,
     ) -> Self {
         let (responses_tx, responses_rx) = mpsc::unbounded_channel();
         Self {
             swarm,
             store,
             commands,
-            events,
-            availability,
+            events: client.events.clone(),
+            availability: client.availability.clone(),
+            metrics: client.metrics.clone(),
+            inbox: client.inbox.clone(),
+            stopping: None,
+            unsent: 0,
             topic,
             listen_addrs: Vec::new(),
             pending_requests: HashMap::new(),
             pending_providers: HashMap::new(),
             serving: Arc::new(Semaphore::new(MAX_SERVING)),
-            metrics,
             responses_tx,
             responses_rx,
         }
     }
 
-    /// Runs until every `Client` is dropped.
+    /// Runs until every `Client` is dropped, or until asked to stop and the serves in flight are
+    /// answered (or their deadline passed).
     pub async fn run(mut self) {
         loop {
+            if let Some((deadline, _)) = &self.stopping {
+                let idle = self.serving.available_permits() == MAX_SERVING
+                    && self.responses_rx.is_empty()
+                    && self.unsent == 0;
+                if idle || tokio::time::Instant::now() >= *deadline {
+                    break;
+                }
+            }
+            let deadline = self.stopping.as_ref().map(|(d, _)| *d);
             tokio::select! {
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {}
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 command = self.commands.recv() => match command {
                     Some(command) => self.on_command(command),
                     None => break,
                 },
-                Some((channel, response)) = self.responses_rx.recv() => {
-                    // The asker may have gone; nothing to do about it.
-                    let _ = self.swarm.behaviour_mut().transfer.send_response(channel, response);
-                }
+                Some((channel, response)) = self.responses_rx.recv() => self.respond(channel, response),
             }
+        }
+        if let Some((_, reply)) = self.stopping.take() {
+            let busy = MAX_SERVING - self.serving.available_permits();
+            if busy > 0 {
+                warn!(busy, "stopping with requests still being served");
+            }
+            let _ = reply.send(());
         }
         debug!("event loop stopped");
     }
@@ -156,22 +183,10 @@ impl EventLoop {
             Command::Bootstrap => {
                 let _ = self.swarm.behaviour_mut().kad.bootstrap();
             }
-        }
-    }
-
-    fn publish(&mut self, announcement: &Announcement) {
-        let topic = self.topic.clone();
-        let bytes = wire::encode(announcement);
-        let len = bytes.len();
-        match self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
-            Ok(_) => {
-                self.metrics.bytes(ANNOUNCE, Direction::Sent, len);
-                debug!(video = %announcement.video.short(), "announced")
+            Command::Shutdown { within, reply } => {
+                debug!("stopping: finishing the requests being served");
+                self.stopping = Some((tokio::time::Instant::now() + within, reply));
             }
-            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
-                debug!("no peer subscribed yet; the next re-announcement will reach them")
-            }
-            Err(e) => warn!(error = %e, "cannot publish an announcement"),
         }
     }
 
@@ -189,12 +204,7 @@ impl EventLoop {
                 let full = address.clone().with(Protocol::P2p(self.local()));
                 info!(addr = %full, "listening");
                 self.listen_addrs.push(address);
-                emit(
-                    &self.events,
-                    NodeEvent::Listening {
-                        addr: full.to_string(),
-                    },
-                );
+                emit(&self.events, NodeEvent::Listening { addr: full });
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
@@ -208,12 +218,7 @@ impl EventLoop {
                 }
                 if num_established.get() == 1 {
                     debug!(peer = %peer_id, "connected");
-                    emit(
-                        &self.events,
-                        NodeEvent::PeerConnected {
-                            peer: peer_id.to_string(),
-                        },
-                    );
+                    emit(&self.events, NodeEvent::PeerConnected { peer: peer_id });
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -223,12 +228,7 @@ impl EventLoop {
             } => {
                 debug!(peer = %peer_id, "disconnected");
                 self.availability.forget_peer(&peer_id);
-                emit(
-                    &self.events,
-                    NodeEvent::PeerDisconnected {
-                        peer: peer_id.to_string(),
-                    },
-                );
+                emit(&self.events, NodeEvent::PeerDisconnected { peer: peer_id });
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 debug!(peer = ?peer_id, %error, "dial failed");
@@ -265,12 +265,8 @@ impl EventLoop {
                 message,
             }) => self.on_gossip(propagation_source, message_id, message),
             BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, .. }) => {
-                emit(
-                    &self.events,
-                    NodeEvent::PeerSubscribed {
-                        peer: peer_id.to_string(),
-                    },
-                );
+                self.inbox.peer_subscribed();
+                emit(&self.events, NodeEvent::PeerSubscribed { peer: peer_id });
             }
             BehaviourEvent::Transfer(event) => self.on_transfer(event),
             _ => {}
@@ -300,109 +296,5 @@ impl EventLoop {
                 let _ = reply.send(found.into_iter().collect());
             }
         }
-    }
-
-    fn on_gossip(&mut self, source: PeerId, id: gossipsub::MessageId, message: gossipsub::Message) {
-        self.metrics
-            .bytes(ANNOUNCE, Direction::Received, message.data.len());
-        let verdict = match Announcement::decode(&message.data) {
-            // The announced peer must be the one that signed the message.
-            Ok(a) if message.source.map(|s| s.to_string()) == Some(a.peer.clone()) => Ok(a),
-            Ok(_) => Err("announcement names another peer than its signer".to_owned()),
-            Err(e) => Err(e.to_string()),
-        };
-        let acceptance = match verdict {
-            Ok(a) => {
-                if let Ok(peer) = a.peer.parse::<PeerId>() {
-                    let indices: Vec<u32> = a.fragments.iter().map(|f| f.index).collect();
-                    self.availability
-                        .record(a.video, peer, indices.iter().copied());
-                    emit(
-                        &self.events,
-                        NodeEvent::AnnouncementReceived {
-                            from: a.peer,
-                            video: a.video,
-                            fragments: indices,
-                            named: a.named,
-                        },
-                    );
-                }
-                gossipsub::MessageAcceptance::Accept
-            }
-            Err(reason) => {
-                warn!(peer = %source, %reason, "rejected an announcement");
-                emit(
-                    &self.events,
-                    NodeEvent::PeerMisbehaved {
-                        peer: source.to_string(),
-                        reason,
-                    },
-                );
-                gossipsub::MessageAcceptance::Reject
-            }
-        };
-        self.swarm
-            .behaviour_mut()
-            .gossipsub
-            .report_message_validation_result(&id, &source, acceptance);
-    }
-
-    fn on_transfer(&mut self, event: request_response::Event<wire::Request, Response>) {
-        match event {
-            request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request {
-                    request, channel, ..
-                } => self.serve(peer, request, channel),
-                request_response::Message::Response {
-                    request_id,
-                    response,
-                } => {
-                    if let Response::Chunk { data } = &response {
-                        self.metrics
-                            .bytes(TRANSFER, Direction::Received, data.len());
-                    }
-                    if let Some(reply) = self.pending_requests.remove(&request_id) {
-                        let _ = reply.send(Ok(response));
-                    }
-                }
-            },
-            request_response::Event::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
-                if let Some(reply) = self.pending_requests.remove(&request_id) {
-                    let _ = reply.send(Err(NetError::Request {
-                        peer,
-                        reason: error.to_string(),
-                    }));
-                }
-            }
-            request_response::Event::InboundFailure { peer, error, .. } => {
-                debug!(%peer, %error, "inbound request failed");
-            }
-            request_response::Event::ResponseSent { .. } => {}
-        }
-    }
-
-    fn serve(&mut self, peer: PeerId, request: wire::Request, channel: ResponseChannel<Response>) {
-        let Ok(permit) = self.serving.clone().try_acquire_owned() else {
-            let busy = Response::error(wire::ErrorCode::Busy, "too many requests in flight");
-            let _ = self
-                .swarm
-                .behaviour_mut()
-                .transfer
-                .send_response(channel, busy);
-            return;
-        };
-        let store = self.store.clone();
-        let done = self.responses_tx.clone();
-        let metrics = self.metrics.clone();
-        tokio::task::spawn_blocking(move || {
-            let response = serve::answer(&store, &peer, request, &metrics);
-            drop(permit);
-            let _ = done.send((channel, response));
-        });
     }
 }

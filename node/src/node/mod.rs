@@ -1,0 +1,238 @@
+//! A running node: its store, its swarm (through a `Client`), the [`Service`] over both, and the
+//! node's own tasks (`tasks.rs`): the announcer, auto-fetch and name learning, and re-joining the
+//! bootstrap nodes. [`Node::shutdown`] stops them in order and drains what is in flight.
+
+mod tasks;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use libp2p::identity::Keypair;
+use libp2p::{Multiaddr, PeerId};
+use tokio::task::JoinHandle;
+use tracing::{info, warn, Instrument};
+use vidswarm_proto::{Manifest, VideoId};
+
+use crate::events;
+use crate::fetch::{FetchOptions, FetchReport};
+use crate::net::{self, Client, NetConfig};
+use crate::service::{Service, ServiceError};
+use crate::store::{ImportReport, Store, StoreError};
+
+/// How long [`Node::shutdown`] gives background fetches, then serves in flight, to finish.
+pub const SHUTDOWN_WITHIN: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub data: PathBuf,
+    pub listen: Vec<Multiaddr>,
+    pub bootstrap: Vec<Multiaddr>,
+    pub auto_fetch: bool,
+    /// How often the node re-announces everything it holds.
+    pub announce_every: Duration,
+    pub net: NetConfig,
+    pub fetch: FetchOptions,
+    /// How far a slow reader of the event stream may fall behind before it loses events.
+    pub events_buffer: usize,
+}
+
+impl NodeConfig {
+    pub fn new(data: impl Into<PathBuf>) -> Self {
+        Self {
+            data: data.into(),
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/0".parse().expect("valid"),
+                "/ip4/0.0.0.0/udp/0/quic-v1".parse().expect("valid"),
+            ],
+            bootstrap: vec![],
+            auto_fetch: true,
+            announce_every: Duration::from_secs(15),
+            net: NetConfig::default(),
+            fetch: FetchOptions::default(),
+            events_buffer: events::EVENT_BUFFER,
+        }
+    }
+
+    /// Loopback only, port 0: for tests and the in-process demo.
+    pub fn loopback(data: impl Into<PathBuf>) -> Self {
+        let mut cfg = Self::new(data);
+        cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid")];
+        cfg
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot open the data dir: {0}")]
+    Store(#[from] StoreError),
+    #[error("the identity key in the data dir is not valid: {0}")]
+    Identity(String),
+    #[error(transparent)]
+    Net(#[from] net::NetError),
+    #[error("no listen address came up within {0:?}")]
+    NoListenAddr(Duration),
+}
+
+pub struct Node {
+    service: Service,
+    listen_addrs: Vec<Multiaddr>,
+    /// The event loop, which owns the swarm.
+    swarm_task: JoinHandle<()>,
+    /// The node's own tasks; they end when the service stops.
+    tasks: Vec<JoinHandle<()>>,
+    /// Follows the event stream into the metrics: observation only, aborted at the end.
+    metrics_task: JoinHandle<()>,
+}
+
+impl Node {
+    pub async fn start(cfg: NodeConfig) -> Result<Self, NodeError> {
+        let data = cfg.data.clone();
+        let (store, report) = tokio::task::spawn_blocking(move || Store::open(&data))
+            .await
+            .map_err(|e| StoreError::Worker(e.to_string()))??;
+        for (path, reason) in &report.dropped {
+            warn!(path = %path.display(), %reason, "dropped from the store");
+        }
+        let key_bytes = store
+            .call(|s| {
+                s.load_or_create_identity(|| {
+                    Keypair::generate_ed25519()
+                        .to_protobuf_encoding()
+                        .unwrap_or_default()
+                })
+            })
+            .await?;
+        let key = Keypair::from_protobuf_encoding(&key_bytes)
+            .map_err(|e| NodeError::Identity(e.to_string()))?;
+
+        let events = events::channel(cfg.events_buffer);
+        let (client, swarm_task) = net::spawn(key, store.clone(), events, &cfg.net)?;
+        let mut rx = client.subscribe();
+        for addr in &cfg.listen {
+            client.listen(addr.clone()).await?;
+        }
+        let listen_addrs = tasks::wait_for_listen_addrs(&client, &mut rx, cfg.listen.len()).await?;
+        for addr in &cfg.bootstrap {
+            if let Err(e) = client.dial(addr.clone()).await {
+                warn!(error = %e, "cannot dial bootstrap address");
+            }
+        }
+        if !cfg.bootstrap.is_empty() {
+            client.bootstrap().await?;
+        }
+
+        let service = Service::new(client.clone(), store, cfg.fetch.clone());
+        let stop = service.stopping().clone();
+        let mut tasks = Vec::new();
+        if !cfg.bootstrap.is_empty() {
+            tasks.push(tokio::spawn(
+                tasks::rejoin(client.clone(), cfg.bootstrap.clone(), stop.clone())
+                    .instrument(tracing::info_span!("rejoin")),
+            ));
+        }
+        let metrics_task = tokio::spawn(client.metrics().clone().follow(client.subscribe()));
+        tasks.push(tokio::spawn(
+            tasks::on_announced(service.clone(), cfg.auto_fetch)
+                .instrument(tracing::info_span!("announced")),
+        ));
+        tasks.push(tokio::spawn(
+            tasks::announcer(service.clone(), cfg.announce_every)
+                .instrument(tracing::info_span!("announcer")),
+        ));
+        info!(peer = %client.peer_id(), "node started");
+        Ok(Self {
+            service,
+            listen_addrs,
+            swarm_task,
+            tasks,
+            metrics_task,
+        })
+    }
+
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
+    pub fn client(&self) -> &Client {
+        self.service.client()
+    }
+
+    pub fn store(&self) -> &Store {
+        self.service.store()
+    }
+
+    pub fn peer_id(&self) -> PeerId {
+        self.service.peer_id()
+    }
+
+    /// Full dialable addresses (`.../p2p/<peer id>`).
+    pub fn listen_addrs(&self) -> &[Multiaddr] {
+        &self.listen_addrs
+    }
+
+    /// What the HTTP sidecar needs: the service and who this node is, nothing that owns the swarm.
+    pub fn http_state(&self, config: crate::http::HttpConfig) -> crate::http::AppState {
+        crate::http::AppState::new(self.service.clone(), self.listen_addrs.clone(), config)
+    }
+
+    pub async fn fetch(
+        &self,
+        video: VideoId,
+        opts: &FetchOptions,
+    ) -> Result<FetchReport, ServiceError> {
+        self.service.fetch(video, opts).await
+    }
+
+    /// Imports a whole split dir, then provides and announces it.
+    pub async fn import_split(&self, dir: &Path) -> Result<ImportReport, ServiceError> {
+        self.service.import_split(dir).await
+    }
+
+    /// Stores `manifest` and the fragments `indices` from `dir` (a split dir), without telling
+    /// anyone: how the demo and tests seed a node with part of a video before [`Node::publish`].
+    pub async fn seed(
+        &self,
+        manifest: &Manifest,
+        dir: &Path,
+        indices: &[u32],
+    ) -> Result<(), ServiceError> {
+        self.service.seed(manifest, dir, indices).await
+    }
+
+    /// Provides and announces what the node holds of `video`.
+    pub async fn publish(&self, video: &VideoId) -> Result<(), ServiceError> {
+        self.service.publish(video).await
+    }
+
+    /// Stops the node in order, each step bounded by `within`: background fetches end (what they
+    /// committed stays, uncommitted temp files go), the node's tasks end, the swarm stops taking
+    /// requests and answers the ones being served, then it closes. What is still running after
+    /// that is aborted. Returns whether everything finished in time.
+    pub async fn shutdown(mut self, within: Duration) -> bool {
+        let mut clean = self.service.stop(within).await;
+        for task in std::mem::take(&mut self.tasks) {
+            clean &= tokio::time::timeout(within, task).await.is_ok();
+        }
+        if self.service.client().shutdown(within).await.is_ok() {
+            clean &= tokio::time::timeout(within, &mut self.swarm_task)
+                .await
+                .is_ok();
+        }
+        if !clean {
+            warn!("the node did not stop cleanly within {within:?}; aborting what is left");
+        }
+        clean
+    }
+}
+
+impl Drop for Node {
+    /// Without [`Node::shutdown`]: everything stops at once.
+    fn drop(&mut self) {
+        self.service.stopping().cancel();
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.metrics_task.abort();
+        self.swarm_task.abort();
+    }
+}

@@ -1,0 +1,125 @@
+//! The node's own tasks. Their inputs are lossless: the swarm's inbox (`control.rs`), timers and
+//! direct queries; none of them reads the lossy event stream to decide anything. Each ends when
+//! the service stops.
+
+use std::time::{Duration, Instant};
+
+use libp2p::Multiaddr;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::NodeError;
+use crate::events::NodeEvent;
+use crate::net::{self, Client};
+use crate::service::Service;
+use crate::store::NamedEntry;
+
+/// Waits until the node listens on `expected` addresses. The event stream only wakes it: after
+/// any event, or a lag, it asks the swarm again.
+pub(super) async fn wait_for_listen_addrs(
+    client: &Client,
+    rx: &mut tokio::sync::broadcast::Receiver<NodeEvent>,
+    expected: usize,
+) -> Result<Vec<Multiaddr>, NodeError> {
+    const LIMIT: Duration = Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let addrs = client.listen_addrs().await?;
+        if addrs.len() >= expected.max(1) {
+            return Ok(addrs);
+        }
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) => {}
+            Ok(Err(RecvError::Closed)) => return Err(NodeError::Net(net::NetError::Stopped)),
+            Err(_) => return Err(NodeError::NoListenAddr(LIMIT)),
+        }
+    }
+}
+
+/// Announces everything held: at start, every `every`, and soon after a peer subscribes (so a
+/// node that joins late learns what exists without waiting for the next round).
+pub(super) async fn announcer(service: Service, every: Duration) {
+    let inbox = service.client().inbox();
+    let stop = service.stopping().clone();
+    let mut tick = tokio::time::interval(every);
+    let mut last: Option<Instant> = None;
+    let mut first = true;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = inbox.next_subscribed() => {
+                // A burst of subscriptions (a swarm starting) is one announcement.
+                if last.is_some_and(|t| t.elapsed() < Duration::from_millis(250)) {
+                    continue;
+                }
+            }
+            _ = stop.cancelled() => return,
+        }
+        last = Some(Instant::now());
+        for m in service.store().manifests() {
+            // Provide once at start; the DHT re-provides on its own schedule after that.
+            if let Err(e) = service.announce(&m, first).await {
+                debug!(error = %e, "announcement failed");
+            }
+        }
+        first = false;
+    }
+}
+
+/// What peers announce: the names of loose uploads go into the default collection, and (with
+/// auto-fetch) what this node lacks is fetched, one fetch per video at a time.
+pub(super) async fn on_announced(service: Service, auto_fetch: bool) {
+    let inbox = service.client().inbox();
+    let stop = service.stopping().clone();
+    loop {
+        let batch = tokio::select! {
+            batch = inbox.next_announced() => batch,
+            _ = stop.cancelled() => return,
+        };
+        for (video, named) in batch {
+            if let Some(named) = named {
+                let entry = NamedEntry {
+                    uploaded_at_ms: named.uploaded_at_ms,
+                    video,
+                };
+                let name = named.name.clone();
+                match service
+                    .store()
+                    .call(move |s| s.observe_name(&name, entry))
+                    .await
+                {
+                    Ok(true) => info!(name = %named.name, video = %video.short(), "learned a name"),
+                    Ok(false) => {}
+                    Err(e) => warn!(error = %e, "cannot record a name"),
+                }
+            }
+            if auto_fetch {
+                service.fetch_announced(video).await;
+            }
+        }
+    }
+}
+
+/// Dials the bootstrap addresses again whenever the node has no peer: a node started before its
+/// bootstrap node (or cut off from the swarm) joins as soon as one answers, with no restart.
+pub(super) async fn rejoin(client: Client, bootstrap: Vec<Multiaddr>, stop: CancellationToken) {
+    const EVERY: Duration = Duration::from_secs(5);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(EVERY) => {}
+            _ = stop.cancelled() => return,
+        }
+        match client.connected_peers().await {
+            Ok(peers) if peers.is_empty() => {
+                debug!("no peers; dialing the bootstrap addresses again");
+                for addr in &bootstrap {
+                    let _ = client.dial(addr.clone()).await;
+                }
+                let _ = client.bootstrap().await;
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! The service layer: what a node does, as the transports (HTTP, CLI, the node's own tasks) ask
+//! for it. Each operation is one domain transaction over the store and the swarm: publish a split,
+//! take an upload, announce what is held, start and follow a fetch. Transports parse, call, and
+//! map the error's [`Kind`] to their own codes; none of them touches `fetch/` or runs a
+//! transaction of its own.
+//!
+//! - `fetches.rs`: the fetch registry, the one gate for one fetch per video.
+//! - `uploads.rs`: manifests and fragments from outside, and the default collection.
+//! - `error.rs`: [`ServiceError`] and its [`Kind`].
+
+mod error;
+pub mod fetches;
+mod uploads;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::PeerId;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn, Instrument};
+use vidswarm_proto::wire::AnnouncedFragment;
+use vidswarm_proto::{Manifest, VideoId};
+
+pub use error::{store_kind, Kind, ServiceError};
+pub use fetches::{now_ms, FetchProgress, FetchRegistry, FetchState};
+pub use uploads::{CollectionItem, ManifestPut, NamedUploaded, SendReport, UploadStatus};
+
+use crate::fetch::{self, FetchOptions, FetchReport, Reporter};
+use crate::net::{fragment_key, manifest_key, Client};
+use crate::store::{ImportReport, Store, StoreError};
+
+/// Cheap to clone: every clone is the same service.
+#[derive(Clone)]
+pub struct Service {
+    client: Client,
+    store: Store,
+    fetches: FetchRegistry,
+    fetch: FetchOptions,
+    /// Fetches running in the background (started over HTTP or by auto-fetch).
+    tasks: TaskTracker,
+    /// Cancelled when the node stops: background fetches end at their next step.
+    stop: CancellationToken,
+}
+
+impl Service {
+    pub fn new(client: Client, store: Store, fetch: FetchOptions) -> Self {
+        Self {
+            client,
+            store,
+            fetches: FetchRegistry::default(),
+            fetch,
+            tasks: TaskTracker::new(),
+            stop: CancellationToken::new(),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn fetches(&self) -> &FetchRegistry {
+        &self.fetches
+    }
+
+    pub fn peer_id(&self) -> PeerId {
+        self.client.peer_id()
+    }
+
+    /// The options fetches run with unless a caller says otherwise.
+    pub fn fetch_options(&self) -> &FetchOptions {
+        &self.fetch
+    }
+
+    /// The manifest of `video`, if this node holds it.
+    pub fn manifest(&self, video: VideoId) -> Result<Arc<Manifest>, ServiceError> {
+        held(&self.store, video)
+    }
+
+    /// Where fragment `index` of `video` is, if this node holds it.
+    pub fn fragment_file(&self, video: VideoId, index: u32) -> Result<PathBuf, ServiceError> {
+        let m = held(&self.store, video)?;
+        let f = m
+            .fragment(index)
+            .ok_or(ServiceError::NoFragment { video, index })?;
+        self.store
+            .fragment_path(&f.blake3)
+            .ok_or_else(|| ServiceError::NotHeld(format!("fragment {index} is not held here")))
+    }
+
+    /// Provides (when `provide`) and announces every fragment of `manifest` this node holds.
+    pub async fn announce(&self, manifest: &Manifest, provide: bool) -> Result<(), ServiceError> {
+        let video = manifest.video_id;
+        let hashes: Vec<_> = manifest
+            .fragments
+            .iter()
+            .map(|f| (f.index, f.blake3))
+            .collect();
+        let held: Vec<AnnouncedFragment> = self
+            .store
+            .call(move |s| {
+                Ok(hashes
+                    .into_iter()
+                    .filter(|(_, h)| s.has_fragment(h))
+                    .map(|(index, hash)| AnnouncedFragment { index, hash })
+                    .collect())
+            })
+            .await?;
+        if provide {
+            let mut keys = vec![manifest_key(&video)];
+            keys.extend(held.iter().map(|f| fragment_key(&f.hash)));
+            self.client.provide(keys).await?;
+        }
+        let announcement = fetch::announcement(&self.client, &self.store, video, held);
+        self.client.announce(announcement).await?;
+        Ok(())
+    }
+
+    /// Provides and announces what this node holds of `video`, if it knows the video.
+    pub async fn publish(&self, video: &VideoId) -> Result<(), ServiceError> {
+        if let Some(m) = self.store.manifest(video) {
+            self.announce(&m, true).await?;
+        }
+        Ok(())
+    }
+
+    /// Imports a whole split dir, then provides and announces it.
+    pub async fn import_split(&self, dir: &Path) -> Result<ImportReport, ServiceError> {
+        let dir = dir.to_owned();
+        let report = self.store.call(move |s| s.import_split_dir(&dir)).await?;
+        self.publish(&report.video_id).await?;
+        Ok(report)
+    }
+
+    /// Stores `manifest` and the fragments `indices` from `dir` (a split dir), without telling
+    /// anyone: how the demo and tests seed a node with part of a video before [`Service::publish`].
+    pub async fn seed(
+        &self,
+        manifest: &Manifest,
+        dir: &Path,
+        indices: &[u32],
+    ) -> Result<(), ServiceError> {
+        let (m, dir, indices) = (manifest.clone(), dir.to_owned(), indices.to_vec());
+        self.store
+            .call(move |s| -> Result<(), StoreError> {
+                s.put_manifest(&m)?;
+                for i in indices {
+                    let f = &m.fragments[i as usize];
+                    s.import_fragment_file(&dir.join(&f.name), &f.blake3)?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Fetches `video` (or `opts.fragments` of it) and waits for the end; refused while another
+    /// fetch of the video runs.
+    pub async fn fetch(
+        &self,
+        video: VideoId,
+        opts: &FetchOptions,
+    ) -> Result<FetchReport, ServiceError> {
+        let ticket = self
+            .fetches
+            .begin(video)
+            .ok_or(ServiceError::FetchRunning(video))?;
+        self.run_fetch(ticket, opts).await
+    }
+
+    /// Starts fetching `video` (or `fragments` of it) in the background; refused while another
+    /// fetch of the video runs. Follow it in [`Service::fetches`].
+    pub fn start_fetch(
+        &self,
+        video: VideoId,
+        fragments: Option<Vec<u32>>,
+    ) -> Result<(), ServiceError> {
+        let ticket = self
+            .fetches
+            .begin(video)
+            .ok_or(ServiceError::FetchRunning(video))?;
+        let opts = FetchOptions {
+            fragments,
+            ..self.fetch.clone()
+        };
+        self.spawn_fetch(ticket, opts, "fetch requested");
+        Ok(())
+    }
+
+    /// What auto-fetch does with an announced video: fetch what this node lacks of it, unless a
+    /// fetch of it runs already (a failed one is tried again on a later announcement).
+    pub async fn fetch_announced(&self, video: VideoId) {
+        if self.fetches.running(&video) || self.holds_all(&video).await {
+            return;
+        }
+        if let Some(ticket) = self.fetches.begin(video) {
+            self.spawn_fetch(ticket, self.fetch.clone(), "auto-fetch");
+        }
+    }
+
+    async fn holds_all(&self, video: &VideoId) -> bool {
+        let Some(m) = self.store.manifest(video) else {
+            return false;
+        };
+        self.store
+            .call(move |s| Ok(m.fragments.iter().all(|f| s.has_fragment(&f.blake3))))
+            .await
+            .unwrap_or(false)
+    }
+
+    fn spawn_fetch(&self, ticket: fetches::Ticket, opts: FetchOptions, why: &'static str) {
+        let (service, stop) = (self.clone(), self.stop.clone());
+        let video = ticket.video();
+        let span = tracing::info_span!("background", why);
+        self.tasks.spawn(
+            async move {
+                tokio::select! {
+                    result = service.run_fetch(ticket, &opts) => match result {
+                        Ok(r) => info!(video = %video.short(), fetched = ?r.fetched, "done"),
+                        Err(e) => warn!(video = %video.short(), error = %e, "failed"),
+                    },
+                    // Dropping the fetch drops its ticket (marked stopped) and its uncommitted
+                    // temp files; commits already on the blocking pool finish there.
+                    _ = stop.cancelled() => info!(video = %video.short(), "stopped"),
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    async fn run_fetch(
+        &self,
+        ticket: fetches::Ticket,
+        opts: &FetchOptions,
+    ) -> Result<FetchReport, ServiceError> {
+        let observe = |e: &crate::events::NodeEvent| ticket.record(e);
+        let reporter = Reporter {
+            client: &self.client,
+            observe: &observe,
+        };
+        let result = fetch::fetch(&reporter, &self.store, ticket.video(), opts).await;
+        ticket.finish(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        Ok(result?)
+    }
+
+    /// Stops background fetches and waits (at most `within`) until they are gone.
+    pub async fn stop(&self, within: Duration) -> bool {
+        self.stop.cancel();
+        self.tasks.close();
+        tokio::time::timeout(within, self.tasks.wait())
+            .await
+            .is_ok()
+    }
+
+    /// Whether [`Service::stop`] was called: the node's own tasks end when it is.
+    pub fn stopping(&self) -> &CancellationToken {
+        &self.stop
+    }
+}
+
+/// The manifest of `video`, or [`ServiceError::NoManifest`].
+pub(crate) fn held(store: &Store, video: VideoId) -> Result<Arc<Manifest>, ServiceError> {
+    store
+        .manifest(&video)
+        .ok_or(ServiceError::NoManifest(video))
+}
