@@ -11,6 +11,9 @@
 # Usage: scripts/bench-swarm.sh            (TRANSPORT=tcp|quic, default tcp; RUNS=3)
 #   BENCH_NODE_ARGS: extra `vidswarm node` arguments in place of the default `--http 127.0.0.1:0`
 #   (e.g. BENCH_NODE_ARGS=--no-http to measure the nodes without their HTTP API).
+#   BENCH_SECONDS: the test video's length (default 50 s, ~98 MiB; 200 s is ~390 MiB).
+#   BENCH_PARTS: which parts run (default "spread fetch"; "fetch" is the 1 -> 1 alone).
+#   BENCH_DIR: where the data goes (default /dev/shm, tmpfs; a disk path measures the disk too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -38,15 +41,18 @@ case "$TRANSPORT" in
   quic) listen=/ip4/127.0.0.1/udp/0/quic-v1 ;;
   *) echo "TRANSPORT is tcp or quic" >&2; exit 1 ;;
 esac
-work="$(mktemp -d /dev/shm/vidswarm-bench.XXXXXX)"
+work="$(mktemp -d "${BENCH_DIR:-/dev/shm}/vidswarm-bench.XXXXXX")"
+secs="${BENCH_SECONDS:-50}"
+parts="${BENCH_PARTS:-spread fetch}"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 now() { date +%s.%N; }
 peak_rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
-# A real ~100 MiB video: 50 s of 720p30 test pattern, lossless x264 (keyframe every second), AAC.
-ffmpeg -v error -y -f lavfi -i testsrc2=size=1280x720:rate=30:duration=50 -f lavfi -i sine=duration=50 \
+# A real video (~100 MiB for the default 50 s): 720p30 test pattern, lossless x264 (keyframe every
+# second), AAC.
+ffmpeg -v error -y -f lavfi -i testsrc2=size=1280x720:rate=30:duration="$secs" -f lavfi -i sine=duration="$secs" \
   -c:v libx264 -preset ultrafast -qp 0 -g 30 -c:a aac -shortest "$work/video.mp4"
 "$bin" split "$work/video.mp4" --fragments 10 --mode copy --no-verify-decode --out "$work/split" >/dev/null
 size=$(stat -c %s "$work/video.mp4")
@@ -69,32 +75,35 @@ held() { find "$1/fragments" -type f 2>/dev/null | wc -l; }
 for run in $(seq "$RUNS"); do
   rm -rf "$work"/seed* "$work"/leech* "$work"/got*
   "$bin" add "$work/split" --data "$work/seed" >/dev/null
-  start_node "$work/seed" "" --no-auto-fetch
-  seed_pid=$node_pid seed_addr=$node_addr
-  t0=$(now)
-  leech_pids=()
-  for i in 1 2 3 4; do start_node "$work/leech$i" "$seed_addr"; leech_pids+=("$node_pid"); done
-  done_at=()
-  for _ in $(seq 6000); do
-    all=1
-    for i in 1 2 3 4; do [[ $(held "$work/leech$i") -ge 10 ]] || all=0; done
-    [[ $all == 1 ]] && break
-    sleep 0.01
-  done
-  t1=$(now)
-  [[ $all == 1 ]] || { echo "run $run: leechers did not finish"; exit 1; }
-  rss="seed $(( $(peak_rss_kib "$seed_pid") / 1024 )) MiB"
-  for i in 0 1 2 3; do rss="$rss, node$((i + 1)) $(( $(peak_rss_kib "${leech_pids[$i]}") / 1024 )) MiB"; done
-  echo "run $run: 1 -> 4 done in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}') s; peak RSS: $rss"
-  for p in "$seed_pid" "${leech_pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  pids=()
+  if [[ " $parts " == *" spread "* ]]; then
+    start_node "$work/seed" "" --no-auto-fetch
+    seed_pid=$node_pid seed_addr=$node_addr
+    t0=$(now)
+    leech_pids=()
+    for i in 1 2 3 4; do start_node "$work/leech$i" "$seed_addr"; leech_pids+=("$node_pid"); done
+    done_at=()
+    for _ in $(seq 6000); do
+      all=1
+      for i in 1 2 3 4; do [[ $(held "$work/leech$i") -ge 10 ]] || all=0; done
+      [[ $all == 1 ]] && break
+      sleep 0.01
+    done
+    t1=$(now)
+    [[ $all == 1 ]] || { echo "run $run: leechers did not finish"; exit 1; }
+    rss="seed $(( $(peak_rss_kib "$seed_pid") / 1024 )) MiB"
+    for i in 0 1 2 3; do rss="$rss, node$((i + 1)) $(( $(peak_rss_kib "${leech_pids[$i]}") / 1024 )) MiB"; done
+    echo "run $run: 1 -> 4 done in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}') s; peak RSS: $rss"
+    for p in "$seed_pid" "${leech_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    pids=()
+  fi
 
   # 1 -> 1 with the fetch CLI.
+  [[ " $parts " == *" fetch "* ]] || continue
   start_node "$work/seed" "" --no-auto-fetch
   seed_pid=$node_pid
   /usr/bin/time -f "%e %M" -o "$work/time1" "$bin" fetch "$vid" --bootstrap "$node_addr" \
-    --listen "$listen" --data "$work/got-data" --out "$work/got" >/dev/null 2>"$work/fetch.log"
+    --listen "$listen" --out "$work/got" >/dev/null 2>"$work/fetch.log"
   read -r wall rss_kib <"$work/time1"
   echo "run $run: 1 -> 1 fetch $(awk -v s="$size" -v t="$wall" 'BEGIN {printf "%.2f s, %.0f MiB/s", t, s / 1048576 / t}') (whole process, start to exit); peak RSS fetcher $((rss_kib / 1024)) MiB, seeder $(( $(peak_rss_kib "$seed_pid") / 1024 )) MiB"
   cmp -s "$work/got/fragment_9.mp4" "$work/split/fragment_9.mp4" || { echo "fetched bytes differ"; exit 1; }

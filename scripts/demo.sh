@@ -4,4 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-exec cargo run --quiet --locked -p vidswarm -- demo "$@"
+# The build shows its progress: a first one takes several minutes, later ones seconds.
+echo "demo: building vidswarm" >&2
+cargo build --locked -p vidswarm
+exec "${CARGO_TARGET_DIR:-target}/debug/vidswarm" demo "$@"

@@ -62,8 +62,15 @@ async fn a_lagging_subscriber_changes_nothing_the_node_decides() {
         },
     )
     .await;
-    // The registry saw the fetch end, though its events were lost to the slow reader's lag.
-    let progress = fetcher.node.service().fetches().get(&m.video_id).unwrap();
+    // The registry sees the fetch end, though its events were lost to the slow reader's lag.
+    let registry = fetcher.node.service().fetches();
+    wait_until(&[&seeder], Duration::from_secs(10), "the fetch is over", || {
+        registry
+            .get(&m.video_id)
+            .is_some_and(|p| p.state != FetchState::Running)
+    })
+    .await;
+    let progress = registry.get(&m.video_id).unwrap();
     assert_eq!(progress.state, FetchState::Completed, "{progress:?}");
     assert_eq!(progress.done, (0..6).collect::<Vec<u32>>());
     // What the fetcher gained was announced: the seeder hears it hold every fragment.

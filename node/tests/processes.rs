@@ -119,6 +119,36 @@ fn three_node_processes_and_a_fetch_process_move_the_bytes() {
         m.video_id
     );
 
+    // The fetch's own store (inside the out dir) is gone; the out dir holds the split dir only.
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut expected: Vec<String> = (0..10).map(|i| format!("fragment_{i}.mp4")).collect();
+    expected.push("manifest.json".into());
+    expected.sort();
+    assert_eq!(names, expected);
+
+    // With --data on the same filesystem, each fragment is written once: the out dir's file is
+    // the store's (the same inode), not a copy.
+    let (data, linked) = (work.path().join("kept"), work.path().join("linked"));
+    let fetched = Command::new(BIN)
+        .args(["fetch", &m.video_id.to_string(), "--bootstrap", &a_addr])
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&linked)
+        .output()
+        .unwrap();
+    assert!(fetched.status.success(), "{fetched:?}");
+    for f in &m.fragments {
+        use std::os::unix::fs::MetadataExt;
+        let stored = std::fs::metadata(data.join("fragments").join(f.blake3.to_string())).unwrap();
+        let exported = std::fs::metadata(linked.join(&f.name)).unwrap();
+        assert_eq!(stored.ino(), exported.ino(), "{} is a copy", f.name);
+    }
+
     // A fetch of one fragment by name, into another dir.
     let one = work.path().join("one");
     let fetched = Command::new(BIN)
@@ -152,6 +182,33 @@ fn fetch_of_an_unknown_video_exits_non_zero_with_a_clear_error() {
     assert!(!out.status.success());
     assert!(stderr.contains("no peer gave the manifest"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_fetch_whose_only_bootstrap_address_is_unreachable_names_it_and_why() {
+    let work = tempfile::tempdir().unwrap();
+    // A port nobody listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("/ip4/127.0.0.1/tcp/{port}");
+    let unknown = vidswarm_proto::Hash::of(b"nobody").to_string();
+    let dir = work.path().join("o");
+    let out = Command::new(BIN)
+        .args(["fetch", &unknown, "--bootstrap", &addr, "--timeout", "2"])
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let error = stderr.lines().find(|l| l.starts_with("error:")).unwrap_or_default();
+    assert!(error.contains(&addr), "{stderr}");
+    assert!(error.contains("refused"), "{stderr}");
+    // Nothing was fetched, so nothing is kept to resume from.
+    assert!(!dir.join(".vidswarm-store").exists());
 }
 
 fn run(args: &[&str]) -> (bool, String, String) {

@@ -38,7 +38,17 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
     if args.bootstrap.is_empty() {
         bail!("give at least one --bootstrap address of a node in the swarm");
     }
-    let (data, _temp) = super::dir_or_temp(args.data)?;
+    // Without --data the store lives inside the out dir, on its filesystem: fragments are then
+    // hard-linked into place, written once. It goes when the fetch succeeds; a fetch that was
+    // killed finds it again and keeps the fragments it had.
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let inner_store = args.data.is_none().then(|| args.out.join(INNER_STORE));
+    let data = args
+        .data
+        .clone()
+        .or(inner_store.clone())
+        .unwrap_or_default();
     let mut cfg = NodeConfig::new(&data);
     if !args.listen.is_empty() {
         cfg.listen = args.listen;
@@ -60,11 +70,33 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
     };
     let result = node.fetch(video, &opts).await;
     progress.abort();
-    let report = result.with_context(|| format!("cannot fetch video {video}"))?;
+    if result.is_err() && node.store().fragment_hashes().is_ok_and(|h| h.is_empty()) {
+        // Nothing worth resuming from: leave no store behind.
+        if let Some(inner) = &inner_store {
+            node.service().stop(crate::node::SHUTDOWN_WITHIN).await;
+            let _ = std::fs::remove_dir_all(inner);
+        }
+    }
+    let unreachable = node.unreachable_bootstrap();
+    let report = result
+        .map_err(anyhow::Error::from)
+        .map_err(|e| match unreachable.as_slice() {
+            [] => e,
+            // Name what could not be reached: "asked 0 peers" alone does not say why.
+            list => {
+                let why: Vec<String> = list.iter().map(|(a, r)| format!("{a}: {r}")).collect();
+                e.context(format!(
+                    "could not reach bootstrap address(es): {}",
+                    why.join("; ")
+                ))
+            }
+        })
+        .with_context(|| format!("cannot fetch video {video}"))?;
 
-    let (store, out, list) = (node.store().clone(), args.out.clone(), indices.clone());
-    tokio::task::spawn_blocking(move || store.export_fragments(&video, &out, list.as_deref()))
-        .await?
+    let (out, list) = (args.out.clone(), indices.clone());
+    node.store()
+        .call(move |s| s.link_fragments(&video, &out, list.as_deref()))
+        .await
         .with_context(|| format!("cannot write the fragments to {}", args.out.display()))?;
     let mut from: Vec<String> = report
         .per_peer
@@ -93,8 +125,16 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
         }
     }
     node.shutdown(crate::node::SHUTDOWN_WITHIN).await;
+    if let Some(inner) = inner_store {
+        // The fragments stay, as links in the out dir.
+        std::fs::remove_dir_all(&inner)
+            .with_context(|| format!("cannot remove the fetch's store {}", inner.display()))?;
+    }
     Ok(())
 }
+
+/// Where `vidswarm fetch` keeps its store inside the out dir when not given `--data`.
+const INNER_STORE: &str = ".vidswarm-store";
 
 /// `--fragment 3` or `--fragment fragment_3.mp4`.
 pub(super) fn parse_fragments(list: &[String]) -> anyhow::Result<Option<Vec<u32>>> {

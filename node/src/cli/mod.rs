@@ -88,7 +88,9 @@ enum Command {
         /// Where to write manifest.json and fragment_{i}.mp4.
         #[arg(short, long, default_value = "fetched")]
         out: PathBuf,
-        /// Keep the fetched data in this data dir (default: a temporary one).
+        /// Keep the fetched data in this data dir. Default: OUT/.vidswarm-store, removed once the
+        /// fetch succeeds (a killed fetch finds it again and keeps what it had). Fragments are
+        /// hard-linked from the store into OUT when both are on one filesystem, else copied.
         #[arg(long)]
         data: Option<PathBuf>,
         /// Address to listen on while fetching (others fetch from us too).

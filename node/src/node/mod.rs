@@ -82,6 +82,7 @@ pub struct Node {
     tasks: Vec<JoinHandle<()>>,
     /// Follows the event stream into the metrics: observation only, aborted at the end.
     metrics_task: JoinHandle<()>,
+    bootstrap: tasks::Bootstrap,
 }
 
 impl Node {
@@ -112,18 +113,15 @@ impl Node {
             client.listen(addr.clone()).await?;
         }
         let listen_addrs = tasks::wait_for_listen_addrs(&client, &mut rx, cfg.listen.len()).await?;
-        for addr in &cfg.bootstrap {
-            if let Err(e) = client.dial(addr.clone()).await {
-                warn!(error = %e, "cannot dial bootstrap address");
-            }
-        }
+        let bootstrap = tasks::Bootstrap::new(&cfg.bootstrap);
+        let dials = tokio::spawn(bootstrap.clone().dial_all(client.clone()));
         if !cfg.bootstrap.is_empty() {
             client.bootstrap().await?;
         }
 
         let service = Service::new(client.clone(), store, cfg.fetch.clone());
         let stop = service.stopping().clone();
-        let mut tasks = Vec::new();
+        let mut tasks = vec![dials];
         if !cfg.bootstrap.is_empty() {
             tasks.push(tokio::spawn(
                 tasks::rejoin(client.clone(), cfg.bootstrap.clone(), stop.clone())
@@ -146,6 +144,7 @@ impl Node {
             swarm_task,
             tasks,
             metrics_task,
+            bootstrap,
         })
     }
 
@@ -163,6 +162,12 @@ impl Node {
 
     pub fn peer_id(&self) -> PeerId {
         self.service.peer_id()
+    }
+
+    /// The bootstrap addresses that could not be reached (yet), each with why: for a person
+    /// wondering why nothing was found.
+    pub fn unreachable_bootstrap(&self) -> Vec<(Multiaddr, String)> {
+        self.bootstrap.unreachable()
     }
 
     /// Full dialable addresses (`.../p2p/<peer id>`).

@@ -2,6 +2,7 @@
 //! direct queries; none of them reads the lossy event stream to decide anything. Each ends when
 //! the service stops.
 
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use libp2p::Multiaddr;
@@ -101,6 +102,61 @@ pub(super) async fn on_announced(service: Service, auto_fetch: bool) {
     }
 }
 
+/// How a dial went: `None` while it runs, else connected or why not.
+type DialOutcome = Option<Result<(), String>>;
+
+/// How dialing each bootstrap address went, as it goes.
+#[derive(Clone, Default)]
+pub(super) struct Bootstrap {
+    dials: Arc<Mutex<Vec<(Multiaddr, DialOutcome)>>>,
+}
+
+impl Bootstrap {
+    pub fn new(addrs: &[Multiaddr]) -> Self {
+        let dials = addrs.iter().map(|a| (a.clone(), None)).collect();
+        Self {
+            dials: Arc::new(Mutex::new(dials)),
+        }
+    }
+
+    /// Dials every address at once and records each outcome (a silent one stays pending).
+    pub async fn dial_all(self, client: Client) {
+        let addrs: Vec<Multiaddr> = self.lock().iter().map(|(a, _)| a.clone()).collect();
+        let dials = addrs.into_iter().map(|addr| {
+            let (client, this) = (client.clone(), self.clone());
+            async move {
+                let result = client.dial(addr.clone()).await.map_err(|e| match e {
+                    net::NetError::Dial { reason, .. } => reason,
+                    other => other.to_string(),
+                });
+                if let Err(reason) = &result {
+                    warn!(%addr, %reason, "cannot reach a bootstrap address");
+                }
+                if let Some(entry) = this.lock().iter_mut().find(|(a, _)| *a == addr) {
+                    entry.1 = Some(result);
+                }
+            }
+        });
+        futures::future::join_all(dials).await;
+    }
+
+    /// Addresses that failed, or have not answered yet, with why.
+    pub fn unreachable(&self) -> Vec<(Multiaddr, String)> {
+        self.lock()
+            .iter()
+            .filter_map(|(addr, outcome)| match outcome {
+                Some(Ok(())) => None,
+                Some(Err(reason)) => Some((addr.clone(), reason.clone())),
+                None => Some((addr.clone(), "no answer yet".to_owned())),
+            })
+            .collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<(Multiaddr, DialOutcome)>> {
+        self.dials.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// Dials the bootstrap addresses again whenever the node has no peer: a node started before its
 /// bootstrap node (or cut off from the swarm) joins as soon as one answers, with no restart.
 pub(super) async fn rejoin(client: Client, bootstrap: Vec<Multiaddr>, stop: CancellationToken) {
@@ -113,9 +169,11 @@ pub(super) async fn rejoin(client: Client, bootstrap: Vec<Multiaddr>, stop: Canc
         match client.connected_peers().await {
             Ok(peers) if peers.is_empty() => {
                 debug!("no peers; dialing the bootstrap addresses again");
-                for addr in &bootstrap {
-                    let _ = client.dial(addr.clone()).await;
-                }
+                // All at once, each bounded: an address that never answers holds up no other.
+                let dials = bootstrap
+                    .iter()
+                    .map(|addr| tokio::time::timeout(EVERY, client.dial(addr.clone())));
+                futures::future::join_all(dials).await;
                 let _ = client.bootstrap().await;
             }
             Ok(_) => {}

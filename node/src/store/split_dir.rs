@@ -76,6 +76,30 @@ impl Store {
         dir: &Path,
         indices: Option<&[u32]>,
     ) -> Result<(), StoreError> {
+        self.export(id, dir, indices, Export::Copy)
+    }
+
+    /// Like [`Store::export_fragments`], but each fragment is hard-linked from the store: written
+    /// once, not read or hashed again (the store holds only content verified against its name).
+    /// A fragment that cannot be linked (another filesystem) is copied and verified instead. The
+    /// links share the store's files: what edits one edits the other, and the store's next open
+    /// drops what no longer matches its name.
+    pub fn link_fragments(
+        &self,
+        id: &VideoId,
+        dir: &Path,
+        indices: Option<&[u32]>,
+    ) -> Result<(), StoreError> {
+        self.export(id, dir, indices, Export::Link)
+    }
+
+    fn export(
+        &self,
+        id: &VideoId,
+        dir: &Path,
+        indices: Option<&[u32]>,
+        how: Export,
+    ) -> Result<(), StoreError> {
         let m = self.manifest(id).ok_or(StoreError::VideoNotFound(*id))?;
         let chosen: Vec<&FragmentInfo> = m
             .fragments
@@ -96,8 +120,11 @@ impl Store {
             }
         }
         for f in chosen {
-            self.export_fragment(f, m.chunk_size, dir)
-                .map_err(|e| in_fragment("export", f, e))?;
+            let linked = how == Export::Link && self.link_fragment(f, dir)?;
+            if !linked {
+                self.export_fragment(f, m.chunk_size, dir)
+                    .map_err(|e| in_fragment("export", f, e))?;
+            }
         }
         // Last, as the splitter does: a dir with a manifest is a complete dir.
         let mut tmp = TempFile::create(dir, ".vidswarm-")?;
@@ -121,6 +148,33 @@ impl Store {
         // Re-verified on the way out: catches a disk that rotted since open.
         copy_verified(&mut file, &src, &mut tmp.file, &tmp.path, &expected)?;
         tmp.persist(&dir.join(fragment_name(f.index)))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Export {
+    Copy,
+    Link,
+}
+
+impl Store {
+    /// Hard-links fragment `f` into `dir` under its name, durably; `false` when this filesystem
+    /// cannot link it there (the caller copies instead).
+    fn link_fragment(&self, f: &FragmentInfo, dir: &Path) -> Result<bool, StoreError> {
+        let src = self.fragment_file(&f.blake3);
+        // Linked under a fresh temp name (the temp file itself is gone once dropped), then
+        // renamed over the final one: an existing file of that name is replaced atomically.
+        let tmp = TempFile::create(dir, ".vidswarm-")?.path.clone();
+        if fs::hard_link(&src, &tmp).is_err() {
+            return Ok(false);
+        }
+        let dest = dir.join(fragment_name(f.index));
+        if let Err(e) = fs::rename(&tmp, &dest) {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err("rename into place", &dest)(e));
+        }
+        sync_dir(dir)?;
+        Ok(true)
     }
 }
 

@@ -10,7 +10,8 @@ use futures::StreamExt;
 use libp2p::kad::{self, QueryId};
 use libp2p::metrics::Recorder;
 use libp2p::request_response::{OutboundRequestId, ResponseChannel};
-use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{gossipsub, identify, multiaddr::Protocol, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tracing::{debug, info, warn};
@@ -39,6 +40,7 @@ pub struct EventLoop {
     listen_addrs: Vec<Multiaddr>,
     pending_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, NetError>>>,
     pending_providers: HashMap<QueryId, (HashSet<PeerId>, oneshot::Sender<Vec<PeerId>>)>,
+    pending_dials: HashMap<ConnectionId, (Multiaddr, oneshot::Sender<Result<(), NetError>>)>,
     serving: Arc<Semaphore>,
     metrics: Arc<Metrics>,
     inbox: Arc<Inbox>,
@@ -75,6 +77,7 @@ impl EventLoop {
             listen_addrs: Vec::new(),
             pending_requests: HashMap::new(),
             pending_providers: HashMap::new(),
+            pending_dials: HashMap::new(),
             serving: Arc::new(Semaphore::new(MAX_SERVING)),
             responses_tx,
             responses_rx,
@@ -138,11 +141,21 @@ impl EventLoop {
                         .kad
                         .add_address(&peer, addr.clone());
                 }
-                let result = self.swarm.dial(addr.clone()).map_err(|e| NetError::Dial {
-                    addr,
-                    reason: e.to_string(),
-                });
-                let _ = reply.send(result);
+                // Answered when the connection is up or the dial failed (not when it starts), so
+                // a caller can say which address could not be reached and why.
+                let opts = DialOpts::from(addr.clone());
+                let id = opts.connection_id();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        self.pending_dials.insert(id, (addr, reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NetError::Dial {
+                            addr,
+                            reason: e.to_string(),
+                        }));
+                    }
+                }
             }
             Command::ListenAddrs { reply } => {
                 let local = self.local();
@@ -208,10 +221,14 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
+                connection_id,
                 endpoint,
                 num_established,
                 ..
             } => {
+                if let Some((_, reply)) = self.pending_dials.remove(&connection_id) {
+                    let _ = reply.send(Ok(()));
+                }
                 if endpoint.is_dialer() {
                     let addr = endpoint.get_remote_address().clone();
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
@@ -230,8 +247,18 @@ impl EventLoop {
                 self.availability.forget_peer(&peer_id);
                 emit(&self.events, NodeEvent::PeerDisconnected { peer: peer_id });
             }
-            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+            SwarmEvent::OutgoingConnectionError {
+                peer_id,
+                connection_id,
+                error,
+            } => {
                 debug!(peer = ?peer_id, %error, "dial failed");
+                if let Some((addr, reply)) = self.pending_dials.remove(&connection_id) {
+                    let _ = reply.send(Err(NetError::Dial {
+                        addr,
+                        reason: dial_failure(&error),
+                    }));
+                }
             }
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             _ => {}
@@ -297,4 +324,25 @@ impl EventLoop {
             }
         }
     }
+}
+
+/// Why a dial failed, in a few words: the innermost cause of each address's failure ("Connection
+/// refused (os error 111)"), not libp2p's nested wrappers.
+fn dial_failure(error: &libp2p::swarm::DialError) -> String {
+    use std::error::Error;
+    let libp2p::swarm::DialError::Transport(attempts) = error else {
+        return error.to_string();
+    };
+    let mut causes: Vec<String> = attempts
+        .iter()
+        .map(|(_, e)| {
+            let mut cause: &dyn Error = e;
+            while let Some(next) = cause.source() {
+                cause = next;
+            }
+            cause.to_string()
+        })
+        .collect();
+    causes.dedup();
+    causes.join("; ")
 }
