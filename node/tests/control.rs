@@ -64,11 +64,16 @@ async fn a_lagging_subscriber_changes_nothing_the_node_decides() {
     .await;
     // The registry sees the fetch end, though its events were lost to the slow reader's lag.
     let registry = fetcher.node.service().fetches();
-    wait_until(&[&seeder], Duration::from_secs(10), "the fetch is over", || {
-        registry
-            .get(&m.video_id)
-            .is_some_and(|p| p.state != FetchState::Running)
-    })
+    wait_until(
+        &[&seeder],
+        Duration::from_secs(10),
+        "the fetch is over",
+        || {
+            registry
+                .get(&m.video_id)
+                .is_some_and(|p| p.state != FetchState::Running)
+        },
+    )
     .await;
     let progress = registry.get(&m.video_id).unwrap();
     assert_eq!(progress.state, FetchState::Completed, "{progress:?}");

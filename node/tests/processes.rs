@@ -204,7 +204,10 @@ fn a_fetch_whose_only_bootstrap_address_is_unreachable_names_it_and_why() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    let error = stderr.lines().find(|l| l.starts_with("error:")).unwrap_or_default();
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
     assert!(error.contains(&addr), "{stderr}");
     assert!(error.contains("refused"), "{stderr}");
     // Nothing was fetched, so nothing is kept to resume from.
