@@ -63,6 +63,10 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         String::new(),
         PeerNames::default(),
     ));
+    // Stopping: the HTTP server stops taking connections and finishes the requests it has, then
+    // the node drains (see `Node::shutdown`).
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut http = None;
     if !args.no_http {
         let addr = args.http;
         let listener = tokio::net::TcpListener::bind(addr)
@@ -77,17 +81,24 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
             api_token: args.api_token.map(Into::into),
             max_uploads: args.max_uploads.max(1),
         });
-        tokio::spawn(async move {
-            if let Err(e) = crate::http::serve(listener, state, shutdown_signal()).await {
+        let stopped = stop.clone().cancelled_owned();
+        http = Some(tokio::spawn(async move {
+            if let Err(e) = crate::http::serve(listener, state, stopped).await {
                 tracing::error!(target: "vidswarm", error = %e, "HTTP server failed");
             }
-        });
+        }));
     }
     let held = node.store().manifests().len();
     tracing::info!(target: "vidswarm", peer = %node.peer_id(), videos = held, "node running; Ctrl-C stops it");
     shutdown_signal().await;
     tracing::info!(target: "vidswarm", "stopping");
-    node.shutdown(crate::node::SHUTDOWN_WITHIN).await;
+    stop.cancel();
+    if let Some(http) = http {
+        // Requests that stream (SSE) never finish on their own: bounded.
+        let _ = tokio::time::timeout(crate::node::SHUTDOWN_WITHIN, http).await;
+    }
+    let clean = node.shutdown(crate::node::SHUTDOWN_WITHIN).await;
+    tracing::info!(target: "vidswarm", clean, "stopped");
     Ok(())
 }
 

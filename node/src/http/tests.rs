@@ -13,9 +13,8 @@ use vidswarm_proto::{
 };
 
 use super::{app, AppState, HttpConfig};
-use crate::fetch::FetchOptions;
 use crate::net::Client;
-use crate::service::Service;
+use crate::service::{FetchOptions, Service};
 use crate::store::Store;
 
 struct Fixture {
@@ -233,4 +232,25 @@ async fn a_loose_upload_is_named_listed_and_announced_with_its_name() {
     assert_eq!(json(&body)["fragments"], serde_json::json!(["clip.mp4"]));
     let (status, _) = call(&f.state, get("/get_fragment/other.mp4")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_local_disk_failure_is_an_internal_error_not_try_again() {
+    let f = fixture();
+    let (m, frags) = video();
+    let post = Request::post("/api/v1/videos")
+        .body(Body::from(m.to_json_pretty()))
+        .unwrap();
+    assert_eq!(call(&f.state, post).await.0, StatusCode::CREATED);
+    // The store's tmp/ becomes a file: no upload can be written.
+    let tmp = f.state.service.store().root().join("tmp");
+    std::fs::remove_dir_all(&tmp).unwrap();
+    std::fs::write(&tmp, b"not a dir").unwrap();
+    let put = Request::put(format!("/api/v1/videos/{}/fragments/0", m.video_id))
+        .header(header::CONTENT_LENGTH, frags[0].len())
+        .body(Body::from(frags[0].clone()))
+        .unwrap();
+    let (status, body) = call(&f.state, put).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(json(&body)["error"], "internal");
 }

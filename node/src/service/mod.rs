@@ -27,7 +27,9 @@ pub use error::{store_kind, Kind, ServiceError};
 pub use fetches::{now_ms, FetchProgress, FetchRegistry, FetchState};
 pub use uploads::{CollectionItem, ManifestPut, NamedUploaded, SendReport, UploadStatus};
 
-use crate::fetch::{self, FetchOptions, FetchReport, Reporter};
+pub use crate::fetch::{FetchOptions, FetchReport};
+
+use crate::fetch::{self, Reporter};
 use crate::net::{fragment_key, manifest_key, Client};
 use crate::store::{ImportReport, Store, StoreError};
 
