@@ -55,6 +55,7 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
     }
     cfg.bootstrap = args.bootstrap;
     cfg.auto_fetch = false;
+    cfg.fetch.provide = args.seed_after > 0;
     let node = Node::start(cfg)
         .await
         .context("cannot start the fetching peer")?;
@@ -66,6 +67,9 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
     let opts = FetchOptions {
         fragments: indices.clone(),
         stall_timeout: Duration::from_secs(args.timeout.max(1)),
+        // A fetch that leaves when done puts no records in the DHT (they would outlive it by
+        // hours); one that stays to seed does.
+        provide: args.seed_after > 0,
         ..FetchOptions::default()
     };
     let result = node.fetch(video, &opts).await;

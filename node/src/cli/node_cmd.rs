@@ -20,6 +20,10 @@ pub struct NodeArgs {
     /// /dns4/seed/tcp/4001; repeatable.
     #[arg(long, env = "VIDSWARM_BOOTSTRAP", value_delimiter = ',')]
     pub bootstrap: Vec<Multiaddr>,
+    /// An address other nodes can reach this one at (a public IP, a port forward, a DNS name);
+    /// repeatable. When given, the node advertises only these, not its listen addresses.
+    #[arg(long, env = "VIDSWARM_EXTERNAL_ADDRESS", value_delimiter = ',')]
+    pub external_address: Vec<Multiaddr>,
     /// Do not fetch the videos peers announce.
     #[arg(long, env = "VIDSWARM_NO_AUTO_FETCH")]
     pub no_auto_fetch: bool,
@@ -49,6 +53,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         cfg.listen = args.listen;
     }
     cfg.bootstrap = args.bootstrap;
+    cfg.net.external = args.external_address;
     cfg.auto_fetch = !args.no_auto_fetch;
     cfg.announce_every = std::time::Duration::from_secs(args.announce_every.max(1));
     let node = Node::start(cfg)

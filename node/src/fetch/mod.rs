@@ -42,6 +42,11 @@ pub struct FetchOptions {
     pub stall_timeout: Duration,
     /// Requests in flight per peer.
     pub per_peer: usize,
+    /// Put what is gained in the DHT as provider records. Off for a node that leaves as soon as
+    /// it is done (`vidswarm fetch`): records outlive their provider by hours, and every later
+    /// fetcher would try it. Announcements (gossip, which peers forget when it disconnects) are
+    /// sent either way.
+    pub provide: bool,
 }
 
 impl Default for FetchOptions {
@@ -50,6 +55,7 @@ impl Default for FetchOptions {
             fragments: None,
             stall_timeout: Duration::from_secs(30),
             per_peer: 4,
+            provide: true,
         }
     }
 }
@@ -127,7 +133,7 @@ async fn fetch_impl(
 ) -> Result<FetchReport, FetchError> {
     let started = Instant::now();
     let client = reporter.client;
-    let manifest = manifest::get(client, store, video, opts.stall_timeout).await?;
+    let manifest = manifest::get(client, store, video, opts).await?;
     let wanted: Vec<u32> = match &opts.fragments {
         Some(list) => {
             for &index in list {
@@ -212,11 +218,12 @@ async fn download_missing(
     let video = manifest.video_id;
     let client = reporter.client;
     let download = download::Download::new(&manifest, missing, opts.per_peer, Instant::now());
-    let source = Arc::new(swarm_seams::SwarmSource {
-        client: client.clone(),
-        store: store.clone(),
+    let source = Arc::new(swarm_seams::SwarmSource::new(
+        client.clone(),
+        store.clone(),
         video,
-    });
+        opts.provide,
+    ));
     let sink = Arc::new(swarm_seams::StoreSink::new(store.clone(), manifest));
     let report = |progress: run::Progress| match progress {
         run::Progress::Chunk {

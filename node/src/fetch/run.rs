@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p::PeerId;
 use vidswarm_proto::VideoId;
@@ -50,19 +51,21 @@ pub async fn run<S: ChunkSource, K: FragmentSink>(
     report: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<BTreeMap<PeerId, u64>, FetchError> {
     let mut pending = FuturesUnordered::new();
-    look_up(&mut download, &*source).await?;
+    // Slow lookups (the DHT) run beside the transfer and add holders when they answer: a lookup
+    // that waits on dead peers never holds up chunks from the holders already known.
+    let mut lookups = FuturesUnordered::new();
+    start_lookups(&mut lookups, &download, &*source);
     let mut last_lookup = Instant::now();
     let mut last_progress = Instant::now();
     let mut wait = Duration::from_millis(100);
     while !download.is_complete() {
         // New holders: the gossip table every round (a map lookup), the slow lookup now and then.
-        if last_lookup.elapsed() >= LOOKUP_EVERY {
-            look_up(&mut download, &*source).await?;
+        for (index, _) in download.unfinished() {
+            download.add_holders(index, source.announced(index));
+        }
+        if lookups.is_empty() && last_lookup.elapsed() >= LOOKUP_EVERY {
+            start_lookups(&mut lookups, &download, &*source);
             last_lookup = Instant::now();
-        } else {
-            for (index, _) in download.unfinished() {
-                download.add_holders(index, source.announced(index));
-            }
         }
         for request in download.hand_out(Instant::now()) {
             pending.push(attempt(source.clone(), sink.clone(), request));
@@ -76,14 +79,18 @@ pub async fn run<S: ChunkSource, K: FragmentSink>(
                     secs: stall_timeout.as_secs(),
                 });
             }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_secs(2));
-            look_up(&mut download, &*source).await?;
-            last_lookup = Instant::now();
+            tokio::select! {
+                Some((index, found)) = lookups.next() => download.add_holders(index, found?),
+                _ = tokio::time::sleep(wait) => wait = (wait * 2).min(Duration::from_secs(2)),
+            }
             continue;
         }
-        let Some((request, outcome)) = pending.next().await else {
-            continue;
+        let (request, outcome) = tokio::select! {
+            Some(done) = pending.next() => done,
+            Some((index, found)) = lookups.next() => {
+                download.add_holders(index, found?);
+                continue;
+            }
         };
         let now = Instant::now();
         match download.on_outcome(&request, outcome?, now) {
@@ -113,22 +120,19 @@ pub async fn run<S: ChunkSource, K: FragmentSink>(
     Ok(download.received())
 }
 
-/// Adds the slow lookup's holders of every unfinished fragment, all asked at once.
-async fn look_up<S: ChunkSource>(download: &mut Download, source: &S) -> Result<(), FetchError> {
-    let lookups = download
-        .unfinished()
-        .into_iter()
-        .map(|(index, hash)| {
-            let lookup = source.look_up(index, hash);
-            async move { (index, lookup.await) }
-        })
-        .collect::<FuturesUnordered<_>>()
-        .collect::<Vec<_>>()
-        .await;
-    for (index, found) in lookups {
-        download.add_holders(index, found?);
+/// A slow lookup's answer: the fragment index and the holders it found.
+type Lookup = BoxFuture<'static, (u32, Result<Vec<PeerId>, FetchError>)>;
+
+/// Starts the slow lookup of every unfinished fragment, all at once.
+fn start_lookups<S: ChunkSource>(
+    lookups: &mut FuturesUnordered<Lookup>,
+    download: &Download,
+    source: &S,
+) {
+    for (index, hash) in download.unfinished() {
+        let lookup = source.look_up(index, hash);
+        lookups.push(async move { (index, lookup.await) }.boxed());
     }
-    Ok(())
 }
 
 /// Commits a complete fragment, reports it, and tells the source it is held here.

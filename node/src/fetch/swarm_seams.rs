@@ -18,11 +18,48 @@ use crate::events::{Lookup, NodeEvent};
 use crate::net::{fragment_key, Client};
 use crate::store::{FragmentWriter, Store, StoreError};
 
-/// Chunks, holders and announcements of one video, through the node's swarm.
+/// Chunks, holders and announcements of one video, through the node's swarm. Holders are given
+/// to the download only while connected: one found in the DHT but not connected is dialed in the
+/// background and handed over by [`ChunkSource::announced`] once it is.
 pub struct SwarmSource {
-    pub client: Client,
-    pub store: Store,
-    pub video: VideoId,
+    client: Client,
+    store: Store,
+    video: VideoId,
+    provide: bool,
+    /// Holders found in the DHT, per fragment index, connected or not.
+    found: Arc<Mutex<HashMap<u32, Vec<PeerId>>>>,
+}
+
+impl SwarmSource {
+    pub fn new(client: Client, store: Store, video: VideoId, provide: bool) -> Self {
+        Self {
+            client,
+            store,
+            video,
+            provide,
+            found: Arc::default(),
+        }
+    }
+}
+
+/// The connected ones of `peers` (never this node); the others are dialed in the background.
+pub(crate) fn reachable_now(
+    client: &Client,
+    peers: impl IntoIterator<Item = PeerId>,
+) -> Vec<PeerId> {
+    let me = client.peer_id();
+    let mut out = Vec::new();
+    for peer in peers {
+        if peer == me || out.contains(&peer) {
+            continue;
+        }
+        if client.peers().is_connected(&peer) {
+            out.push(peer);
+        } else if !client.peers().is_backed_off(&peer) {
+            client.connect_soon(peer);
+        }
+    }
+    out
 }
 
 impl ChunkSource for SwarmSource {
@@ -61,10 +98,11 @@ impl ChunkSource for SwarmSource {
     }
 
     fn announced(&self, index: u32) -> Vec<PeerId> {
-        let me = self.client.peer_id();
         let mut peers = self.client.availability().holders(&self.video, index);
-        peers.retain(|p| *p != me);
-        peers
+        let found = self.found.lock().unwrap_or_else(PoisonError::into_inner);
+        peers.extend(found.get(&index).into_iter().flatten());
+        drop(found);
+        reachable_now(&self.client, peers)
     }
 
     fn look_up(
@@ -73,6 +111,7 @@ impl ChunkSource for SwarmSource {
         hash: Hash,
     ) -> BoxFuture<'static, Result<Vec<PeerId>, FetchError>> {
         let (client, video) = (self.client.clone(), self.video);
+        let found = self.found_for(index);
         async move {
             let providers = client.providers(fragment_key(&hash)).await?;
             if !providers.is_empty() {
@@ -81,11 +120,8 @@ impl ChunkSource for SwarmSource {
                     providers: providers.clone(),
                 });
             }
-            let me = client.peer_id();
-            let mut found = client.availability().holders(&video, index);
-            found.extend(providers);
-            found.retain(|p| *p != me);
-            Ok(found)
+            found(&providers);
+            Ok(reachable_now(&client, providers))
         }
         .boxed()
     }
@@ -94,8 +130,11 @@ impl ChunkSource for SwarmSource {
     /// to hold): O(1) per gained fragment. The periodic announcer still re-announces everything.
     fn gained(&self, index: u32, hash: Hash) -> BoxFuture<'static, Result<(), FetchError>> {
         let (client, store, video) = (self.client.clone(), self.store.clone(), self.video);
+        let provide = self.provide;
         async move {
-            client.provide(vec![fragment_key(&hash)]).await?;
+            if provide {
+                client.provide(vec![fragment_key(&hash)]).await?;
+            }
             let fragments = vec![AnnouncedFragment { index, hash }];
             client
                 .announce(announcement(&client, &store, video, fragments))
@@ -103,6 +142,22 @@ impl ChunkSource for SwarmSource {
             Ok(())
         }
         .boxed()
+    }
+}
+
+impl SwarmSource {
+    /// Remembers DHT holders of fragment `index`, for `announced` to hand over once connected.
+    fn found_for(&self, index: u32) -> impl FnOnce(&[PeerId]) + Send + 'static {
+        let found = Arc::clone(&self.found);
+        move |peers: &[PeerId]| {
+            let mut found = found.lock().unwrap_or_else(PoisonError::into_inner);
+            let list = found.entry(index).or_default();
+            for p in peers {
+                if !list.contains(p) {
+                    list.push(*p);
+                }
+            }
+        }
     }
 }
 

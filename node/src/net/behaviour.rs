@@ -32,6 +32,9 @@ pub struct NetConfig {
     pub request_timeout: Duration,
     pub provider_republish: Duration,
     pub idle_timeout: Duration,
+    /// Addresses the operator knows others can reach this node at (`--external-address`). When
+    /// set, the node advertises only these, not its listen addresses.
+    pub external: Vec<libp2p::Multiaddr>,
 }
 
 impl Default for NetConfig {
@@ -40,6 +43,7 @@ impl Default for NetConfig {
             request_timeout: Duration::from_secs(10),
             provider_republish: Duration::from_secs(10 * 60),
             idle_timeout: Duration::from_secs(5 * 60),
+            external: Vec::new(),
         }
     }
 }
@@ -100,10 +104,10 @@ impl Behaviour {
         );
 
         Ok(Self {
-            identify: identify::Behaviour::new(identify::Config::new(
-                IDENTIFY_PROTOCOL.into(),
-                key.public(),
-            )),
+            identify: identify::Behaviour::new(
+                identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
+                    .with_hide_listen_addrs(!cfg.external.is_empty()),
+            ),
             ping: ping::Behaviour::new(ping::Config::new()),
             kad,
             gossipsub,

@@ -19,6 +19,8 @@ pub enum NetError {
     Dial { addr: Multiaddr, reason: String },
     #[error("request to {peer} failed: {reason}")]
     Request { peer: PeerId, reason: String },
+    #[error("{peer} is not connected (it is being dialed unless it failed recently)")]
+    NotConnected { peer: PeerId },
     #[error("cannot build the swarm's {part}: {reason}")]
     Build { part: &'static str, reason: String },
 }
@@ -54,6 +56,10 @@ pub(crate) enum Command {
     Announce {
         announcement: Announcement,
     },
+    /// Dial `peer` in the background (if not connected, not being dialed, not backed off).
+    Connect {
+        peer: PeerId,
+    },
     Bootstrap,
     /// Stop taking requests, finish the ones being served (at most `within`), then stop the loop.
     Shutdown {
@@ -70,6 +76,7 @@ pub struct Client {
     pub(crate) events: EventSender,
     pub(crate) metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub(crate) inbox: std::sync::Arc<crate::control::Inbox>,
+    pub(crate) peers: super::Peers,
 }
 
 impl Client {
@@ -158,6 +165,22 @@ impl Client {
         self.tell(Command::Announce { announcement }).await
     }
 
+    /// Who is connected and who failed recently (shared with the event loop).
+    pub fn peers(&self) -> &super::Peers {
+        &self.peers
+    }
+
+    /// Dials `peer` in the background; it gets work once connected (see `peers.rs`).
+    pub async fn connect(&self, peer: PeerId) -> Result<(), NetError> {
+        self.tell(Command::Connect { peer }).await
+    }
+
+    /// Like [`Client::connect`] from sync code: a hint, dropped if the loop is busy (the next
+    /// round asks again).
+    pub(crate) fn connect_soon(&self, peer: PeerId) {
+        let _ = self.tx.try_send(Command::Connect { peer });
+    }
+
     /// Refreshes the DHT routing table from the peers known so far.
     pub async fn bootstrap(&self) -> Result<(), NetError> {
         self.tell(Command::Bootstrap).await
@@ -203,7 +226,7 @@ impl Client {
                         let _ = reply.send(());
                         return;
                     }
-                    Command::Provide { .. } | Command::Bootstrap => {}
+                    Command::Provide { .. } | Command::Bootstrap | Command::Connect { .. } => {}
                 }
             }
         });
@@ -214,6 +237,7 @@ impl Client {
             events: crate::events::channel(crate::events::EVENT_BUFFER),
             metrics: crate::metrics::Metrics::new(prometheus_client::registry::Registry::default()),
             inbox: Default::default(),
+            peers: Default::default(),
         };
         (client, rx)
     }

@@ -14,6 +14,7 @@ mod behaviour;
 mod client;
 mod codec;
 mod event_loop;
+mod peers;
 mod serve;
 
 use libp2p::gossipsub::IdentTopic;
@@ -25,6 +26,7 @@ use vidswarm_proto::{Hash, VideoId};
 
 pub use behaviour::NetConfig;
 pub use client::{Client, NetError};
+pub use peers::{Peers, MAX_BACKOFF};
 
 /// Inbound requests served at once; more are answered `Busy` so a flood cannot queue without
 /// bound.
@@ -64,6 +66,9 @@ pub fn spawn(
             part: "announcement topic",
             reason: e.to_string(),
         })?;
+    for addr in &cfg.external {
+        swarm.add_external_address(addr.clone());
+    }
     let (tx, rx) = mpsc::channel(256);
     let client = Client {
         tx,
@@ -72,6 +77,7 @@ pub fn spawn(
         events,
         metrics,
         inbox: Default::default(),
+        peers: Peers::default(),
     };
     let event_loop = event_loop::EventLoop::new(swarm, store, rx, &client, topic);
     let task = tokio::spawn(event_loop.run());

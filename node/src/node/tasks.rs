@@ -3,7 +3,7 @@
 //! the service stops.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use libp2p::Multiaddr;
 use tokio::sync::broadcast::error::RecvError;
@@ -39,34 +39,44 @@ pub(super) async fn wait_for_listen_addrs(
 }
 
 /// Announces everything held: at start, every `every`, and soon after a peer subscribes (so a
-/// node that joins late learns what exists without waiting for the next round).
+/// node that joins late learns what exists without waiting for the next round). Subscriptions
+/// within [`ANNOUNCE_GAP`] of the last announcement are served by one just after the gap, never
+/// dropped: a peer that joined just after a round would otherwise wait a whole `every`.
 pub(super) async fn announcer(service: Service, every: Duration) {
     let inbox = service.client().inbox();
     let stop = service.stopping().clone();
     let mut tick = tokio::time::interval(every);
-    let mut last: Option<Instant> = None;
+    let mut last: Option<tokio::time::Instant> = None;
+    let mut deferred: Option<tokio::time::Instant> = None;
     let mut first = true;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            _ = tokio::time::sleep_until(deferred.unwrap_or_else(tokio::time::Instant::now)), if deferred.is_some() => {}
             _ = inbox.next_subscribed() => {
                 // A burst of subscriptions (a swarm starting) is one announcement.
-                if last.is_some_and(|t| t.elapsed() < Duration::from_millis(250)) {
+                if let Some(due) = last.map(|t| t + ANNOUNCE_GAP).filter(|d| *d > tokio::time::Instant::now()) {
+                    deferred = Some(due);
                     continue;
                 }
             }
             _ = stop.cancelled() => return,
         }
-        last = Some(Instant::now());
+        last = Some(tokio::time::Instant::now());
+        deferred = None;
         for m in service.store().manifests() {
             // Provide once at start; the DHT re-provides on its own schedule after that.
-            if let Err(e) = service.announce(&m, first).await {
+            let provide = first && service.fetch_options().provide;
+            if let Err(e) = service.announce(&m, provide).await {
                 debug!(error = %e, "announcement failed");
             }
         }
         first = false;
     }
 }
+
+/// The least time between two announcements of everything held.
+const ANNOUNCE_GAP: Duration = Duration::from_millis(250);
 
 /// What peers announce: the names of loose uploads go into the default collection, and (with
 /// auto-fetch) what this node lacks is fetched, one fetch per video at a time.

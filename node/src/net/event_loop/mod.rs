@@ -27,6 +27,7 @@ use crate::store::Store;
 
 use super::MAX_SERVING;
 
+mod dialing;
 mod gossip;
 mod transfer;
 
@@ -41,6 +42,9 @@ pub struct EventLoop {
     pending_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, NetError>>>,
     pending_providers: HashMap<QueryId, (HashSet<PeerId>, oneshot::Sender<Vec<PeerId>>)>,
     pending_dials: HashMap<ConnectionId, (Multiaddr, oneshot::Sender<Result<(), NetError>>)>,
+    /// Background dials of peers (`dialing.rs`) and when each counts as failed.
+    dialing: HashMap<PeerId, tokio::time::Instant>,
+    peers: super::Peers,
     serving: Arc<Semaphore>,
     metrics: Arc<Metrics>,
     inbox: Arc<Inbox>,
@@ -78,6 +82,8 @@ impl EventLoop {
             pending_requests: HashMap::new(),
             pending_providers: HashMap::new(),
             pending_dials: HashMap::new(),
+            dialing: HashMap::new(),
+            peers: client.peers.clone(),
             serving: Arc::new(Semaphore::new(MAX_SERVING)),
             responses_tx,
             responses_rx,
@@ -87,6 +93,7 @@ impl EventLoop {
     /// Runs until every `Client` is dropped, or until asked to stop and the serves in flight are
     /// answered (or their deadline passed).
     pub async fn run(mut self) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
         loop {
             if let Some((deadline, _)) = &self.stopping {
                 let idle = self.serving.available_permits() == MAX_SERVING
@@ -105,6 +112,7 @@ impl EventLoop {
                     None => break,
                 },
                 Some((channel, response)) = self.responses_rx.recv() => self.respond(channel, response),
+                _ = tick.tick() => self.expire_dials(),
             }
         }
         if let Some((_, reply)) = self.stopping.take() {
@@ -180,6 +188,13 @@ impl EventLoop {
                 let id = self.swarm.behaviour_mut().kad.get_providers(key);
                 self.pending_providers.insert(id, (HashSet::new(), reply));
             }
+            // Work goes only to connected peers: a request to one that is not fails at once (and
+            // starts a background dial), rather than waiting on a dial that may never finish.
+            Command::Request { peer, reply, .. } if !self.swarm.is_connected(&peer) => {
+                let _ = reply.send(Err(NetError::NotConnected { peer }));
+                self.connect(peer);
+            }
+            Command::Connect { peer } => self.connect(peer),
             Command::Request {
                 peer,
                 request,
@@ -229,6 +244,7 @@ impl EventLoop {
                 if let Some((_, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Ok(()));
                 }
+                self.on_connected(peer_id);
                 if endpoint.is_dialer() {
                     let addr = endpoint.get_remote_address().clone();
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
@@ -244,6 +260,7 @@ impl EventLoop {
                 ..
             } => {
                 debug!(peer = %peer_id, "disconnected");
+                self.peers.disconnected(&peer_id);
                 self.availability.forget_peer(&peer_id);
                 emit(&self.events, NodeEvent::PeerDisconnected { peer: peer_id });
             }
@@ -253,6 +270,9 @@ impl EventLoop {
                 error,
             } => {
                 debug!(peer = ?peer_id, %error, "dial failed");
+                if let Some(peer) = peer_id {
+                    self.on_dial_failed(peer, &error);
+                }
                 if let Some((addr, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Err(NetError::Dial {
                         addr,
@@ -279,7 +299,7 @@ impl EventLoop {
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })
                 if info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL) =>
             {
-                for addr in info.listen_addrs {
+                for addr in dialing::worth_dialing(info.listen_addrs) {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
             }
@@ -310,6 +330,14 @@ impl EventLoop {
             match result {
                 Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
                     found.extend(providers.into_iter().filter(|p| *p != local));
+                    // The first answer is enough: the rest of the query would wait on peers
+                    // that may be gone (a fetch asks again every few seconds anyway).
+                    if !found.is_empty() {
+                        finished = true;
+                        if let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                            query.finish();
+                        }
+                    }
                 }
                 Ok(_) => finished = true,
                 Err(e) => {
