@@ -3,7 +3,9 @@
 # with `up --scale node=5`, publishes assets/demo.mp4 to one node over HTTP, waits until every
 # node holds every fragment, checks the bytes on every node, kills the node that was published to
 # and checks the others keep serving, then scales up and checks the new nodes get the whole video.
-# Also starts one node with plain `docker run` and JSON logs, as on another host.
+# Also starts one node with plain `docker run` and JSON logs, as on another host. Last, cuts two
+# nodes off the network, publishes a second video on the other side, and reconnects them (one
+# with a new IP): both must get it.
 #
 # Without a usable docker (daemon and compose) it prints SKIPPED, or fails when CI is set.
 # Everything it starts is removed on exit, pass or fail; VIDSWARM_E2E_KEEP=1 keeps it to look at.
@@ -47,6 +49,7 @@ image=vidswarm:e2e-$run
 work=$(mktemp -d)
 vidswarm=$PWD/target/release/vidswarm
 extra= # the container started with plain `docker run`
+squatter= # a container that takes a cut-off node's IP, so it comes back with another
 
 export VIDSWARM_IMAGE=$image
 export VIDSWARM_GATEWAY_PORT=0 # a free host port; `port gateway 8080` says which
@@ -69,6 +72,7 @@ cleanup() {
     exit "$rc"
   fi
   [ -z "$extra" ] || docker rm -f -v "$extra" >/dev/null 2>&1 || true
+  [ -z "$squatter" ] || docker rm -f -v "$squatter" >/dev/null 2>&1 || true
   dc down -v --remove-orphans -t 5 >/dev/null 2>&1 || say "warning: ${compose[*]} down failed"
   docker image rm "$image" >/dev/null 2>&1 || true
   rm -rf "$work"
@@ -116,6 +120,20 @@ wait_peers() {
     if [ $SECONDS -ge $deadline ]; then say "too few peers after 30 s:$line"; return 1; fi
     sleep 1
   done
+}
+
+# How many fragments of video $2 the container $1 holds, asked from inside it (so it works while
+# the container is cut off from every network; "-" when it does not answer).
+held_inside() {
+  docker exec "$1" /vidswarm status --node http://127.0.0.1:8080 2>/dev/null |
+    awk -v v="video ${2:0:8} " 'index($0, v) == 1 && match($0, /[0-9]+\/[0-9]+ fragments held/) {
+        split(substr($0, RSTART, RLENGTH), n, "/"); print n[1]; found = 1 }
+      END { if (!found) print 0 }' || echo -
+}
+
+# The IP address of container $1 on network $2 (empty when it is not on it).
+ip_on() {
+  docker inspect --format "{{with index .NetworkSettings.Networks \"$2\"}}{{.IPAddress}}{{end}}" "$1"
 }
 
 # How many fragments of video $2 the node at URL $1 holds ("-" when it does not answer).
@@ -235,5 +253,50 @@ check_bytes extra
 docker logs "$extra" 2>&1 >/dev/null | jq -e -s 'length > 0 and all(type == "object")' >/dev/null ||
   { say "the node's logs are not JSON lines:"; docker logs "$extra" 2>&1 >/dev/null | head -5 >&2; exit 1; }
 say "its $(docker logs "$extra" 2>&1 >/dev/null | wc -l) log lines are JSON"
+
+# --- A partition heals; a node that comes back with another IP rejoins ---------------------
+# node4 and node5 lose the network (docker network disconnect); a second video is published on
+# the other side; node5's IP is taken meanwhile, so it comes back with a new one. Within a
+# deadline both hold the new video: dead connections are closed (failed pings), the nodes with
+# no peer re-dial their bootstrap address, announcements and auto-fetch do the rest.
+netname=$(docker network inspect --format '{{.Name}}' "$network")
+cut=(node4 node5)
+old_ip=$(ip_on "${ids[node5]}" "$netname")
+say "partition: cutting ${cut[*]} off $netname (node5 was $old_ip)"
+for name in "${cut[@]}"; do docker network disconnect "$network" "${ids[$name]}"; done
+squatter=$(docker run -d --network "$network" "$image" node --no-http --no-auto-fetch)
+say "vidswarm publish assets/demo.mp4 --fragments 4 --node ${urls[node2]} (the other side)"
+"$vidswarm" publish assets/demo.mp4 --fragments 4 --node "${urls[node2]}" 2>&1 | sed 's/^/  /' >&2
+first_video=$video
+video=$(curl -fsS "${urls[node2]}/api/v1/videos" |
+  jq -r --arg old "$first_video" '[.videos[] | select(.video_id != $old)][0].video_id')
+count=4
+say "published video $video ($count fragments) while ${cut[*]} are cut off"
+wait_replicated gateway node2 node3
+for name in "${cut[@]}"; do
+  n=$(held_inside "${ids[$name]}" "$video")
+  [ "$n" = 0 ] || { say "$name holds $n fragments of a video published while it was cut off"; exit 1; }
+done
+for name in "${cut[@]}"; do docker network connect "$network" "${ids[$name]}"; done
+new_ip=$(ip_on "${ids[node5]}" "$netname")
+if [ "$new_ip" = "$old_ip" ]; then
+  say "warning: node5 came back with the same IP $new_ip (docker reassigned it)"
+else
+  say "reconnected: node5 now at $new_ip (was $old_ip)"
+fi
+reconnected=$SECONDS
+deadline=$((SECONDS + 120))
+while :; do
+  line= done_all=1
+  for name in "${cut[@]}"; do
+    n=$(held_inside "${ids[$name]}" "$video")
+    line+=" $name=$n/$count"
+    [ "$n" = "$count" ] || done_all=
+  done
+  [ -n "$done_all" ] && break
+  [ $SECONDS -lt $deadline ] || { say "the partition did not heal within 120 s:$line"; exit 1; }
+  sleep 1
+done
+say "the partition healed $((SECONDS - reconnected)) s after reconnecting:$line"
 
 say "PASSED in $((SECONDS - started)) s"

@@ -2,8 +2,8 @@
 //! constant, so changing a limit without its doc (or the other way round) fails this test.
 
 use vidswarm_node::fetch::download::{ENDGAME_IN_FLIGHT, MAX_PEER_FAILURES};
-use vidswarm_node::fetch::FetchOptions;
-use vidswarm_node::net::{NetConfig, MAX_SERVING};
+use vidswarm_node::fetch::{FetchOptions, MANIFEST_FANOUT, MANIFEST_STAGGER};
+use vidswarm_node::net::{NetConfig, DIAL_TIMEOUT, FIRST_BACKOFF, MAX_BACKOFF, MAX_SERVING};
 use vidswarm_proto::wire::{MAX_ANNOUNCEMENT_BYTES, MAX_REQUEST_BYTES};
 use vidswarm_proto::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE};
 
@@ -37,6 +37,18 @@ fn docs_protocol_quotes_the_limits_from_their_constants() {
             fetch.stall_timeout.as_secs()
         ),
         format!("chunks of {} KiB", DEFAULT_CHUNK_SIZE / 1024),
+        format!("{MANIFEST_FANOUT} are asked at once"),
+        format!("one more every {} ms", MANIFEST_STAGGER.as_millis()),
+        format!(
+            "not connected after {} s counts as failed",
+            DIAL_TIMEOUT.as_secs()
+        ),
+        format!(
+            "skipped for {} s, twice as long after each further failure, up to {} s",
+            FIRST_BACKOFF.as_secs(),
+            MAX_BACKOFF.as_secs()
+        ),
+        format!("serves at most {MAX_SERVING} requests at once"),
     ];
     let doc = doc();
     let missing: Vec<&String> = quoted

@@ -18,6 +18,11 @@ use crate::events::{Lookup, NodeEvent};
 use crate::net::{manifest_key, Client};
 use crate::store::Store;
 
+/// How many peers are asked for a manifest at once, at first.
+pub const MANIFEST_FANOUT: usize = 3;
+/// Then one more peer is asked every this long while no valid answer has come.
+pub const MANIFEST_STAGGER: Duration = Duration::from_millis(300);
+
 /// The manifest of `video`: from the store, or from the first peer whose answer hashes to it.
 /// Connected peers are asked at once (those that announced the video first); the DHT lookup runs
 /// beside them, and the providers it finds are dialed and asked once connected.
@@ -109,8 +114,6 @@ async fn race_for_manifest(
     video: VideoId,
     candidates: impl Fn() -> Vec<PeerId>,
 ) -> Option<(PeerId, Manifest)> {
-    const MANIFEST_FANOUT: usize = 3;
-    const MANIFEST_STAGGER: Duration = Duration::from_millis(300);
     let ask = |peer: PeerId| async move {
         let answer = client.request(peer, Request::Manifest { video }).await;
         (peer, answer)

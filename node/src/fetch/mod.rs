@@ -32,6 +32,7 @@ use crate::events::NodeEvent;
 use crate::net::{Client, NetError};
 use crate::store::{Store, StoreError};
 
+pub use manifest::{MANIFEST_FANOUT, MANIFEST_STAGGER};
 pub(crate) use swarm_seams::announcement;
 
 #[derive(Debug, Clone)]

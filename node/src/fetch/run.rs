@@ -144,7 +144,7 @@ async fn commit<S: ChunkSource, K: FragmentSink>(
     report: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<(), FetchError> {
     let (s, index) = (sink.clone(), request.fragment);
-    on_pool(move || s.commit(index)).await??;
+    on_pool(&**sink, move || s.commit(index)).await??;
     let (from, took) = download.fragment_summary(index, Instant::now());
     let bytes = download.fragment_size(index);
     tracing::info!(
@@ -179,7 +179,8 @@ async fn attempt<S: ChunkSource, K: FragmentSink>(
         ChunkAnswer::Data(data) => {
             let (fragment, chunk) = (request.fragment, request.chunk);
             // Hash and write off the async threads: both touch a whole chunk.
-            match on_pool(move || sink.write(fragment, chunk, &data)).await {
+            let s = sink.clone();
+            match on_pool(&*sink, move || s.write(fragment, chunk, &data)).await {
                 Ok(Ok(Written::Stored)) => Ok(Outcome::Stored),
                 Ok(Ok(Written::AlreadyComplete)) => Ok(Outcome::Redundant),
                 Ok(Err(e @ SinkError::BadHash { .. })) => Ok(Outcome::BadBytes(e.to_string())),
@@ -196,10 +197,11 @@ async fn attempt<S: ChunkSource, K: FragmentSink>(
 }
 
 /// Runs blocking sink work on the pool; a worker that panicked is a local failure.
-async fn on_pool<T: Send + 'static>(
+async fn on_pool<K: FragmentSink, T: Send + 'static>(
+    sink: &K,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, FetchError> {
-    tokio::task::spawn_blocking(f)
+    sink.spawn(f)
         .await
         .map_err(|e| FetchError::Store(StoreError::Worker(e.to_string())))
 }

@@ -72,4 +72,13 @@ pub trait FragmentSink: Send + Sync + 'static {
 
     /// Makes fragment `fragment`, every chunk of which is written, durable and visible.
     fn commit(&self, fragment: u32) -> Result<(), StoreError>;
+
+    /// Runs `f` (this sink's blocking work) on the blocking pool. The store's sink tracks it, so
+    /// a node that stops waits for writes whose fetch was cancelled.
+    fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        tokio::task::spawn_blocking(f)
+    }
 }

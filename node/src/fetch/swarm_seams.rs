@@ -235,6 +235,13 @@ impl FragmentSink for StoreSink {
         }
     }
 
+    fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        self.store.spawn_blocking(f)
+    }
+
     fn commit(&self, fragment: u32) -> Result<(), StoreError> {
         let slot = self.slot(fragment)?;
         let writer = slot.write().unwrap_or_else(PoisonError::into_inner).take();

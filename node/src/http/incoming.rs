@@ -21,8 +21,8 @@ impl Incoming {
     /// Starts a writer for at most `limit` bytes, checked against `expected` at the end if given.
     pub fn start(store: &Store, limit: u64, expected: Option<FragmentInfo>, chunk: u32) -> Self {
         let (tx, mut rx) = mpsc::channel::<Bytes>(8);
-        let store = store.clone();
-        let writer = tokio::task::spawn_blocking(move || {
+        let (store, pool) = (store.clone(), store.clone());
+        let writer = pool.spawn_blocking(move || {
             let mut upload = store.begin_upload(chunk, limit)?;
             while let Some(bytes) = rx.blocking_recv() {
                 // An empty message is the end of the body: anything else keeps coming.

@@ -108,7 +108,13 @@ impl Behaviour {
                 identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
                     .with_hide_listen_addrs(!cfg.external.is_empty()),
             ),
-            ping: ping::Behaviour::new(ping::Config::new()),
+            // Failed pings close the connection (event loop): 5 s apart, 10 s to answer, so a
+            // dead connection goes within about 15 s.
+            ping: ping::Behaviour::new(
+                ping::Config::new()
+                    .with_interval(Duration::from_secs(5))
+                    .with_timeout(Duration::from_secs(10)),
+            ),
             kad,
             gossipsub,
             transfer,

@@ -26,7 +26,8 @@ use vidswarm_proto::{Hash, VideoId};
 
 pub use behaviour::NetConfig;
 pub use client::{Client, NetError};
-pub use peers::{Peers, MAX_BACKOFF};
+pub use event_loop::dialing::DIAL_TIMEOUT;
+pub use peers::{Peers, FIRST_BACKOFF, MAX_BACKOFF};
 
 /// Inbound requests served at once; more are answered `Busy` so a flood cannot queue without
 /// bound.

@@ -14,7 +14,8 @@ use libp2p::PeerId;
 
 /// The longest a peer that keeps failing is skipped before it is tried again.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// How long a peer is skipped after its first failure; each further failure doubles it.
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Default)]
 pub struct Peers {

@@ -223,6 +223,8 @@ impl Node {
                 .await
                 .is_ok();
         }
+        // Writes and commits on the blocking pool, including those of cancelled fetches.
+        clean &= self.service.store().quiesce(within).await;
         if !clean {
             warn!("the node did not stop cleanly within {within:?}; aborting what is left");
         }

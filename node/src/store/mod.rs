@@ -66,6 +66,9 @@ struct Inner {
     names: Mutex<collection::Names>,
     /// Serialises `put_manifest`, so "is it new?" has one answer.
     put_manifest: Mutex<()>,
+    /// The blocking-pool work running on this store, so a node that stops can wait for it
+    /// (a write whose caller was cancelled still runs to its end, and its temp file goes then).
+    tasks: tokio_util::task::TaskTracker,
     /// Holds the advisory lock on `ROOT/LOCK` while open.
     _lock: File,
 }
@@ -103,9 +106,27 @@ impl Store {
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || f(&store))
+        self.spawn_blocking(move || f(&store))
             .await
             .map_err(|e| StoreError::Worker(e.to_string()))?
+    }
+
+    /// Runs `f`, blocking work on this store's files, on the blocking pool, tracked for
+    /// [`Store::quiesce`].
+    pub fn spawn_blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        self.inner.tasks.spawn_blocking(f)
+    }
+
+    /// Waits (at most `within`) until the blocking work started on this store has finished, and
+    /// takes no more: for a node that stops. Whether everything finished.
+    pub async fn quiesce(&self, within: std::time::Duration) -> bool {
+        self.inner.tasks.close();
+        tokio::time::timeout(within, self.inner.tasks.wait())
+            .await
+            .is_ok()
     }
 
     pub fn has_fragment(&self, h: &Hash) -> bool {

@@ -47,6 +47,7 @@ impl Store {
             "store opened"
         );
         let inner = Inner {
+            tasks: tokio_util::task::TaskTracker::new(),
             root,
             manifests: RwLock::new(manifests),
             names: Mutex::new(names),

@@ -27,7 +27,7 @@ use crate::store::Store;
 
 use super::MAX_SERVING;
 
-mod dialing;
+pub(super) mod dialing;
 mod gossip;
 mod transfer;
 
@@ -316,6 +316,17 @@ impl EventLoop {
                 emit(&self.events, NodeEvent::PeerSubscribed { peer: peer_id });
             }
             BehaviourEvent::Transfer(event) => self.on_transfer(event),
+            // A connection whose pings time out is dead (a partition, a peer that moved): close
+            // it, so the peer is no longer given work and the node re-dials or rejoins. (A peer
+            // that does not speak ping is not dead.)
+            BehaviourEvent::Ping(libp2p::ping::Event {
+                peer,
+                connection,
+                result: Err(libp2p::ping::Failure::Timeout),
+            }) => {
+                debug!(%peer, "ping timed out; closing the connection");
+                self.swarm.close_connection(connection);
+            }
             _ => {}
         }
     }
