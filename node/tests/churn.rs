@@ -81,6 +81,18 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 /// Runs `vidswarm fetch` into `out` (seeding `seed_after` s after); returns how long it took
 /// from start to the fetched line, and checks every byte.
 fn fetch(m: &Manifest, split: &Path, bootstrap: &str, out: &Path, seed_after: u64) -> Duration {
+    fetch_meanwhile(m, split, bootstrap, out, seed_after, || {})
+}
+
+/// [`fetch`], running `meanwhile` on this thread while the fetch runs.
+fn fetch_meanwhile(
+    m: &Manifest,
+    split: &Path,
+    bootstrap: &str,
+    out: &Path,
+    seed_after: u64,
+    meanwhile: impl FnOnce(),
+) -> Duration {
     let started = Instant::now();
     let mut child = Command::new(bin())
         .args(["fetch", &m.video_id.to_string(), "--bootstrap", bootstrap])
@@ -115,6 +127,7 @@ fn fetch(m: &Manifest, split: &Path, bootstrap: &str, out: &Path, seed_after: u6
             }
         }
     });
+    meanwhile();
     let output = child.wait_with_output().unwrap();
     assert!(
         output.status.success(),
@@ -139,11 +152,15 @@ fn fetch(m: &Manifest, split: &Path, bootstrap: &str, out: &Path, seed_after: u6
 /// A split dir of 10 fragments of about 2 MiB, in chunks of the default size (as the splitter
 /// writes them).
 fn split(work: &Path, seed: u64) -> (PathBuf, Manifest) {
+    split_of(work, seed, 2 << 20)
+}
+
+fn split_of(work: &Path, seed: u64, size: usize) -> (PathBuf, Manifest) {
     let dir = work.join("split");
     std::fs::create_dir_all(&dir).unwrap();
     let mut infos = Vec::new();
     for i in 0..10u32 {
-        let data = common::bytes(seed + u64::from(i), (2 << 20) + i as usize * 999);
+        let data = common::bytes(seed + u64::from(i), size + i as usize * 999);
         std::fs::write(dir.join(vidswarm_proto::fragment_name(i)), &data).unwrap();
         infos.push(common::info(i, &data, DEFAULT_CHUNK_SIZE));
     }
@@ -260,4 +277,30 @@ fn a_holder_that_stops_answering_costs_the_fetch_nothing() {
         eprintln!("fetch {i} with a hung holder: {took:?} (first {first:?})");
         assert_as_fast(&format!("fetch {i}"), took, first);
     }
+}
+
+#[test]
+fn a_provider_killed_mid_transfer_costs_the_fetch_no_timeout() {
+    let work = tempfile::tempdir().unwrap();
+    let (split, m) = split_of(work.path(), 500, 6 << 20);
+    let seed_data = work.path().join("seed");
+    add(&split, &seed_data);
+    let (_seeder, seed_addr) = node(&seed_data, None, &["--no-auto-fetch"]);
+    let other_data = work.path().join("other");
+    add(&split, &other_data);
+    let (other, _) = node(&other_data, Some(&seed_addr), &["--no-auto-fetch"]);
+    std::thread::sleep(Duration::from_millis(1500)); // Both announce and provide.
+    let first = fetch(&m, &split, &seed_addr, &work.path().join("first"), 0);
+
+    // Again, and the other holder dies once the fetch has a fragment from it.
+    let out = work.path().join("again");
+    let mut other = Some(other);
+    let took = fetch_meanwhile(&m, &split, &seed_addr, &out, 0, || {
+        wait_for("a first fragment", Duration::from_secs(60), || {
+            held(&out.join(".vidswarm-store")) > 0
+        });
+        drop(other.take()); // SIGKILL, mid-transfer
+    });
+    eprintln!("fetch with a holder killed mid-transfer: {took:?} (first {first:?})");
+    assert_as_fast("the fetch", took, first);
 }
