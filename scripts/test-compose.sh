@@ -49,7 +49,7 @@ image=vidswarm:e2e-$run
 work=$(mktemp -d)
 vidswarm=$PWD/target/release/vidswarm
 extra= # the container started with plain `docker run`
-squatter= # a container that takes a cut-off node's IP, so it comes back with another
+squatters=() # containers that take a cut-off node's IP, so it comes back with another
 
 export VIDSWARM_IMAGE=$image
 export VIDSWARM_GATEWAY_PORT=0 # a free host port; `port gateway 8080` says which
@@ -72,7 +72,7 @@ cleanup() {
     exit "$rc"
   fi
   [ -z "$extra" ] || docker rm -f -v "$extra" >/dev/null 2>&1 || true
-  [ -z "$squatter" ] || docker rm -f -v "$squatter" >/dev/null 2>&1 || true
+  for id in "${squatters[@]}"; do docker rm -f -v "$id" >/dev/null 2>&1 || true; done
   dc down -v --remove-orphans -t 5 >/dev/null 2>&1 || say "warning: ${compose[*]} down failed"
   docker image rm "$image" >/dev/null 2>&1 || true
   rm -rf "$work"
@@ -264,7 +264,11 @@ cut=(node4 node5)
 old_ip=$(ip_on "${ids[node5]}" "$netname")
 say "partition: cutting ${cut[*]} off $netname (node5 was $old_ip)"
 for name in "${cut[@]}"; do docker network disconnect "$network" "${ids[$name]}"; done
-squatter=$(docker run -d --network "$network" "$image" node --no-http --no-auto-fetch)
+# Containers take free addresses until one holds node5's old one (docker hands them out in order).
+for _ in 1 2 3 4 5 6 7 8; do
+  squatters+=("$(docker run -d --network "$network" "$image" node --no-http --no-auto-fetch)")
+  [ "$(ip_on "${squatters[-1]}" "$netname")" = "$old_ip" ] && break
+done
 say "vidswarm publish assets/demo.mp4 --fragments 4 --node ${urls[node2]} (the other side)"
 "$vidswarm" publish assets/demo.mp4 --fragments 4 --node "${urls[node2]}" 2>&1 | sed 's/^/  /' >&2
 first_video=$video

@@ -33,7 +33,7 @@ pub(crate) enum Command {
     },
     Dial {
         addr: Multiaddr,
-        reply: oneshot::Sender<Result<(), NetError>>,
+        reply: oneshot::Sender<Result<PeerId, NetError>>,
     },
     ListenAddrs {
         reply: oneshot::Sender<Vec<Multiaddr>>,
@@ -127,7 +127,8 @@ impl Client {
         self.ask(|reply| Command::Listen { addr, reply }).await?
     }
 
-    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NetError> {
+    /// Dials `addr`; answers with the peer once connected, or why not.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<PeerId, NetError> {
         self.ask(|reply| Command::Dial { addr, reply }).await?
     }
 
@@ -219,8 +220,14 @@ impl Client {
                             reason: "offline".into(),
                         }));
                     }
-                    Command::Listen { reply, .. } | Command::Dial { reply, .. } => {
+                    Command::Listen { reply, .. } => {
                         let _ = reply.send(Ok(()));
+                    }
+                    Command::Dial { addr, reply } => {
+                        let _ = reply.send(Err(NetError::Dial {
+                            addr,
+                            reason: "offline".into(),
+                        }));
                     }
                     Command::Shutdown { reply, .. } => {
                         let _ = reply.send(());

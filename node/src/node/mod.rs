@@ -124,8 +124,13 @@ impl Node {
         let mut tasks = vec![dials];
         if !cfg.bootstrap.is_empty() {
             tasks.push(tokio::spawn(
-                tasks::rejoin(client.clone(), cfg.bootstrap.clone(), stop.clone())
-                    .instrument(tracing::info_span!("rejoin")),
+                tasks::rejoin(
+                    client.clone(),
+                    bootstrap.clone(),
+                    cfg.bootstrap.clone(),
+                    stop.clone(),
+                )
+                .instrument(tracing::info_span!("rejoin")),
             ));
         }
         let metrics_task = tokio::spawn(client.metrics().clone().follow(client.subscribe()));

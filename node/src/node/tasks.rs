@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use libp2p::Multiaddr;
+use libp2p::{Multiaddr, PeerId};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -112,8 +112,8 @@ pub(super) async fn on_announced(service: Service, auto_fetch: bool) {
     }
 }
 
-/// How a dial went: `None` while it runs, else connected or why not.
-type DialOutcome = Option<Result<(), String>>;
+/// How a dial went: `None` while it runs, else the peer it reached or why not.
+type DialOutcome = Option<Result<PeerId, String>>;
 
 /// How dialing each bootstrap address went, as it goes.
 #[derive(Clone, Default)]
@@ -150,12 +150,27 @@ impl Bootstrap {
         futures::future::join_all(dials).await;
     }
 
+    /// Records that `addr` reached `peer` (a later re-dial).
+    pub fn reached(&self, addr: &Multiaddr, peer: PeerId) {
+        if let Some(entry) = self.lock().iter_mut().find(|(a, _)| a == addr) {
+            entry.1 = Some(Ok(peer));
+        }
+    }
+
+    /// The peers the bootstrap addresses led to.
+    pub fn peers(&self) -> Vec<PeerId> {
+        self.lock()
+            .iter()
+            .filter_map(|(_, outcome)| outcome.as_ref()?.as_ref().ok().copied())
+            .collect()
+    }
+
     /// Addresses that failed, or have not answered yet, with why.
     pub fn unreachable(&self) -> Vec<(Multiaddr, String)> {
         self.lock()
             .iter()
             .filter_map(|(addr, outcome)| match outcome {
-                Some(Ok(())) => None,
+                Some(Ok(_)) => None,
                 Some(Err(reason)) => Some((addr.clone(), reason.clone())),
                 None => Some((addr.clone(), "no answer yet".to_owned())),
             })
@@ -167,27 +182,38 @@ impl Bootstrap {
     }
 }
 
-/// Dials the bootstrap addresses again whenever the node has no peer: a node started before its
-/// bootstrap node (or cut off from the swarm) joins as soon as one answers, with no restart.
-pub(super) async fn rejoin(client: Client, bootstrap: Vec<Multiaddr>, stop: CancellationToken) {
+/// Dials the bootstrap addresses again whenever the node is connected to none of the peers they
+/// led to: a node started before its bootstrap node, or cut off from the swarm (alone, or on an
+/// island with other cut-off nodes), joins as soon as one answers, with no restart.
+pub(super) async fn rejoin(
+    client: Client,
+    bootstrap: Bootstrap,
+    addrs: Vec<Multiaddr>,
+    stop: CancellationToken,
+) {
     const EVERY: Duration = Duration::from_secs(5);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}
             _ = stop.cancelled() => return,
         }
-        match client.connected_peers().await {
-            Ok(peers) if peers.is_empty() => {
-                debug!("no peers; dialing the bootstrap addresses again");
-                // All at once, each bounded: an address that never answers holds up no other.
-                let dials = bootstrap
-                    .iter()
-                    .map(|addr| tokio::time::timeout(EVERY, client.dial(addr.clone())));
-                futures::future::join_all(dials).await;
-                let _ = client.bootstrap().await;
-            }
-            Ok(_) => {}
-            Err(_) => return,
+        let known = bootstrap.peers();
+        let joined = known.iter().any(|p| client.peers().is_connected(p))
+            || (known.is_empty() && !client.peers().connected_now().is_empty());
+        if joined {
+            continue;
         }
+        debug!("not connected through any bootstrap address; dialing them again");
+        // All at once, each bounded: an address that never answers holds up no other.
+        let dials = addrs.iter().map(|addr| {
+            let (client, bootstrap) = (client.clone(), bootstrap.clone());
+            async move {
+                if let Ok(Ok(peer)) = tokio::time::timeout(EVERY, client.dial(addr.clone())).await {
+                    bootstrap.reached(addr, peer);
+                }
+            }
+        });
+        futures::future::join_all(dials).await;
+        let _ = client.bootstrap().await;
     }
 }

@@ -41,7 +41,7 @@ pub struct EventLoop {
     listen_addrs: Vec<Multiaddr>,
     pending_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, NetError>>>,
     pending_providers: HashMap<QueryId, (HashSet<PeerId>, oneshot::Sender<Vec<PeerId>>)>,
-    pending_dials: HashMap<ConnectionId, (Multiaddr, oneshot::Sender<Result<(), NetError>>)>,
+    pending_dials: HashMap<ConnectionId, (Multiaddr, oneshot::Sender<Result<PeerId, NetError>>)>,
     /// Background dials of peers (`dialing.rs`) and when each counts as failed.
     dialing: HashMap<PeerId, tokio::time::Instant>,
     peers: super::Peers,
@@ -242,7 +242,7 @@ impl EventLoop {
                 ..
             } => {
                 if let Some((_, reply)) = self.pending_dials.remove(&connection_id) {
-                    let _ = reply.send(Ok(()));
+                    let _ = reply.send(Ok(peer_id));
                 }
                 self.on_connected(peer_id);
                 if endpoint.is_dialer() {
