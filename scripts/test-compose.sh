@@ -266,7 +266,7 @@ say "partition: cutting ${cut[*]} off $netname (node5 was $old_ip)"
 for name in "${cut[@]}"; do docker network disconnect "$network" "${ids[$name]}"; done
 # Containers take free addresses until one holds node5's old one (docker hands them out in order).
 for _ in 1 2 3 4 5 6 7 8; do
-  squatters+=("$(docker run -d --network "$network" "$image" node --no-http --no-auto-fetch)")
+  squatters+=("$(docker run -d --network "$network" "$image" node --no-auto-fetch)")
   [ "$(ip_on "${squatters[-1]}" "$netname")" = "$old_ip" ] && break
 done
 say "vidswarm publish assets/demo.mp4 --fragments 4 --node ${urls[node2]} (the other side)"

@@ -316,15 +316,15 @@ impl EventLoop {
                 emit(&self.events, NodeEvent::PeerSubscribed { peer: peer_id });
             }
             BehaviourEvent::Transfer(event) => self.on_transfer(event),
-            // A connection whose pings time out is dead (a partition, a peer that moved): close
-            // it, so the peer is no longer given work and the node re-dials or rejoins. (A peer
-            // that does not speak ping is not dead.)
+            // A connection whose pings fail is dead (a partition, a peer that moved): close it,
+            // so the peer is no longer given work and the node re-dials or rejoins. A ping that
+            // cannot even open its stream is `Other`; a peer that does not speak ping is not dead.
             BehaviourEvent::Ping(libp2p::ping::Event {
                 peer,
                 connection,
-                result: Err(libp2p::ping::Failure::Timeout),
-            }) => {
-                debug!(%peer, "ping timed out; closing the connection");
+                result: Err(e),
+            }) if !matches!(e, libp2p::ping::Failure::Unsupported) => {
+                debug!(%peer, error = %e, "ping failed; closing the connection");
                 self.swarm.close_connection(connection);
             }
             _ => {}
