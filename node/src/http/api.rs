@@ -83,12 +83,22 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
 }
 
 #[utoipa::path(get, path = "/api/v1/info", tag = "node",
-    responses((status = 200, description = "Who this node is", body = NodeInfo)))]
+    responses(
+        (status = 200, description = "Who this node is", body = NodeInfo),
+        (status = 503, description = "The swarm is not running", body = ErrorBody)))]
 pub async fn info(State(state): State<AppState>) -> Result<Json<NodeInfo>, ApiError> {
     let videos = state.service.store().manifests().len();
     Ok(Json(NodeInfo {
         peer_id: state.service.peer_id().to_string(),
-        addresses: state.listen_addrs.iter().map(|a| a.to_string()).collect(),
+        // Asked of the swarm each time: addresses change (a container with a new IP).
+        addresses: state
+            .service
+            .client()
+            .listen_addrs()
+            .await?
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
         version: env!("CARGO_PKG_VERSION").into(),
         videos,
     }))

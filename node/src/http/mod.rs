@@ -30,7 +30,6 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use axum::Router;
-use libp2p::Multiaddr;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
@@ -66,22 +65,20 @@ impl Default for HttpConfig {
     }
 }
 
-/// What every handler may use: the service, who this node is, and the sidecar's own settings.
-/// Built from a `Service` over any `Client`, so router tests can run on one with no swarm.
+/// What every handler may use: the service and the sidecar's own settings. Built from a
+/// `Service` over any `Client`, so router tests can run on one with no swarm.
 #[derive(Clone)]
 pub struct AppState {
     pub service: Service,
-    pub listen_addrs: Arc<Vec<Multiaddr>>,
     pub config: HttpConfig,
     /// Permits for uploads in progress (`config.max_uploads` of them).
     pub uploads: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
-    pub fn new(service: Service, listen_addrs: Vec<Multiaddr>, config: HttpConfig) -> Self {
+    pub fn new(service: Service, config: HttpConfig) -> Self {
         Self {
             service,
-            listen_addrs: Arc::new(listen_addrs),
             uploads: Arc::new(tokio::sync::Semaphore::new(config.max_uploads)),
             config,
         }

@@ -29,7 +29,7 @@ fn fixture() -> Fixture {
     let (client, announced) = Client::offline();
     let service = Service::new(client, store, FetchOptions::default());
     Fixture {
-        state: AppState::new(service, vec![], HttpConfig::default()),
+        state: AppState::new(service, HttpConfig::default()),
         announced,
         _dir: dir,
     }

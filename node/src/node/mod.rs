@@ -175,14 +175,15 @@ impl Node {
         self.bootstrap.unreachable()
     }
 
-    /// Full dialable addresses (`.../p2p/<peer id>`).
+    /// Full dialable addresses (`.../p2p/<peer id>`), as they were once the node had started
+    /// (`Client::listen_addrs` has them as they are now).
     pub fn listen_addrs(&self) -> &[Multiaddr] {
         &self.listen_addrs
     }
 
-    /// What the HTTP sidecar needs: the service and who this node is, nothing that owns the swarm.
+    /// What the HTTP sidecar needs: the service, nothing that owns the swarm.
     pub fn http_state(&self, config: crate::http::HttpConfig) -> crate::http::AppState {
-        crate::http::AppState::new(self.service.clone(), self.listen_addrs.clone(), config)
+        crate::http::AppState::new(self.service.clone(), config)
     }
 
     pub async fn fetch(

@@ -234,6 +234,12 @@ impl EventLoop {
                 self.listen_addrs.push(address);
                 emit(&self.events, NodeEvent::Listening { addr: full });
             }
+            // An interface went away or changed its address (a container with a new IP): the
+            // old address is no longer listed or advertised.
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                info!(addr = %address, "no longer listening");
+                self.listen_addrs.retain(|a| *a != address);
+            }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 connection_id,
