@@ -7,7 +7,9 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use common::procs::{signal, Proc};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -17,23 +19,6 @@ use vidswarm_proto::{Manifest, SourceInfo, SplitMode, DEFAULT_CHUNK_SIZE};
 /// commit's, to see them fail there).
 fn bin() -> String {
     std::env::var("VIDSWARM_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_vidswarm").into())
-}
-
-/// A child process killed when dropped (and continued first, if it was stopped).
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        signal(&self.0, "CONT");
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn signal(child: &Child, name: &str) {
-    let _ = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status();
 }
 
 /// Starts `vidswarm node` on `data`; returns it and its address.
@@ -176,14 +161,7 @@ fn split_of(work: &Path, seed: u64, size: usize) -> (PathBuf, Manifest) {
 }
 
 fn add(split: &Path, data: &Path) {
-    let added = Command::new(bin())
-        .arg("add")
-        .arg(split)
-        .arg("--data")
-        .arg(data)
-        .output()
-        .unwrap();
-    assert!(added.status.success(), "{added:?}");
+    common::procs::add(&bin(), split, data);
 }
 
 /// Within 1.5 times the first fetch, plus a constant for process start-up noise.

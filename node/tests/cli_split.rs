@@ -155,13 +155,5 @@ fn a_split_killed_at_random_points_never_stops_the_next_split_into_the_same_dir(
         "{}",
         String::from_utf8_lossy(&last.stderr)
     );
-    let mut names: Vec<String> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    let mut expected: Vec<String> = (0..10).map(|i| format!("fragment_{i}.mp4")).collect();
-    expected.push("manifest.json".into());
-    expected.sort();
-    assert_eq!(names, expected);
+    common::procs::assert_split_dir_only(&out, 10);
 }

@@ -4,21 +4,13 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use common::procs::{add, signal, Proc};
 use std::sync::mpsc;
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vidswarm");
-
-/// A child process killed when dropped, so a failing test leaves nothing running.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Starts `vidswarm node` and returns it with the first address it prints.
 fn node(data: &Path, bootstrap: Option<&str>) -> (Proc, String) {
@@ -71,14 +63,7 @@ fn three_node_processes_and_a_fetch_process_move_the_bytes() {
     let m = common::write_split_dir(&split, &fragments);
 
     let a_data = work.path().join("a");
-    let added = Command::new(BIN)
-        .args(["add"])
-        .arg(&split)
-        .arg("--data")
-        .arg(&a_data)
-        .output()
-        .unwrap();
-    assert!(added.status.success(), "{added:?}");
+    add(BIN, &split, &a_data);
 
     let (_a, a_addr) = node(&a_data, None);
     let (_b, b_addr) = node(&work.path().join("b"), Some(&a_addr));
@@ -120,15 +105,7 @@ fn three_node_processes_and_a_fetch_process_move_the_bytes() {
     );
 
     // The fetch's own store (inside the out dir) is gone; the out dir holds the split dir only.
-    let mut names: Vec<String> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    let mut expected: Vec<String> = (0..10).map(|i| format!("fragment_{i}.mp4")).collect();
-    expected.push("manifest.json".into());
-    expected.sort();
-    assert_eq!(names, expected);
+    common::procs::assert_split_dir_only(&out, 10);
 
     // With --data on the same filesystem, each fragment is written once: the out dir's file is
     // the store's (the same inode), not a copy.
@@ -301,14 +278,7 @@ fn sigterm_mid_fetch_stops_the_node_cleanly() {
     let fragments: Vec<Vec<u8>> = (0..10).map(|i| common::bytes(77 + i, 12 << 20)).collect();
     let m = common::write_split_dir(&split, &fragments);
     let a_data = work.path().join("a");
-    let added = Command::new(BIN)
-        .arg("add")
-        .arg(&split)
-        .arg("--data")
-        .arg(&a_data)
-        .output()
-        .unwrap();
-    assert!(added.status.success(), "{added:?}");
+    add(BIN, &split, &a_data);
     let (_a, a_addr) = node(&a_data, None);
     let b_data = work.path().join("b");
     let (mut b, _) = node(&b_data, Some(&a_addr));
@@ -321,11 +291,7 @@ fn sigterm_mid_fetch_stops_the_node_cleanly() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let at_stop = held(&b_data);
-    let term = Command::new("kill")
-        .args(["-TERM", &b.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    signal(&b.0, "TERM");
     let stopped = std::time::Instant::now();
     let status = loop {
         if let Some(status) = b.0.try_wait().unwrap() {

@@ -193,22 +193,25 @@ impl Service {
     /// The default collection's loose uploads this node holds, sorted by name.
     pub async fn collection(&self) -> Result<Vec<CollectionItem>, ServiceError> {
         let service = self.clone();
-        let items = tokio::task::spawn_blocking(move || {
-            let mut out = Vec::new();
-            for (name, entry) in service.store.collection() {
-                // Not held, or a name that does not mean a loose upload: not listed.
-                if let Ok(Some(fragment)) = service.held_upload(&entry) {
-                    out.push(CollectionItem {
-                        name,
-                        entry,
-                        fragment,
-                    });
+        // Tracked by the store like its other blocking work (a stopping node waits for it).
+        let items = self
+            .store
+            .spawn_blocking(move || {
+                let mut out = Vec::new();
+                for (name, entry) in service.store.collection() {
+                    // Not held, or a name that does not mean a loose upload: not listed.
+                    if let Ok(Some(fragment)) = service.held_upload(&entry) {
+                        out.push(CollectionItem {
+                            name,
+                            entry,
+                            fragment,
+                        });
+                    }
                 }
-            }
-            out
-        })
-        .await
-        .map_err(|e| StoreError::Worker(e.to_string()))?;
+                out
+            })
+            .await
+            .map_err(|e| StoreError::Worker(e.to_string()))?;
         Ok(items)
     }
 

@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod http;
+pub mod procs;
 pub mod swarm;
 
 use std::collections::BTreeSet;
