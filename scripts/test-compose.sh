@@ -265,10 +265,14 @@ old_ip=$(ip_on "${ids[node5]}" "$netname")
 say "partition: cutting ${cut[*]} off $netname (node5 was $old_ip)"
 for name in "${cut[@]}"; do docker network disconnect "$network" "${ids[$name]}"; done
 # Containers take free addresses until one holds node5's old one (docker hands them out in order).
+# They are vidswarm nodes of their own that join nothing and log every connection they take, so
+# the one at node5's old address sees who still dials it.
 for _ in 1 2 3 4 5 6 7 8; do
-  squatters+=("$(docker run -d --network "$network" "$image" node --no-auto-fetch)")
+  squatters+=("$(docker run -d --network "$network" -e VIDSWARM_LOG_FORMAT=json \
+    -e VIDSWARM_LOG=info,vidswarm_node::net=debug "$image" node --no-auto-fetch)")
   [ "$(ip_on "${squatters[-1]}" "$netname")" = "$old_ip" ] && break
 done
+squatter=${squatters[-1]}
 say "vidswarm publish assets/demo.mp4 --fragments 4 --node ${urls[node2]} (the other side)"
 "$vidswarm" publish assets/demo.mp4 --fragments 4 --node "${urls[node2]}" 2>&1 | sed 's/^/  /' >&2
 first_video=$video
@@ -302,5 +306,26 @@ while :; do
   sleep 1
 done
 say "the partition healed $((SECONDS - reconnected)) s after reconnecting:$line"
+
+# node5's old address is the squatter's now: a node that dials it there meets another peer's
+# identity and forgets the address, so it dials it at most a few times, and not at all once the
+# swarm has settled.
+dials_of_old_address() {
+  docker logs "$squatter" 2>&1 >/dev/null |
+    jq -r 'select(.fields.message? == "incoming connection") | .fields.from | split("/")[2]' |
+    sort | uniq -c | awk '{ printf " %s:%s", $2, $1 }'
+}
+if [ "$new_ip" != "$old_ip" ] && [ "$(ip_on "$squatter" "$netname")" = "$old_ip" ]; then
+  sleep 5
+  settled=$(dials_of_old_address)
+  sleep 10
+  later=$(dials_of_old_address)
+  say "dials of node5's old address $old_ip, by dialer:${later:- none}"
+  [ "$later" = "$settled" ] ||
+    { say "the old address was still dialed after the swarm settled:$settled ->$later"; exit 1; }
+  for n in $(printf '%s\n' $later | cut -d: -f2); do
+    [ "$n" -le 3 ] || { say "a node dialed node5's old address $n times:$later"; exit 1; }
+  done
+fi
 
 say "PASSED in $((SECONDS - started)) s"

@@ -38,6 +38,20 @@ impl Availability {
         map.retain(|_, holders| !holders.is_empty());
     }
 
+    /// Forgets that `peer` holds anything of `video` (it said goodbye).
+    pub fn forget_peer_of(&self, video: &VideoId, peer: &PeerId) {
+        let mut map = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(holders) = map.get_mut(video) {
+            for peers in holders.values_mut() {
+                peers.remove(peer);
+            }
+            holders.retain(|_, peers| !peers.is_empty());
+            if holders.is_empty() {
+                map.remove(video);
+            }
+        }
+    }
+
     pub fn holders(&self, video: &VideoId, index: u32) -> Vec<PeerId> {
         let map = self.inner.read().unwrap_or_else(|p| p.into_inner());
         map.get(video)

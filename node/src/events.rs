@@ -82,6 +82,12 @@ pub enum NodeEvent {
         peer: PeerId,
         reason: String,
     },
+    /// A peer said goodbye to a video (it is leaving): its records of it are forgotten.
+    PeerLeaving {
+        #[serde(with = "text")]
+        peer: PeerId,
+        video: VideoId,
+    },
 }
 
 /// What a DHT provider lookup was for.

@@ -3,7 +3,10 @@
 
 use vidswarm_node::fetch::download::{ENDGAME_IN_FLIGHT, MAX_PEER_FAILURES};
 use vidswarm_node::fetch::{FetchOptions, MANIFEST_FANOUT, MANIFEST_STAGGER};
-use vidswarm_node::net::{NetConfig, DIAL_TIMEOUT, FIRST_BACKOFF, MAX_BACKOFF, MAX_SERVING};
+use vidswarm_node::net::{
+    NetConfig, CONNECTION_TIMEOUT, DIAL_CONCURRENCY, FIRST_BACKOFF, MAX_BACKOFF, MAX_SERVING,
+    QUIC_HANDSHAKE_TIMEOUT,
+};
 use vidswarm_proto::wire::{MAX_ANNOUNCEMENT_BYTES, MAX_REQUEST_BYTES};
 use vidswarm_proto::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE};
 
@@ -39,9 +42,15 @@ fn docs_protocol_quotes_the_limits_from_their_constants() {
         format!("chunks of {} KiB", DEFAULT_CHUNK_SIZE / 1024),
         format!("{MANIFEST_FANOUT} are asked at once"),
         format!("one more every {} ms", MANIFEST_STAGGER.as_millis()),
+        format!("within {} s on TCP", CONNECTION_TIMEOUT.as_secs()),
         format!(
-            "not connected after {} s counts as failed",
-            DIAL_TIMEOUT.as_secs()
+            "QUIC handshake within {} s",
+            QUIC_HANDSHAKE_TIMEOUT.as_secs()
+        ),
+        format!("Up to {DIAL_CONCURRENCY} of a peer's addresses"),
+        format!(
+            "looked at again every {} s",
+            vidswarm_node::net::advertise::RECHECK_EVERY.as_secs()
         ),
         format!(
             "skipped for {} s, twice as long after each further failure, up to {} s",

@@ -329,3 +329,64 @@ async fn a_peer_that_leaves_is_no_longer_listed_as_a_holder() {
     .await;
     assert!(a.node.client().availability().videos().is_empty());
 }
+
+/// The DHT of `node` names `peer` as a provider of `key` (its own store first, then the network).
+async fn lists_provider(
+    node: &TestNode,
+    key: libp2p::kad::RecordKey,
+    peer: libp2p::PeerId,
+) -> bool {
+    let providers = node.node.client().providers(key).await.unwrap_or_default();
+    providers.contains(&peer)
+}
+
+/// A node that stops says goodbye: its peers drop the provider records they store for it at
+/// once (the DHT has no withdrawal; without this they would hand it out for their 30 min TTL),
+/// and say so in an event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_stops_says_goodbye_and_its_provider_records_go_with_it() {
+    use vidswarm_node::net::{fragment_key, manifest_key};
+    let a = start(&[], false).await;
+    let b = start(&[&a], false).await;
+    let split = tempfile::tempdir().unwrap();
+    let m = video(split.path(), 13);
+    b.node.import_split(split.path()).await.unwrap();
+    let b_id = b.node.peer_id();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !lists_provider(&a, manifest_key(&m.video_id), b_id).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a never stored b's provider record"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fragment = fragment_key(&m.fragments[0].blake3);
+    assert!(lists_provider(&a, fragment.clone(), b_id).await);
+
+    let mut events = merged_events(&[&a]);
+    assert!(
+        b.node.shutdown(Duration::from_secs(5)).await,
+        "b stops cleanly"
+    );
+    let said = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some((_, e)) = events.recv().await {
+            if let NodeEvent::PeerLeaving { peer, video } = e {
+                if peer == b_id && video == m.video_id {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(said.is_ok(), "a never heard b's goodbye");
+    assert!(!lists_provider(&a, manifest_key(&m.video_id), b_id).await);
+    assert!(!lists_provider(&a, fragment, b_id).await);
+    assert!(a
+        .node
+        .client()
+        .availability()
+        .peers_with(&m.video_id)
+        .is_empty());
+    // And a does not dial it while it is gone.
+    assert!(a.node.client().peers().is_backed_off(&b_id));
+}

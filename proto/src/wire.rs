@@ -18,7 +18,7 @@
 //! ## Gossip topic [`ANNOUNCE_TOPIC`]
 //!
 //! An [`Announcement`] says which fragments of a video a peer holds, at most
-//! [`MAX_ANNOUNCEMENT_BYTES`] encoded.
+//! [`MAX_ANNOUNCEMENT_BYTES`] encoded; with `leaving` set, it says goodbye to them instead.
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -89,6 +89,11 @@ pub struct Announcement {
     /// under and when. Absent from (and ignored by) nodes that predate it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub named: Option<NamedUpload>,
+    /// A goodbye: the peer is leaving and no longer serves `fragments` (nor the manifest).
+    /// Receivers forget its availability and its provider records for them. Older nodes ignore
+    /// the field and see an announcement that adds nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub leaving: bool,
 }
 
 /// A default-collection entry: `name` (a plain file name, e.g. `fragment_3.mp4`) means the video
@@ -280,8 +285,16 @@ mod tests {
                 hash: Hash::of(b"x"),
             }],
             named: None,
+            leaving: false,
         };
         assert_eq!(Announcement::decode(&encode(&ann)).unwrap(), ann);
+        let goodbye = Announcement {
+            leaving: true,
+            ..ann.clone()
+        };
+        assert_eq!(Announcement::decode(&encode(&goodbye)).unwrap(), goodbye);
+        // A plain announcement's encoding is unchanged (no `leaving` key), so older nodes read it.
+        assert!(!String::from_utf8_lossy(&encode(&ann)).contains("leaving"));
         let named = Announcement {
             named: Some(NamedUpload {
                 name: "fragment_3.mp4".into(),
@@ -330,6 +343,7 @@ mod tests {
             peer: "p".into(),
             manifest: true,
             named: None,
+            leaving: false,
             fragments: (0..MAX_FRAGMENTS + 1)
                 .map(|index| AnnouncedFragment {
                     index,

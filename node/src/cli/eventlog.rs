@@ -92,6 +92,9 @@ pub fn describe(event: &NodeEvent, names: &PeerNames) -> Option<String> {
         NodeEvent::PeerMisbehaved { peer, reason } => {
             format!("{} misbehaved ({reason}); excluded", names.name(peer))
         }
+        NodeEvent::PeerLeaving { peer, video } => {
+            format!("{} is leaving video {}", names.name(peer), video.short())
+        }
         NodeEvent::PeerSubscribed { .. } | NodeEvent::ChunkReceived { .. } => return None,
     })
 }

@@ -179,6 +179,7 @@ pub(crate) fn announcement(
         manifest: true,
         fragments,
         named,
+        leaving: false,
     }
 }
 

@@ -26,6 +26,17 @@ pub struct Behaviour {
     pub transfer: request_response::Behaviour<TransferCodec>,
 }
 
+/// The longest a connection may take to set up on any transport (for TCP: the connect, Noise
+/// and Yamux, about three round trips plus a lost SYN or two, which TCP resends after 1 s and 3
+/// s). libp2p's default is 10 s.
+pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest a QUIC handshake may take: one round trip carries it (TLS in the same packets),
+/// and QUIC resends a lost packet within about a second, so it gets less than TCP.
+pub const QUIC_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How many of a peer's addresses are dialed at once: the first to connect wins, so an address
+/// that drops packets does not hold up one that answers.
+pub const DIAL_CONCURRENCY: std::num::NonZeroU8 = std::num::NonZeroU8::new(8).unwrap();
+
 /// Tunables that tests and the demo shorten.
 #[derive(Debug, Clone)]
 pub struct NetConfig {
@@ -59,7 +70,10 @@ impl Behaviour {
         kad_cfg
             .set_query_timeout(Duration::from_secs(10))
             .set_provider_publication_interval(Some(cfg.provider_republish))
-            .set_provider_record_ttl(Some(cfg.provider_republish * 3));
+            .set_provider_record_ttl(Some(cfg.provider_republish * 3))
+            // Records from peers go through the event loop, which refuses those of a peer that
+            // said goodbye (`gossip.rs`) and every PUT_VALUE record (vidswarm uses none).
+            .set_record_filtering(kad::StoreInserts::FilterBoth);
         // The default store caps provided keys at 1024: ten fragments and a manifest per video
         // would hit that at about 90 videos.
         let store = MemoryStore::with_config(
@@ -105,8 +119,10 @@ impl Behaviour {
 
         Ok(Self {
             identify: identify::Behaviour::new(
+                // What peers learn is the swarm's external addresses: the operator's, or the
+                // listen addresses worth advertising (`advertise.rs`).
                 identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
-                    .with_hide_listen_addrs(!cfg.external.is_empty()),
+                    .with_hide_listen_addrs(true),
             ),
             // Failed pings close the connection (event loop): 5 s apart, 10 s to answer, so a
             // dead connection goes within about 15 s.
@@ -138,13 +154,20 @@ pub fn build_swarm(
             yamux::Config::default,
         )
         .map_err(|e| build_error("TCP transport", e))?
-        .with_quic()
+        .with_quic_config(|mut c| {
+            c.handshake_timeout = QUIC_HANDSHAKE_TIMEOUT;
+            c
+        })
         .with_dns()
         .map_err(|e| build_error("DNS resolver", e))?
         .with_bandwidth_metrics(registry)
         .with_behaviour(|key| Behaviour::new(key, cfg))
         .map_err(|e| build_error("behaviour", e))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+        .with_swarm_config(|c| {
+            c.with_idle_connection_timeout(idle)
+                .with_dial_concurrency_factor(DIAL_CONCURRENCY)
+        })
+        .with_connection_timeout(CONNECTION_TIMEOUT)
         .build();
     Ok(swarm)
 }

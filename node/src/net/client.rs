@@ -38,6 +38,9 @@ pub(crate) enum Command {
     ListenAddrs {
         reply: oneshot::Sender<Vec<Multiaddr>>,
     },
+    Advertised {
+        reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
     ConnectedPeers {
         reply: oneshot::Sender<Vec<PeerId>>,
     },
@@ -137,6 +140,12 @@ impl Client {
         self.ask(|reply| Command::ListenAddrs { reply }).await
     }
 
+    /// The addresses peers are told to reach this node at (`net/advertise.rs`), each ending in
+    /// `/p2p/<peer id>`.
+    pub async fn advertised_addrs(&self) -> Result<Vec<Multiaddr>, NetError> {
+        self.ask(|reply| Command::Advertised { reply }).await
+    }
+
     pub async fn connected_peers(&self) -> Result<Vec<PeerId>, NetError> {
         self.ask(|reply| Command::ConnectedPeers { reply }).await
     }
@@ -211,7 +220,7 @@ impl Client {
                     Command::ConnectedPeers { reply } | Command::Providers { reply, .. } => {
                         let _ = reply.send(vec![]);
                     }
-                    Command::ListenAddrs { reply } => {
+                    Command::ListenAddrs { reply } | Command::Advertised { reply } => {
                         let _ = reply.send(vec![]);
                     }
                     Command::Request { peer, reply, .. } => {

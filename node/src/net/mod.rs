@@ -10,6 +10,7 @@
 //! DHT keys: `/vidswarm/manifest/<video id>` for a manifest, `/vidswarm/fragment/<blake3>` for a
 //! fragment (fragments are content-addressed, so two videos sharing a fragment share its key).
 
+pub mod advertise;
 mod behaviour;
 mod client;
 mod codec;
@@ -24,7 +25,7 @@ use tokio::sync::mpsc;
 use vidswarm_proto::wire::ANNOUNCE_TOPIC;
 use vidswarm_proto::{Hash, VideoId};
 
-pub use behaviour::NetConfig;
+pub use behaviour::{NetConfig, CONNECTION_TIMEOUT, DIAL_CONCURRENCY, QUIC_HANDSHAKE_TIMEOUT};
 pub use client::{Client, NetError};
 pub use event_loop::dialing::DIAL_TIMEOUT;
 pub use peers::{Peers, FIRST_BACKOFF, MAX_BACKOFF};
@@ -80,7 +81,8 @@ pub fn spawn(
         inbox: Default::default(),
         peers: Peers::default(),
     };
-    let event_loop = event_loop::EventLoop::new(swarm, store, rx, &client, topic);
+    let advertise_listen = cfg.external.is_empty();
+    let event_loop = event_loop::EventLoop::new(swarm, store, rx, &client, topic, advertise_listen);
     let task = tokio::spawn(event_loop.run());
     Ok((client, task))
 }

@@ -26,6 +26,8 @@ pub struct Peers {
 struct State {
     connected: HashSet<PeerId>,
     failing: HashMap<PeerId, Backoff>,
+    /// Peers that said goodbye and have not connected since.
+    left: HashSet<PeerId>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -56,6 +58,7 @@ impl Peers {
         let mut state = self.write();
         state.connected.insert(peer);
         state.failing.remove(&peer);
+        state.left.remove(&peer);
     }
 
     pub(crate) fn disconnected(&self, peer: &PeerId) {
@@ -79,6 +82,28 @@ impl Peers {
         if state.failing.len() > 4096 {
             state.failing.retain(|_, b| now < b.until + MAX_BACKOFF);
         }
+    }
+
+    /// `peer` said it is leaving: it is not dialed for [`MAX_BACKOFF`] unless it connects again
+    /// (a restarted node dials its bootstrap peers itself).
+    pub(crate) fn left(&self, peer: PeerId) {
+        let mut state = self.write();
+        state.failing.insert(
+            peer,
+            Backoff {
+                until: Instant::now() + MAX_BACKOFF,
+                next: MAX_BACKOFF,
+            },
+        );
+        if state.left.len() >= 4096 {
+            state.left.clear(); // Bounded; forgetting a goodbye only costs a failed dial.
+        }
+        state.left.insert(peer);
+    }
+
+    /// Whether `peer` said goodbye and has not connected since.
+    pub fn has_left(&self, peer: &PeerId) -> bool {
+        self.read().left.contains(peer)
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -115,5 +140,10 @@ mod tests {
         assert!(!peers.is_backed_off(&p));
         peers.disconnected(&p);
         assert!(!peers.is_connected(&p));
+        // A peer that said goodbye is left alone until it connects again.
+        peers.left(p);
+        assert!(peers.is_backed_off(&p) && peers.has_left(&p));
+        peers.connected(p);
+        assert!(!peers.is_backed_off(&p) && !peers.has_left(&p));
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use libp2p::identity::Keypair;
 use libp2p::{Multiaddr, PeerId};
 use tokio::task::JoinHandle;
-use tracing::{info, warn, Instrument};
+use tracing::{debug, info, warn, Instrument};
 use vidswarm_proto::{Manifest, VideoId};
 
 use crate::events;
@@ -223,6 +223,12 @@ impl Node {
         let mut clean = self.service.stop(within).await;
         for task in std::mem::take(&mut self.tasks) {
             clean &= tokio::time::timeout(within, task).await.is_ok();
+        }
+        // After the announcer stopped, so nothing re-announces what the goodbye withdrew.
+        match tokio::time::timeout(within, self.service.say_goodbye()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => debug!(error = %e, "cannot say goodbye"),
+            Err(_) => clean = false,
         }
         if self.service.client().shutdown(within).await.is_ok() {
             clean &= tokio::time::timeout(within, &mut self.swarm_task)

@@ -98,21 +98,7 @@ impl Service {
     /// Provides (when `provide`) and announces every fragment of `manifest` this node holds.
     pub async fn announce(&self, manifest: &Manifest, provide: bool) -> Result<(), ServiceError> {
         let video = manifest.video_id;
-        let hashes: Vec<_> = manifest
-            .fragments
-            .iter()
-            .map(|f| (f.index, f.blake3))
-            .collect();
-        let held: Vec<AnnouncedFragment> = self
-            .store
-            .call(move |s| {
-                Ok(hashes
-                    .into_iter()
-                    .filter(|(_, h)| s.has_fragment(h))
-                    .map(|(index, hash)| AnnouncedFragment { index, hash })
-                    .collect())
-            })
-            .await?;
+        let held = self.held_fragments(manifest).await?;
         if provide {
             let mut keys = vec![manifest_key(&video)];
             keys.extend(held.iter().map(|f| fragment_key(&f.hash)));
@@ -121,6 +107,41 @@ impl Service {
         let announcement = fetch::announcement(&self.client, &self.store, video, held);
         self.client.announce(announcement).await?;
         Ok(())
+    }
+
+    /// Tells the swarm this node is leaving: one goodbye per video it holds, so peers forget its
+    /// availability and provider records now, not when their TTL runs out (the DHT has no way
+    /// to withdraw a record). Peers that miss it still back off after one failed dial.
+    pub async fn say_goodbye(&self) -> Result<(), ServiceError> {
+        for m in self.store.manifests() {
+            let held = self.held_fragments(&m).await?;
+            let mut goodbye = fetch::announcement(&self.client, &self.store, m.video_id, held);
+            goodbye.leaving = true;
+            goodbye.named = None;
+            self.client.announce(goodbye).await?;
+        }
+        Ok(())
+    }
+
+    async fn held_fragments(
+        &self,
+        manifest: &Manifest,
+    ) -> Result<Vec<AnnouncedFragment>, ServiceError> {
+        let hashes: Vec<_> = manifest
+            .fragments
+            .iter()
+            .map(|f| (f.index, f.blake3))
+            .collect();
+        Ok(self
+            .store
+            .call(move |s| {
+                Ok(hashes
+                    .into_iter()
+                    .filter(|(_, h)| s.has_fragment(h))
+                    .map(|(index, hash)| AnnouncedFragment { index, hash })
+                    .collect())
+            })
+            .await?)
     }
 
     /// Provides and announces what this node holds of `video`, if it knows the video.

@@ -13,10 +13,11 @@ use tracing::debug;
 
 use super::EventLoop;
 
-/// A background dial that has not connected within this long counts as failed: TCP and QUIC
-/// handshakes on any working link take well under a second; a dial to an address that drops
-/// packets would otherwise hang until the OS gives up (minutes).
-pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
+/// A background dial that has not connected within this long counts as failed. The transports
+/// give up sooner (`CONNECTION_TIMEOUT`, `QUIC_HANDSHAKE_TIMEOUT` in `behaviour.rs`); this is the
+/// backstop for a dial that never reports back.
+pub const DIAL_TIMEOUT: Duration =
+    Duration::from_secs(super::super::behaviour::CONNECTION_TIMEOUT.as_secs() + 1);
 
 impl EventLoop {
     /// Dials `peer` in the background unless it is connected, being dialed, or backed off.
@@ -59,15 +60,21 @@ impl EventLoop {
     }
 
     /// A dial failed: back the peer off and forget the addresses that failed, so they are not
-    /// dialed again (a restarted peer's old address, an interface others cannot reach).
+    /// dialed again (a restarted peer's old address, an interface others cannot reach, an
+    /// address another peer now holds). Kademlia itself keeps a peer's last address however
+    /// often it fails, and keeps any address that answered with another peer's identity.
     pub(super) fn on_dial_failed(&mut self, peer: PeerId, error: &DialError) {
         self.dialing.remove(&peer);
         self.peers.failed(peer);
-        if let DialError::Transport(attempts) = error {
-            for (addr, _) in attempts {
-                let addr = without_p2p(addr);
-                self.swarm.behaviour_mut().kad.remove_address(&peer, &addr);
-            }
+        let failed: Vec<Multiaddr> = match error {
+            DialError::Transport(attempts) => attempts.iter().map(|(a, _)| a.clone()).collect(),
+            DialError::WrongPeerId { address, .. } => vec![address.clone()],
+            _ => Vec::new(),
+        };
+        for addr in failed {
+            debug!(%peer, %addr, "forgetting an address that failed");
+            let addr = without_p2p(&addr);
+            self.swarm.behaviour_mut().kad.remove_address(&peer, &addr);
         }
     }
 

@@ -1,13 +1,22 @@
 //! The announcement topic: publishing this node's announcements and validating what peers
 //! publish (a valid one updates the availability table and the inbox; an invalid one is rejected).
 
+use std::time::Duration;
+
+use libp2p::kad::{self, store::RecordStore};
 use libp2p::{gossipsub, PeerId};
+use tokio::time::Instant;
 use tracing::{debug, warn};
 use vidswarm_proto::wire::{self, Announcement};
 
 use super::EventLoop;
 use crate::events::{emit, NodeEvent};
 use crate::metrics::{Direction, ANNOUNCE};
+use crate::net::{fragment_key, manifest_key};
+
+/// How long a stopping node keeps its connections after publishing a goodbye, so the message
+/// leaves before they close (gossipsub has no "sent" signal).
+pub(super) const GOODBYE_FLUSH: Duration = Duration::from_millis(300);
 
 impl EventLoop {
     pub(super) fn publish(&mut self, announcement: &Announcement) {
@@ -17,7 +26,11 @@ impl EventLoop {
         match self.swarm.behaviour_mut().gossipsub.publish(topic, bytes) {
             Ok(_) => {
                 self.metrics.bytes(ANNOUNCE, Direction::Sent, len);
-                debug!(video = %announcement.video.short(), "announced")
+                if announcement.leaving {
+                    // Stopping now would drop the goodbye queued on the connections.
+                    self.linger_until = Some(Instant::now() + GOODBYE_FLUSH);
+                }
+                debug!(video = %announcement.video.short(), leaving = announcement.leaving, "announced")
             }
             Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
                 debug!("no peer subscribed yet; the next re-announcement will reach them")
@@ -41,6 +54,12 @@ impl EventLoop {
             Err(e) => Err(e.to_string()),
         };
         let acceptance = match verdict {
+            Ok(a) if a.leaving => {
+                if let Ok(peer) = a.peer.parse::<PeerId>() {
+                    self.on_goodbye(peer, &a);
+                }
+                gossipsub::MessageAcceptance::Accept
+            }
             Ok(a) => {
                 if let Ok(peer) = a.peer.parse::<PeerId>() {
                     let indices: Vec<u32> = a.fragments.iter().map(|f| f.index).collect();
@@ -75,5 +94,44 @@ impl EventLoop {
             .behaviour_mut()
             .gossipsub
             .report_message_validation_result(&id, &source, acceptance);
+    }
+
+    /// A peer's provider record (Kademlia has checked that the peer sent it itself). One from a
+    /// peer that said goodbye is refused until it connects again: an ADD_PROVIDER it sent just
+    /// before leaving may arrive after its goodbye.
+    pub(super) fn on_provider_record(&mut self, record: kad::ProviderRecord) {
+        if self.peers.has_left(&record.provider) {
+            debug!(peer = %record.provider, "refused a provider record: the peer said goodbye");
+            return;
+        }
+        if let Err(e) = self
+            .swarm
+            .behaviour_mut()
+            .kad
+            .store_mut()
+            .add_provider(record)
+        {
+            debug!(error = %e, "cannot store a provider record");
+        }
+    }
+
+    /// `peer` is leaving `a.video`: nothing of it goes to that peer any more, and the provider
+    /// records this node stores for it are dropped, so DHT lookups stop returning it.
+    fn on_goodbye(&mut self, peer: PeerId, a: &Announcement) {
+        debug!(%peer, video = %a.video.short(), "peer said goodbye");
+        self.availability.forget_peer_of(&a.video, &peer);
+        let store = self.swarm.behaviour_mut().kad.store_mut();
+        store.remove_provider(&manifest_key(&a.video), &peer);
+        for f in &a.fragments {
+            store.remove_provider(&fragment_key(&f.hash), &peer);
+        }
+        self.peers.left(peer);
+        emit(
+            &self.events,
+            NodeEvent::PeerLeaving {
+                peer,
+                video: a.video,
+            },
+        );
     }
 }

@@ -14,7 +14,7 @@ use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{gossipsub, identify, multiaddr::Protocol, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot, Semaphore};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 use vidswarm_proto::wire::Response;
 
 use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
@@ -27,6 +27,7 @@ use crate::store::Store;
 
 use super::MAX_SERVING;
 
+mod addresses;
 pub(super) mod dialing;
 mod gossip;
 mod transfer;
@@ -39,6 +40,11 @@ pub struct EventLoop {
     availability: Availability,
     topic: gossipsub::IdentTopic,
     listen_addrs: Vec<Multiaddr>,
+    /// Whether this loop picks which listen addresses to advertise (`addresses.rs`): not when
+    /// the operator named the external addresses.
+    advertise_listen: bool,
+    /// When the interfaces' state is next looked at (`addresses.rs`).
+    recheck_interfaces: tokio::time::Instant,
     pending_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, NetError>>>,
     pending_providers: HashMap<QueryId, (HashSet<PeerId>, oneshot::Sender<Vec<PeerId>>)>,
     pending_dials: HashMap<ConnectionId, (Multiaddr, oneshot::Sender<Result<PeerId, NetError>>)>,
@@ -50,6 +56,8 @@ pub struct EventLoop {
     inbox: Arc<Inbox>,
     /// Set once asked to stop: the deadline for serves in flight, and whom to tell when done.
     stopping: Option<(tokio::time::Instant, oneshot::Sender<()>)>,
+    /// A stopping loop runs at least until then (a goodbye is on its way out: `gossip.rs`).
+    linger_until: Option<tokio::time::Instant>,
     /// Responses handed to the behaviour and not yet written out (or failed).
     unsent: usize,
     responses_tx: mpsc::UnboundedSender<(ResponseChannel<Response>, Response)>,
@@ -65,6 +73,7 @@ impl EventLoop {
         commands: mpsc::Receiver<Command>,
         client: &super::Client,
         topic: gossipsub::IdentTopic,
+        advertise_listen: bool,
     ) -> Self {
         let (responses_tx, responses_rx) = mpsc::unbounded_channel();
         Self {
@@ -76,9 +85,12 @@ impl EventLoop {
             metrics: client.metrics.clone(),
             inbox: client.inbox.clone(),
             stopping: None,
+            linger_until: None,
             unsent: 0,
             topic,
             listen_addrs: Vec::new(),
+            advertise_listen,
+            recheck_interfaces: tokio::time::Instant::now(),
             pending_requests: HashMap::new(),
             pending_providers: HashMap::new(),
             pending_dials: HashMap::new(),
@@ -96,10 +108,12 @@ impl EventLoop {
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
         loop {
             if let Some((deadline, _)) = &self.stopping {
+                let now = tokio::time::Instant::now();
                 let idle = self.serving.available_permits() == MAX_SERVING
                     && self.responses_rx.is_empty()
-                    && self.unsent == 0;
-                if idle || tokio::time::Instant::now() >= *deadline {
+                    && self.unsent == 0
+                    && self.linger_until.is_none_or(|t| now >= t);
+                if idle || now >= *deadline {
                     break;
                 }
             }
@@ -112,7 +126,10 @@ impl EventLoop {
                     None => break,
                 },
                 Some((channel, response)) = self.responses_rx.recv() => self.respond(channel, response),
-                _ = tick.tick() => self.expire_dials(),
+                _ = tick.tick() => {
+                    self.expire_dials();
+                    self.recheck_advertised();
+                }
             }
         }
         if let Some((_, reply)) = self.stopping.take() {
@@ -174,6 +191,9 @@ impl EventLoop {
                     .collect();
                 let _ = reply.send(addrs);
             }
+            Command::Advertised { reply } => {
+                let _ = reply.send(self.advertised());
+            }
             Command::ConnectedPeers { reply } => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
             }
@@ -228,17 +248,10 @@ impl EventLoop {
             self.metrics.peers.set(peers as i64);
         }
         match event {
-            SwarmEvent::NewListenAddr { address, .. } => {
-                let full = address.clone().with(Protocol::P2p(self.local()));
-                info!(addr = %full, "listening");
-                self.listen_addrs.push(address);
-                emit(&self.events, NodeEvent::Listening { addr: full });
-            }
-            // An interface went away or changed its address (a container with a new IP): the
-            // old address is no longer listed or advertised.
-            SwarmEvent::ExpiredListenAddr { address, .. } => {
-                info!(addr = %address, "no longer listening");
-                self.listen_addrs.retain(|a| *a != address);
+            SwarmEvent::NewListenAddr { address, .. } => self.on_new_listen_addr(address),
+            SwarmEvent::ExpiredListenAddr { address, .. } => self.on_expired_listen_addr(&address),
+            SwarmEvent::IncomingConnection { send_back_addr, .. } => {
+                debug!(from = %send_back_addr, "incoming connection");
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
@@ -309,6 +322,12 @@ impl EventLoop {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                 }
             }
+            BehaviourEvent::Kad(kad::Event::InboundRequest {
+                request:
+                    kad::InboundRequest::AddProvider {
+                        record: Some(record),
+                    },
+            }) => self.on_provider_record(record),
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
                 id, result, step, ..
             }) => self.on_kad_progress(id, result, step.last),
