@@ -308,8 +308,9 @@ done
 say "the partition healed $((SECONDS - reconnected)) s after reconnecting:$line"
 
 # node5's old address is the squatter's now: a node that dials it there meets another peer's
-# identity and forgets the address, so it dials it at most a few times, and not at all once the
-# swarm has settled.
+# identity and forgets the address, and a live node5's identify replaces it, so once the swarm
+# has settled nobody dials it. (While node5 is cut off, lookups still pass the old address
+# between nodes that have not tried it yet: the counts printed say how often.)
 dials_of_old_address() {
   docker logs "$squatter" 2>&1 >/dev/null |
     jq -r 'select(.fields.message? == "incoming connection") | .fields.from | split("/")[2]' |
@@ -323,9 +324,6 @@ if [ "$new_ip" != "$old_ip" ] && [ "$(ip_on "$squatter" "$netname")" = "$old_ip"
   say "dials of node5's old address $old_ip, by dialer:${later:- none}"
   [ "$later" = "$settled" ] ||
     { say "the old address was still dialed after the swarm settled:$settled ->$later"; exit 1; }
-  for n in $(printf '%s\n' $later | cut -d: -f2); do
-    [ "$n" -le 3 ] || { say "a node dialed node5's old address $n times:$later"; exit 1; }
-  done
 fi
 
 say "PASSED in $((SECONDS - started)) s"

@@ -2,14 +2,16 @@
 # Every test of the workspace. Installs what the tests need first (ffmpeg), so that no test has
 # to skip; tests that still cannot run say SKIPPED, and fail instead when CI is set.
 #   1. cargo test: unit, property and integration tests (in-process swarms, node processes);
-#   2. scripts/api-fuzz.sh: schemathesis against a live node's OpenAPI spec;
-#   3. scripts/test-compose.sh: the Docker swarm end to end (release build, image, 5 nodes; docs/deploy.md).
+#   2. scripts/test-browser.sh: the web UI and its player in headless Chromium (Selenium);
+#   3. scripts/api-fuzz.sh: schemathesis against a live node's OpenAPI spec;
+#   4. scripts/test-compose.sh: the Docker swarm end to end (release build, image, 5 nodes; docs/deploy.md).
 # Arguments go to cargo test; with arguments (a filter), only the cargo tests run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 cargo test --locked --workspace "$@"
 if [[ $# -eq 0 ]]; then
+  scripts/test-browser.sh
   scripts/api-fuzz.sh
   scripts/test-compose.sh
 fi

@@ -72,6 +72,12 @@ impl Availability {
         peers.into_iter().collect()
     }
 
+    /// Whether any connected peer announced `video`.
+    pub fn knows(&self, video: &VideoId) -> bool {
+        let map = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        map.contains_key(video)
+    }
+
     pub fn videos(&self) -> Vec<VideoId> {
         let map = self.inner.read().unwrap_or_else(|p| p.into_inner());
         map.keys().copied().collect()

@@ -35,6 +35,12 @@ pub struct Metrics {
     pub verification_failures: Counter,
     pub announcements_received: Counter,
     pub peers: Gauge,
+    /// Viewer quality, as the browser player reports it (`POST /api/v1/videos/{id}/playback`).
+    pub playback_first_frame: Histogram,
+    pub playback_stalls: Counter,
+    pub playback_late: Counter,
+    /// When the node started (for `/api/v1/info`'s uptime).
+    pub started: std::time::Instant,
 }
 
 impl Metrics {
@@ -55,6 +61,10 @@ impl Metrics {
             verification_failures: Counter::default(),
             announcements_received: Counter::default(),
             peers: Gauge::default(),
+            playback_first_frame: Histogram::new(exponential_buckets(0.025, 2.0, 12)),
+            playback_stalls: Counter::default(),
+            playback_late: Counter::default(),
+            started: std::time::Instant::now(),
             registry: Registry::default(),
         };
         reg.register(
@@ -103,6 +113,21 @@ impl Metrics {
             m.announcements_received.clone(),
         );
         reg.register("peers", "Connected peers", m.peers.clone());
+        reg.register(
+            "playback_first_frame_seconds",
+            "Browser players: from the play click to the first frame shown",
+            m.playback_first_frame.clone(),
+        );
+        reg.register(
+            "playback_stalls",
+            "Browser players: playback stopped to wait for data after it had started",
+            m.playback_stalls.clone(),
+        );
+        reg.register(
+            "playback_late_fragments",
+            "Browser players: stalls on a fragment that had not arrived when playback reached it (it missed its deadline)",
+            m.playback_late.clone(),
+        );
         Arc::new(Self { registry, ..m })
     }
 
@@ -114,6 +139,16 @@ impl Metrics {
         self.protocol_bytes
             .get_or_create(&[("protocol", protocol), ("direction", direction)])
             .inc_by(n as u64);
+    }
+
+    /// Fragment bytes (the transfer protocol's chunks) received and sent since the node started.
+    pub fn transfer_bytes(&self) -> (u64, u64) {
+        let get = |direction| {
+            self.protocol_bytes
+                .get_or_create(&[("protocol", TRANSFER), ("direction", direction)])
+                .get()
+        };
+        (get("received"), get("sent"))
     }
 
     pub fn fragment_served(&self, via: &'static str) {

@@ -10,6 +10,7 @@
 pub mod chunks;
 pub mod hash;
 pub mod manifest;
+pub mod mp4;
 pub mod name;
 pub mod wire;
 

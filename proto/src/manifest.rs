@@ -80,6 +80,13 @@ pub struct Manifest {
     /// Bytes per chunk for every fragment of this video.
     pub chunk_size: u32,
     pub fragments: Vec<FragmentInfo>,
+    /// The RFC 6381 codec string of the fragments' tracks (`avc1.64001f,mp4a.40.2`) when they are
+    /// fragmented MP4 a browser can be asked to play (`MediaSource.isTypeSupported`). Absent
+    /// from manifests of splits that predate it, and of uploads: those are not played through
+    /// Media Source Extensions. Absent means absent from the canonical form too, so older
+    /// manifests keep their ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codecs: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,9 +118,17 @@ impl Manifest {
             mode,
             chunk_size,
             fragments,
+            codecs: None,
         };
         m.video_id = m.computed_id();
         m
+    }
+
+    /// The same manifest with its fragments' codec string (and so another id).
+    pub fn with_codecs(mut self, codecs: Option<String>) -> Self {
+        self.codecs = codecs;
+        self.video_id = self.computed_id();
+        self
     }
 
     /// Parses and fully validates a manifest from untrusted bytes.
@@ -183,6 +198,12 @@ impl Manifest {
                 "chunk_size {} is outside {MIN_CHUNK_SIZE}..={MAX_CHUNK_SIZE}",
                 self.chunk_size
             ));
+        }
+        if let Some(codecs) = &self.codecs {
+            let fine = |c: char| c.is_ascii_alphanumeric() || ".,+-_ ".contains(c);
+            if codecs.is_empty() || codecs.len() > 256 || !codecs.chars().all(fine) {
+                return invalid("codecs is not an RFC 6381 codec list".into());
+            }
         }
         let n = self.fragments.len();
         if n == 0 || n > MAX_FRAGMENTS as usize {

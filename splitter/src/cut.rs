@@ -84,6 +84,11 @@ fn ffmpeg_args(source: &Probe, plan: &Plan, dir: &Path) -> Vec<OsString> {
             "segment",
             "-segment_format",
             "mp4",
+            // Fragmented MP4 (an empty moov, then a moof and mdat per keyframe): still a file any
+            // player opens on its own, and what Media Source Extensions take, so a browser can
+            // play fragments one after another as they arrive (docs/playback.md).
+            "-segment_format_options",
+            FMP4_FLAGS,
             "-reset_timestamps",
             "1",
             // Without this the first fragment starts late by the B-frame delay, and the join drifts.
@@ -98,6 +103,9 @@ fn ffmpeg_args(source: &Probe, plan: &Plan, dir: &Path) -> Vec<OsString> {
     args.push(segment_pattern(dir, FRAGMENT_PATTERN));
     args
 }
+
+/// The mp4 muxer's flags for fragmented MP4 whose every fragment starts with its init segment.
+pub const FMP4_FLAGS: &str = "movflags=+frag_keyframe+empty_moov+default_base_moof";
 
 /// `expr:eq(n,K1)+eq(n,K2)+..`: true exactly on the cut frames. The sum is nested as a balanced
 /// tree of parentheses: ffmpeg's expression parser refuses a flat sum of more than about 100 terms,

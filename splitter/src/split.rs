@@ -131,6 +131,7 @@ pub fn split(input: &Path, opts: &SplitOptions) -> Result<SplitReport, SplitErro
         cut = cut_and_verify(&source, &plan, &staging.path, opts);
     }
     let fragments = cut?;
+    let codecs = codecs_of(&staging.path.join(fragment_name(0)));
 
     let name = input
         .file_name()
@@ -147,13 +148,29 @@ pub fn split(input: &Path, opts: &SplitOptions) -> Result<SplitReport, SplitErro
         plan.mode,
         opts.chunk_size,
         fragments,
-    );
+    )
+    .with_codecs(codecs);
     out.publish(&staging, &manifest)?;
     Ok(SplitReport {
         manifest,
         reason: plan.reason,
         elapsed: started.elapsed(),
     })
+}
+
+/// The codec string of a fragment's tracks, read from its init segment (the fragments of one
+/// split share it: one encoder, or one source's streams copied). `None` if it cannot be named.
+fn codecs_of(fragment: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    // An init segment is a few KiB; its moov lists every track's sample description.
+    File::open(fragment)
+        .ok()?
+        .take(1 << 20)
+        .read_to_end(&mut head)
+        .ok()?;
+    let init = vidswarm_proto::mp4::init_segment_len(&head)?;
+    vidswarm_proto::mp4::codecs(&head[..init])
 }
 
 /// Runs ffmpeg into `dir` and checks what it wrote against the plan.

@@ -48,6 +48,26 @@ fn split_and_check(video: &Path, n: u32, mode: ModeChoice) -> SplitMode {
         "fragments' frames add up to the source's"
     );
 
+    // Every fragment is a fragmented MP4 that starts with its init segment, as Media Source
+    // Extensions want, and the manifest names the codecs (H.264, and AAC when there is audio).
+    for i in 0..n {
+        let bytes = std::fs::read(out.join(format!("fragment_{i}.mp4"))).unwrap();
+        let init = vidswarm_proto::mp4::init_segment_len(&bytes)
+            .unwrap_or_else(|| panic!("fragment {i} is not a fragmented MP4"));
+        assert_eq!(
+            vidswarm_proto::mp4::codecs(&bytes[..init]),
+            report.manifest.codecs,
+            "fragment {i} has other codecs than the manifest says"
+        );
+    }
+    let codecs = report
+        .manifest
+        .codecs
+        .clone()
+        .expect("the manifest names its codecs");
+    assert!(codecs.starts_with("avc1."), "codecs {codecs}");
+    assert_eq!(codecs.contains("mp4a.40.2"), src_audio, "codecs {codecs}");
+
     // The manifest on disk verifies (id, structure, every fragment's hash).
     let manifest = read_manifest(&out).unwrap();
     assert_eq!(manifest, report.manifest);

@@ -8,7 +8,9 @@
 //! chunk is handed out and at most [`ENDGAME_IN_FLIGHT`] requests are in flight, each outstanding
 //! chunk is also asked of a second holder and the first answer wins, so a slow or stalled peer costs
 //! nothing instead of up to a request timeout. The fragment order is [`Download::order`], the one
-//! place a priority policy (playback deadlines) plugs in.
+//! place a priority policy plugs in: while someone plays the video, the [`PLAYBACK_WINDOW`]
+//! fragments from the playhead on go first, in playback order (the next one is the most urgent),
+//! and the rest rarest first behind them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::hash::BuildHasher;
@@ -23,6 +25,8 @@ pub const MAX_PEER_FAILURES: u32 = 3;
 pub const BUSY_BACKOFF: Duration = Duration::from_millis(50);
 /// End game threshold: requests in flight once everything is handed out.
 pub const ENDGAME_IN_FLIGHT: usize = 16;
+/// Fragments from the playhead on that go before all others while the video plays.
+pub const PLAYBACK_WINDOW: u32 = 3;
 
 /// One chunk asked of one peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +114,8 @@ pub struct Download {
     asked: HashMap<(u32, u32), Vec<PeerId>>,
     in_flight: usize,
     salt: std::hash::RandomState,
+    /// The fragment a viewer plays (or seeks to) now, if any.
+    playhead: Option<u32>,
 }
 
 impl Download {
@@ -143,6 +149,7 @@ impl Download {
             asked: HashMap::new(),
             in_flight: 0,
             salt: std::hash::RandomState::new(),
+            playhead: None,
         }
     }
 
@@ -196,15 +203,33 @@ impl Download {
             })
     }
 
-    /// The fragments in hand-out order: rarest first. The one place a priority policy goes.
-    fn order(&self) -> Vec<u32> {
+    /// Where playback is: the fragments from `index` on go first (see the module's docs).
+    pub fn set_playhead(&mut self, index: Option<u32>) {
+        self.playhead = index;
+    }
+
+    /// The fragments in hand-out order: the playback window in playback order, then rarest
+    /// first. The one place a priority policy goes.
+    pub(crate) fn order(&self) -> Vec<u32> {
+        let urgent = |i: u32| {
+            self.playhead
+                .filter(|&p| (p..p.saturating_add(PLAYBACK_WINDOW)).contains(&i))
+                .map(|p| i - p)
+        };
         let mut order: Vec<u32> = self
             .fragments
             .iter()
             .filter(|(_, f)| !f.todo.is_empty())
             .map(|(i, _)| *i)
             .collect();
-        order.sort_by_key(|i| (self.fragments[i].holders.len(), self.salt.hash_one(i)));
+        order.sort_by_key(|&i| match urgent(i) {
+            Some(distance) => (0, u64::from(distance), 0),
+            None => (
+                1,
+                self.fragments[&i].holders.len() as u64,
+                self.salt.hash_one(i),
+            ),
+        });
         order
     }
 

@@ -13,7 +13,7 @@
 //! 5. A complete fragment is committed to the store (durable), provided in the DHT and announced.
 
 pub mod download;
-mod manifest;
+pub(crate) mod manifest;
 pub mod run;
 pub mod seams;
 mod swarm_seams;
@@ -32,6 +32,7 @@ use crate::events::NodeEvent;
 use crate::net::{Client, NetError};
 use crate::store::{Store, StoreError};
 
+pub use download::PLAYBACK_WINDOW;
 pub use manifest::{MANIFEST_FANOUT, MANIFEST_STAGGER};
 pub(crate) use swarm_seams::announcement;
 
@@ -48,6 +49,9 @@ pub struct FetchOptions {
     /// fetcher would try it. Announcements (gossip, which peers forget when it disconnects) are
     /// sent either way.
     pub provide: bool,
+    /// Where a viewer plays the video, if someone does: the fetch puts the fragments from there
+    /// first (`download.rs`). Set by the service from the fetch registry.
+    pub playhead: Option<run::Playhead>,
 }
 
 impl Default for FetchOptions {
@@ -57,6 +61,7 @@ impl Default for FetchOptions {
             stall_timeout: Duration::from_secs(30),
             per_peer: 4,
             provide: true,
+            playhead: None,
         }
     }
 }
@@ -257,7 +262,16 @@ async fn download_missing(
         }
         run::Progress::Misbehaved { peer, reason } => misbehaved(client, peer, &reason),
     };
-    run::run(download, source, sink, video, opts.stall_timeout, &report).await
+    run::run(
+        download,
+        source,
+        sink,
+        video,
+        opts.stall_timeout,
+        opts.playhead.clone(),
+        &report,
+    )
+    .await
 }
 
 pub(crate) fn misbehaved(client: &Client, peer: PeerId, reason: &str) {

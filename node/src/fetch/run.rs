@@ -41,13 +41,15 @@ pub enum Progress {
 }
 
 /// Runs `download` to the end; returns the bytes received per peer. Fails when nothing could be
-/// handed out for `stall_timeout`, or at once on a local disk error.
+/// handed out for `stall_timeout`, or at once on a local disk error. `playhead`, when given, is
+/// where a viewer plays the video: it steers the hand-out order as it moves.
 pub async fn run<S: ChunkSource, K: FragmentSink>(
     mut download: Download,
     source: Arc<S>,
     sink: Arc<K>,
     video: VideoId,
     stall_timeout: Duration,
+    mut playhead: Option<Playhead>,
     report: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<BTreeMap<PeerId, u64>, FetchError> {
     let mut pending = FuturesUnordered::new();
@@ -59,6 +61,9 @@ pub async fn run<S: ChunkSource, K: FragmentSink>(
     let mut last_progress = Instant::now();
     let mut wait = Duration::from_millis(100);
     while !download.is_complete() {
+        if let Some(p) = &playhead {
+            download.set_playhead(*p.borrow());
+        }
         // New holders: the gossip table every round (a map lookup), the slow lookup now and then.
         for (index, _) in download.unfinished() {
             download.add_holders(index, source.announced(index));
@@ -82,6 +87,7 @@ pub async fn run<S: ChunkSource, K: FragmentSink>(
             tokio::select! {
                 Some((index, found)) = lookups.next() => download.add_holders(index, found?),
                 _ = tokio::time::sleep(wait) => wait = (wait * 2).min(Duration::from_secs(2)),
+                _ = moved(&mut playhead) => {}
             }
             continue;
         }
@@ -91,6 +97,7 @@ pub async fn run<S: ChunkSource, K: FragmentSink>(
                 download.add_holders(index, found?);
                 continue;
             }
+            _ = moved(&mut playhead) => continue,
         };
         let now = Instant::now();
         match download.on_outcome(&request, outcome?, now) {
@@ -118,6 +125,19 @@ pub async fn run<S: ChunkSource, K: FragmentSink>(
         }
     }
     Ok(download.received())
+}
+
+/// Where a viewer plays the video now (a fragment index), as the fetch registry is told it.
+pub type Playhead = tokio::sync::watch::Receiver<Option<u32>>;
+
+/// Resolves when the playhead moves; never without one (or once its sender is gone).
+async fn moved(playhead: &mut Option<Playhead>) {
+    if let Some(p) = playhead {
+        if p.changed().await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending().await
 }
 
 /// A slow lookup's answer: the fragment index and the holders it found.

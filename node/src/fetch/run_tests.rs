@@ -37,7 +37,15 @@ async fn download(
     let report = |p: Progress| seen.lock().unwrap().push(p);
     let result = tokio::time::timeout(
         Duration::from_secs(20),
-        run(d, source.clone(), sink.clone(), m.video_id, stall, &report),
+        run(
+            d,
+            source.clone(),
+            sink.clone(),
+            m.video_id,
+            stall,
+            None,
+            &report,
+        ),
     )
     .await
     .expect("the download ends");

@@ -26,14 +26,40 @@ pub struct NodeInfo {
     pub peer_id: String,
     /// Full dialable libp2p addresses (`.../p2p/<peer id>`).
     pub addresses: Vec<String>,
+    /// The same as `addresses`: every address this node listens on.
+    pub listen_addresses: Vec<String>,
+    /// The addresses peers are told to reach it at (its listen addresses on interfaces that
+    /// are up, or the operator's `--external-address`).
+    pub external_addresses: Vec<String>,
     pub version: String,
     /// Videos whose manifest this node holds.
     pub videos: usize,
+    /// Seconds since the node started.
+    pub uptime_secs: f64,
+}
+
+/// Fragment bytes exchanged with peers since the node started.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Traffic {
+    pub bytes_in: u64,
+    pub bytes_out: u64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PeerInfo {
     pub peer_id: String,
+    /// The remote address of its first connection.
+    pub address: String,
+    /// `tcp`, `quic` or `other`.
+    pub transport: String,
+    /// `outbound` when this node dialed it, else `inbound`.
+    pub direction: String,
+    /// The latest ping round trip, in milliseconds.
+    pub rtt_ms: Option<f64>,
+    /// Fragment bytes received from it and sent to it.
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub connected_secs: f64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -88,19 +114,18 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
         (status = 503, description = "The swarm is not running", body = ErrorBody)))]
 pub async fn info(State(state): State<AppState>) -> Result<Json<NodeInfo>, ApiError> {
     let videos = state.service.store().manifests().len();
+    let client = state.service.client();
+    let text = |addrs: Vec<libp2p::Multiaddr>| addrs.iter().map(|a| a.to_string()).collect();
+    // Asked of the swarm each time: addresses change (a container with a new IP).
+    let addresses: Vec<String> = text(client.listen_addrs().await?);
     Ok(Json(NodeInfo {
         peer_id: state.service.peer_id().to_string(),
-        // Asked of the swarm each time: addresses change (a container with a new IP).
-        addresses: state
-            .service
-            .client()
-            .listen_addrs()
-            .await?
-            .iter()
-            .map(|a| a.to_string())
-            .collect(),
+        listen_addresses: addresses.clone(),
+        addresses,
+        external_addresses: text(client.advertised_addrs().await?),
         version: env!("CARGO_PKG_VERSION").into(),
         videos,
+        uptime_secs: client.metrics().started.elapsed().as_secs_f64(),
     }))
 }
 
@@ -109,15 +134,33 @@ pub async fn info(State(state): State<AppState>) -> Result<Json<NodeInfo>, ApiEr
         (status = 200, description = "Connected peers", body = [PeerInfo]),
         (status = 503, description = "The swarm is not running", body = ErrorBody)))]
 pub async fn peers(State(state): State<AppState>) -> Result<Json<Vec<PeerInfo>>, ApiError> {
-    let peers = state.service.client().connected_peers().await?;
+    let mut links = state.service.client().peer_links().await?;
+    links.sort_by_key(|l| l.since);
     Ok(Json(
-        peers
+        links
             .into_iter()
-            .map(|p| PeerInfo {
-                peer_id: p.to_string(),
+            .map(|l| PeerInfo {
+                peer_id: l.peer.to_string(),
+                address: l.address.to_string(),
+                transport: l.transport.into(),
+                direction: if l.outbound { "outbound" } else { "inbound" }.into(),
+                rtt_ms: l.rtt.map(|d| d.as_secs_f64() * 1000.0),
+                bytes_in: l.bytes_in,
+                bytes_out: l.bytes_out,
+                connected_secs: l.since.elapsed().as_secs_f64(),
             })
             .collect(),
     ))
+}
+
+#[utoipa::path(get, path = "/api/v1/traffic", tag = "node",
+    responses((status = 200, description = "Fragment bytes exchanged with peers since the node started (for throughput graphs: poll and difference)", body = Traffic)))]
+pub async fn traffic(State(state): State<AppState>) -> Json<Traffic> {
+    let (bytes_in, bytes_out) = state.service.client().metrics().transfer_bytes();
+    Json(Traffic {
+        bytes_in,
+        bytes_out,
+    })
 }
 
 #[utoipa::path(get, path = "/api/v1/videos", tag = "videos",
@@ -173,14 +216,16 @@ pub async fn videos(State(state): State<AppState>) -> Result<Json<Videos>, ApiEr
 #[utoipa::path(get, path = "/api/v1/videos/{video_id}/manifest", tag = "videos",
     params(("video_id" = String, Path, description = "64 lowercase hex digits", pattern = "^[0-9a-f]{64}$")),
     responses(
-        (status = 200, description = "The manifest (see docs/architecture.md)", content_type = "application/json", body = Object),
+        (status = 200, description = "The manifest (see docs/architecture.md); one held by a peer that announced the video is asked of it first, and kept", content_type = "application/json", body = Object),
         (status = 400, description = "Not a video id", body = ErrorBody),
-        (status = 404, description = "No such manifest here", body = ErrorBody)))]
+        (status = 404, description = "A video neither held here nor announced by a peer", body = ErrorBody),
+        (status = 503, description = "Announced, but no peer gave the manifest in time", body = ErrorBody)))]
 pub async fn manifest(
     State(state): State<AppState>,
     VideoPath(video): VideoPath,
 ) -> Result<Response, ApiError> {
-    let manifest = state.service.manifest(video)?;
+    // One a peer announced is asked of the swarm (what a page about the video needs first).
+    let manifest = state.service.manifest_for_playback(video).await?;
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
         manifest.to_json_pretty(),
@@ -193,17 +238,19 @@ pub async fn manifest(
            ("index" = u32, Path, description = "Fragment index", maximum = 999),
            ("Range" = Option<String>, Header, description = "One byte range: bytes=a-b, bytes=a- or bytes=-n", pattern = "^bytes=([0-9]{1,19}-[0-9]{0,19}|-[0-9]{1,19})$")),
     responses(
-        (status = 200, description = "The fragment's bytes", content_type = "video/mp4", body = Vec<u8>),
+        (status = 200, description = "The fragment's bytes; one not held yet is fetched from the swarm first (the video's fetch puts it first)", content_type = "video/mp4", body = Vec<u8>),
         (status = 206, description = "The requested range of the fragment", content_type = "video/mp4", body = Vec<u8>),
         (status = 400, description = "Not a video id, or a malformed Range", body = ErrorBody),
-        (status = 404, description = "Unknown video or fragment, or not held here", body = ErrorBody),
-        (status = 416, description = "The range starts past the end", body = ErrorBody)))]
+        (status = 404, description = "A video neither held here nor announced by a peer, or no such fragment", body = ErrorBody),
+        (status = 416, description = "The range starts past the end", body = ErrorBody),
+        (status = 503, description = "The fragment could not be fetched in time", body = ErrorBody)))]
 pub async fn fragment(
     State(state): State<AppState>,
     FragmentPath { video, index }: FragmentPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let path = state.service.fragment_file(video, index)?;
+    // Not held yet: fetched first (the rest of the video after it), then sent.
+    let path = state.service.fragment_for_playback(video, index).await?;
     send_file(&path, &headers).await
 }
 

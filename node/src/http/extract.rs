@@ -16,6 +16,12 @@ pub struct FragmentPath {
     pub index: u32,
 }
 
+/// `{video_id}/hls/{index}.m4s`: a playlist's media segment.
+pub struct SegmentPath {
+    pub video: VideoId,
+    pub index: u32,
+}
+
 fn parse_video(id: &str) -> Result<VideoId, ApiError> {
     id.parse()
         .map_err(|_| ApiError::bad_request("a video id is 64 lowercase hex digits"))
@@ -44,6 +50,21 @@ impl<S: Send + Sync> FromRequestParts<S> for VideoPath {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let id: String = raw(parts, state).await?;
         parse_video(&id).map(Self)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for SegmentPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let (id, segment): (String, String) = raw(parts, state).await?;
+        let index = segment
+            .strip_suffix(".m4s")
+            .ok_or_else(|| ApiError::bad_request("a segment is <fragment index>.m4s"))?;
+        Ok(Self {
+            video: parse_video(&id)?,
+            index: parse_index(index)?,
+        })
     }
 }
 

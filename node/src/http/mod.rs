@@ -9,6 +9,8 @@
 //! - `incoming.rs`: request bodies streamed into the store's `tmp/`, hashed on the way.
 //! - `events.rs`: `/events`, the node's event stream as Server-Sent Events.
 //! - `range.rs`: HTTP Range for fragment downloads.
+//! - `playback.rs`: the HLS playlist and its segments, viewer reports.
+//! - `ui/`: the web UI, its pages and assets built into the binary.
 //! - `error.rs`: [`ApiError`], the one JSON error shape and its status codes.
 //!
 //! The spec is served at `/api-docs/openapi.json`, Swagger UI at `/swagger-ui/` (its assets are
@@ -22,7 +24,9 @@ mod events;
 mod extract;
 mod incoming;
 mod legacy;
+mod playback;
 mod range;
+mod ui;
 mod upload;
 
 use std::sync::Arc;
@@ -104,6 +108,7 @@ impl AppState {
         api::metrics,
         api::info,
         api::peers,
+        api::traffic,
         api::videos,
         upload::put_manifest,
         api::manifest,
@@ -112,6 +117,10 @@ impl AppState {
         api::start_fetch,
         api::fetch_status,
         api::fetches,
+        playback::playlist,
+        playback::init_segment,
+        playback::media_segment,
+        playback::report,
         legacy::upload_fragment,
         legacy::get_fragment,
         legacy::list_fragments,
@@ -123,6 +132,8 @@ impl AppState {
         api::Health,
         api::NodeInfo,
         api::PeerInfo,
+        api::Traffic,
+        playback::PlaybackReport,
         api::Videos,
         api::VideoSummary,
         api::FragmentAvailability,
@@ -144,6 +155,7 @@ impl AppState {
     tags(
         (name = "node", description = "This node"),
         (name = "videos", description = "Videos and fragments"),
+        (name = "playback", description = "Playing a video while it arrives: an HLS playlist for desktop players, viewer reports from the web player"),
         (name = "original routes", description = "The student system's routes, for its clients; loose fragments live in the default collection"),
     )
 )]
@@ -192,6 +204,24 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(api::metrics))
         .route("/api/v1/info", get(api::info))
         .route("/api/v1/peers", get(api::peers))
+        .route("/api/v1/traffic", get(api::traffic))
+        .route(
+            "/api/v1/videos/{video_id}/playlist.m3u8",
+            get(playback::playlist),
+        )
+        .route(
+            "/api/v1/videos/{video_id}/hls/init.mp4",
+            get(playback::init_segment),
+        )
+        .route(
+            "/api/v1/videos/{video_id}/hls/{segment}",
+            get(playback::media_segment),
+        )
+        // Open like the reads: counters only, and a page with no token must be able to report.
+        .route(
+            "/api/v1/videos/{video_id}/playback",
+            post(playback::report).layer(DefaultBodyLimit::max(playback::MAX_PLAYBACK_REPORT)),
+        )
         .route("/api/v1/videos", get(api::videos))
         .route("/api/v1/videos/{video_id}/manifest", get(api::manifest))
         .route(
@@ -204,6 +234,7 @@ pub fn app(state: AppState) -> Router {
         .route("/list_fragments", get(legacy::list_fragments))
         .route("/fragments", get(legacy::fragments))
         .merge(writes)
+        .merge(ui::routes())
         // Manifests and multipart uploads are read through axum's limit; raw fragment bodies
         // (PUT) are limited by the fragment's own size as they stream.
         .layer(DefaultBodyLimit::max(

@@ -41,6 +41,9 @@ pub(crate) enum Command {
     Advertised {
         reply: oneshot::Sender<Vec<Multiaddr>>,
     },
+    PeerLinks {
+        reply: oneshot::Sender<Vec<super::PeerLink>>,
+    },
     ConnectedPeers {
         reply: oneshot::Sender<Vec<PeerId>>,
     },
@@ -146,6 +149,11 @@ impl Client {
         self.ask(|reply| Command::Advertised { reply }).await
     }
 
+    /// Each connected peer's connection, round trip and bytes exchanged.
+    pub async fn peer_links(&self) -> Result<Vec<super::PeerLink>, NetError> {
+        self.ask(|reply| Command::PeerLinks { reply }).await
+    }
+
     pub async fn connected_peers(&self) -> Result<Vec<PeerId>, NetError> {
         self.ask(|reply| Command::ConnectedPeers { reply }).await
     }
@@ -221,6 +229,9 @@ impl Client {
                         let _ = reply.send(vec![]);
                     }
                     Command::ListenAddrs { reply } | Command::Advertised { reply } => {
+                        let _ = reply.send(vec![]);
+                    }
+                    Command::PeerLinks { reply } => {
                         let _ = reply.send(vec![]);
                     }
                     Command::Request { peer, reply, .. } => {

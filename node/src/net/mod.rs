@@ -28,6 +28,7 @@ use vidswarm_proto::{Hash, VideoId};
 pub use behaviour::{NetConfig, CONNECTION_TIMEOUT, DIAL_CONCURRENCY, QUIC_HANDSHAKE_TIMEOUT};
 pub use client::{Client, NetError};
 pub use event_loop::dialing::DIAL_TIMEOUT;
+pub use event_loop::links::PeerLink;
 pub use peers::{Peers, FIRST_BACKOFF, MAX_BACKOFF};
 
 /// Inbound requests served at once; more are answered `Busy` so a flood cannot queue without

@@ -45,6 +45,10 @@ struct Entry {
     progress: FetchProgress,
     /// Flips to `true` when the fetch ends; waiters hold receivers.
     ended: watch::Sender<bool>,
+    /// Bumped when a fragment is stored and when the fetch ends: what a viewer waits on.
+    changed: watch::Sender<u64>,
+    /// Where a viewer plays the video: steers the running fetch (`fetch/download.rs`).
+    playhead: watch::Sender<Option<u32>>,
 }
 
 #[derive(Clone, Default)]
@@ -80,6 +84,8 @@ impl FetchRegistry {
             Entry {
                 progress: fresh(video),
                 ended: watch::channel(false).0,
+                changed: watch::channel(0).0,
+                playhead: watch::channel(None).0,
             },
         );
         Some(Ticket {
@@ -95,6 +101,25 @@ impl FetchRegistry {
         if let Some(mut rx) = rx {
             let _ = rx.wait_for(|ended| *ended).await;
         }
+    }
+
+    /// Tells the running fetch of `video` that a viewer needs fragment `index` now. `false` when
+    /// no fetch of it runs.
+    pub fn steer(&self, video: &VideoId, index: u32) -> bool {
+        match self.lock().get(video) {
+            Some(e) if e.progress.state == FetchState::Running => {
+                e.playhead
+                    .send_if_modified(|p| p.replace(index) != Some(index));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A receiver that sees a change whenever the latest fetch of `video` stores a fragment or
+    /// ends; `None` when there has been no fetch of it.
+    pub fn changes(&self, video: &VideoId) -> Option<watch::Receiver<u64>> {
+        self.lock().get(video).map(|e| e.changed.subscribe())
     }
 
     pub fn get(&self, video: &VideoId) -> Option<FetchProgress> {
@@ -121,6 +146,15 @@ impl Ticket {
         self.video
     }
 
+    /// Where viewers of this fetch's video play it, as [`FetchRegistry::steer`] sets it.
+    pub fn playhead(&self) -> watch::Receiver<Option<u32>> {
+        let fetches = self.registry.lock();
+        match fetches.get(&self.video) {
+            Some(e) => e.playhead.subscribe(),
+            None => watch::channel(None).1,
+        }
+    }
+
     /// Applies what the fetch just did to its entry.
     pub fn record(&self, event: &NodeEvent) {
         let mut fetches = self.registry.lock();
@@ -135,6 +169,7 @@ impl Ticket {
                 if let Err(at) = f.done.binary_search(fragment) {
                     f.done.insert(at, *fragment);
                 }
+                entry.changed.send_modify(|n| *n += 1);
             }
             _ => {}
         }
@@ -161,6 +196,7 @@ impl Ticket {
             }
         }
         entry.ended.send_replace(true);
+        entry.changed.send_modify(|n| *n += 1);
     }
 }
 

@@ -226,6 +226,100 @@ impl Service {
         }
     }
 
+    /// Fragment `index` of `video` for a viewer: at once if held. Otherwise a running fetch of
+    /// the video is steered to it, or (auto-fetch or not) a fetch of what playback needs starts:
+    /// that fragment and the [`PLAYBACK_WINDOW`](crate::fetch::PLAYBACK_WINDOW) after it. Answers
+    /// once it is verified and stored, or says why not once the fetch has failed or nothing came
+    /// for the stall timeout.
+    pub async fn fragment_for_playback(
+        &self,
+        video: VideoId,
+        index: u32,
+    ) -> Result<PathBuf, ServiceError> {
+        if self.store.manifest(&video).is_none() && !self.client.availability().knows(&video) {
+            // Neither held nor announced: a made-up id starts no fetch.
+            return Err(ServiceError::NoManifest(video));
+        }
+        let deadline = tokio::time::Instant::now() + self.fetch.stall_timeout;
+        let mut started = false;
+        loop {
+            match self.fragment_file(video, index) {
+                Ok(path) => return Ok(path),
+                Err(e @ ServiceError::NoFragment { .. }) => return Err(e),
+                Err(_) => {}
+            }
+            if !self.fetches.steer(&video, index) {
+                let failed = self.fetches.get(&video).and_then(|p| p.error);
+                match (started, failed) {
+                    // Ours ended without it (a video the swarm does not have, a dead holder).
+                    (true, why) => {
+                        return Err(ServiceError::NotFetched(format!(
+                            "fragment {index}: {}",
+                            why.unwrap_or_else(|| "the fetch ended without it".into())
+                        )))
+                    }
+                    (false, _) => {
+                        if let Some(ticket) = self.fetches.begin(video) {
+                            started = true;
+                            self.fetches_spawn_steered(ticket, index);
+                        }
+                    }
+                }
+            }
+            let Some(mut changes) = self.fetches.changes(&video) else {
+                continue;
+            };
+            changes.mark_unchanged();
+            // Looked at after subscribing, so a fragment stored meanwhile is not missed.
+            if self.fragment_file(video, index).is_ok() || !self.fetches.running(&video) {
+                continue;
+            }
+            if tokio::time::timeout_at(deadline, changes.changed())
+                .await
+                .is_err()
+            {
+                return Err(ServiceError::NotFetched(format!(
+                    "fragment {index} (nothing came within {} s)",
+                    self.fetch.stall_timeout.as_secs()
+                )));
+            }
+        }
+    }
+
+    /// The manifest of `video`: held, or (for a video a peer announced) asked of the swarm and
+    /// kept. A video neither held nor announced is [`ServiceError::NoManifest`] at once.
+    pub async fn manifest_for_playback(
+        &self,
+        video: VideoId,
+    ) -> Result<Arc<Manifest>, ServiceError> {
+        if let Some(m) = self.store.manifest(&video) {
+            return Ok(m);
+        }
+        if !self.client.availability().knows(&video) {
+            return Err(ServiceError::NoManifest(video));
+        }
+        Ok(fetch::manifest::get(&self.client, &self.store, video, &self.fetch).await?)
+    }
+
+    /// Starts a fetch of fragment `index` and the playback window after it (just `index` while
+    /// the manifest, which says how many there are, is not held yet).
+    fn fetches_spawn_steered(&self, ticket: fetches::Ticket, index: u32) {
+        let video = ticket.video();
+        self.fetches.steer(&video, index);
+        let count = self
+            .store
+            .manifest(&video)
+            .map_or(index + 1, |m| m.fragments.len() as u32);
+        let end = index
+            .saturating_add(crate::fetch::PLAYBACK_WINDOW)
+            .min(count);
+        let opts = FetchOptions {
+            fragments: Some((index..end.max(index + 1)).collect()),
+            ..self.fetch.clone()
+        };
+        self.spawn_fetch(ticket, opts, "playback");
+    }
+
     async fn holds_all(&self, video: &VideoId) -> bool {
         let Some(m) = self.store.manifest(video) else {
             return false;
@@ -266,7 +360,12 @@ impl Service {
             client: &self.client,
             observe: &observe,
         };
-        let result = fetch::fetch(&reporter, &self.store, ticket.video(), opts).await;
+        // Every fetch can be steered by a viewer (`fragment_for_playback`).
+        let opts = FetchOptions {
+            playhead: Some(ticket.playhead()),
+            ..opts.clone()
+        };
+        let result = fetch::fetch(&reporter, &self.store, ticket.video(), &opts).await;
         ticket.finish(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
         Ok(result?)
     }

@@ -78,6 +78,37 @@ impl EventLoop {
         }
     }
 
+    /// What a live peer says its addresses are now (identify) replaces what the routing table
+    /// had for it: an address it no longer has (an old IP) is not kept, dialed or passed on to
+    /// other peers' lookups.
+    pub(super) fn set_addresses(&mut self, peer: PeerId, current: Vec<Multiaddr>) {
+        if current.is_empty() {
+            return;
+        }
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        for addr in &current {
+            kad.add_address(&peer, addr.clone());
+        }
+        let key = libp2p::kad::KBucketKey::from(peer);
+        let known: Vec<Multiaddr> = kad
+            .kbucket(peer)
+            .and_then(|bucket| {
+                bucket
+                    .iter()
+                    .find(|e| *e.node.key == key)
+                    .map(|e| e.node.value.iter().cloned().collect())
+            })
+            .unwrap_or_default();
+        let current: Vec<Multiaddr> = current.iter().map(without_p2p).collect();
+        for addr in known {
+            let addr = without_p2p(&addr);
+            if !current.contains(&addr) {
+                debug!(%peer, %addr, "forgetting an address the peer no longer has");
+                kad.remove_address(&peer, &addr);
+            }
+        }
+    }
+
     pub(super) fn on_connected(&mut self, peer: PeerId) {
         self.dialing.remove(&peer);
         self.peers.connected(peer);

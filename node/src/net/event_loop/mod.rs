@@ -30,6 +30,7 @@ use super::MAX_SERVING;
 mod addresses;
 pub(super) mod dialing;
 mod gossip;
+pub(super) mod links;
 mod transfer;
 
 pub struct EventLoop {
@@ -60,8 +61,10 @@ pub struct EventLoop {
     linger_until: Option<tokio::time::Instant>,
     /// Responses handed to the behaviour and not yet written out (or failed).
     unsent: usize,
-    responses_tx: mpsc::UnboundedSender<(ResponseChannel<Response>, Response)>,
-    responses_rx: mpsc::UnboundedReceiver<(ResponseChannel<Response>, Response)>,
+    responses_tx: mpsc::UnboundedSender<(PeerId, ResponseChannel<Response>, Response)>,
+    responses_rx: mpsc::UnboundedReceiver<(PeerId, ResponseChannel<Response>, Response)>,
+    /// Each connected peer's connection, round trip and bytes (`links.rs`).
+    links: HashMap<PeerId, links::PeerLink>,
 }
 
 impl EventLoop {
@@ -99,6 +102,7 @@ impl EventLoop {
             serving: Arc::new(Semaphore::new(MAX_SERVING)),
             responses_tx,
             responses_rx,
+            links: HashMap::new(),
         }
     }
 
@@ -125,7 +129,12 @@ impl EventLoop {
                     Some(command) => self.on_command(command),
                     None => break,
                 },
-                Some((channel, response)) = self.responses_rx.recv() => self.respond(channel, response),
+                Some((peer, channel, response)) = self.responses_rx.recv() => {
+                    if let Response::Chunk { data } = &response {
+                        self.link_bytes(&peer, 0, data.len());
+                    }
+                    self.respond(channel, response);
+                }
                 _ = tick.tick() => {
                     self.expire_dials();
                     self.recheck_advertised();
@@ -190,6 +199,9 @@ impl EventLoop {
                     .map(|a| a.clone().with(Protocol::P2p(local)))
                     .collect();
                 let _ = reply.send(addrs);
+            }
+            Command::PeerLinks { reply } => {
+                let _ = reply.send(self.links.values().cloned().collect());
             }
             Command::Advertised { reply } => {
                 let _ = reply.send(self.advertised());
@@ -264,6 +276,7 @@ impl EventLoop {
                     let _ = reply.send(Ok(peer_id));
                 }
                 self.on_connected(peer_id);
+                self.link_up(peer_id, &endpoint);
                 if endpoint.is_dialer() {
                     let addr = endpoint.get_remote_address().clone();
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
@@ -280,6 +293,7 @@ impl EventLoop {
             } => {
                 debug!(peer = %peer_id, "disconnected");
                 self.peers.disconnected(&peer_id);
+                self.link_down(&peer_id);
                 self.availability.forget_peer(&peer_id);
                 emit(&self.events, NodeEvent::PeerDisconnected { peer: peer_id });
             }
@@ -318,9 +332,7 @@ impl EventLoop {
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })
                 if info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL) =>
             {
-                for addr in dialing::worth_dialing(info.listen_addrs) {
-                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
-                }
+                self.set_addresses(peer_id, dialing::worth_dialing(info.listen_addrs));
             }
             BehaviourEvent::Kad(kad::Event::InboundRequest {
                 request:
@@ -344,6 +356,11 @@ impl EventLoop {
             // A connection whose pings fail is dead (a partition, a peer that moved): close it,
             // so the peer is no longer given work and the node re-dials or rejoins. A ping that
             // cannot even open its stream is `Other`; a peer that does not speak ping is not dead.
+            BehaviourEvent::Ping(libp2p::ping::Event {
+                peer,
+                result: Ok(rtt),
+                ..
+            }) => self.link_rtt(&peer, rtt),
             BehaviourEvent::Ping(libp2p::ping::Event {
                 peer,
                 connection,

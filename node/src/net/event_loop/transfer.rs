@@ -26,6 +26,7 @@ impl EventLoop {
                     if let Response::Chunk { data } = &response {
                         self.metrics
                             .bytes(TRANSFER, Direction::Received, data.len());
+                        self.link_bytes(&peer, data.len(), 0);
                     }
                     if let Some(reply) = self.pending_requests.remove(&request_id) {
                         let _ = reply.send(Ok(response));
@@ -71,7 +72,7 @@ impl EventLoop {
         tokio::task::spawn_blocking(move || {
             let response = serve::answer(&store, &peer, request, &metrics);
             drop(permit);
-            let _ = done.send((channel, response));
+            let _ = done.send((peer, channel, response));
         });
     }
 

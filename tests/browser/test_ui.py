@@ -1,0 +1,306 @@
+"""The web UI in headless Chromium (Selenium): a seeder node holding a 60 s video, and an empty
+node started with --no-auto-fetch. On the empty node:
+
+1. the player plays (currentTime passes 10 s, no error) while the node still lacks fragments,
+   and the video page's grid shows fragments arriving (live, without a reload);
+2. a seek to 45 s resumes playback there before the whole video is held;
+3. the swarm page lists the seeder and its throughput readout moves during a fetch;
+4. a screenshot of each page is written to --artifacts.
+
+With --ttff: time to first frame (play click to `playing`) and time to resume after a seek, on a
+100 MiB video, on a fresh empty node each time, median of 5 (docs/performance.md).
+
+Run by scripts/test-browser.sh, which installs Chromium, chromium-driver and Selenium.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+
+def log(msg):
+    print(f"test-browser: {msg}", file=sys.stderr, flush=True)
+
+
+def wait_until(what, check, limit=60.0, every=0.1):
+    """Polls `check` until it returns something truthy; fails naming `what` after `limit` s."""
+    deadline = time.monotonic() + limit
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {limit} s waiting until {what}")
+        time.sleep(every)
+
+
+def http_json(url, method="GET", body=None, content_type="application/json"):
+    req = urllib.request.Request(url, method=method, data=body)
+    if body is not None:
+        req.add_header("content-type", content_type)
+    with urllib.request.urlopen(req, timeout=60) as r:
+        data = r.read()
+        return json.loads(data) if data else None
+
+
+class Node:
+    """A `vidswarm node` process on 127.0.0.1 with its HTTP API on a free port."""
+
+    def __init__(self, bin, data, *extra):
+        self.log = open(f"{data}.log", "w")
+        self.proc = subprocess.Popen(
+            [bin, "node", "--data", data, "--listen", "/ip4/127.0.0.1/tcp/0",
+             "--http", "127.0.0.1:0", *extra],
+            stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.addr = self.proc.stdout.readline().strip()
+        self.url = self.proc.stdout.readline().strip()
+        if not self.url.startswith("http://"):
+            raise AssertionError(f"node did not start: {self.addr!r} {self.url!r}")
+
+    def api(self, path, **kw):
+        return http_json(self.url + path, **kw)
+
+    def held(self, video):
+        for v in self.api("/api/v1/videos")["videos"]:
+            if v["video_id"] == video:
+                return sum(1 for f in v["fragments"] if f["held"])
+        return 0
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def make_video(path, seconds, size, rate):
+    """A synthetic H.264/AAC video (ffmpeg's test pattern and a tone), made once and kept."""
+    if path.exists():
+        return
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y",
+         "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30:duration={seconds}",
+         "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
+         "-c:v", "libx264", "-preset", "veryfast", "-b:v", rate, "-maxrate", rate,
+         "-bufsize", rate, "-g", "60", "-pix_fmt", "yuv420p",
+         "-c:a", "aac", "-shortest", str(path) + ".tmp.mp4"], check=True)
+    os.replace(str(path) + ".tmp.mp4", path)
+
+
+def split(bin, video, out, fragments):
+    if not (out / "manifest.json").exists():
+        subprocess.run([bin, "split", str(video), "--out", str(out), "--fragments",
+                        str(fragments)], check=True, stdout=subprocess.DEVNULL)
+    return json.loads((out / "manifest.json").read_text())
+
+
+def upload(node, split_dir, manifest):
+    """Uploads a split to `node` over its HTTP API (what `vidswarm publish` does)."""
+    vid = manifest["video_id"]
+    node.api("/api/v1/videos", method="POST", body=(split_dir / "manifest.json").read_bytes())
+    for f in manifest["fragments"]:
+        node.api(f"/api/v1/videos/{vid}/fragments/{f['index']}", method="PUT",
+                 body=(split_dir / f["name"]).read_bytes(), content_type="video/mp4")
+
+
+def browser():
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for arg in ["--headless=new", "--no-sandbox", "--disable-gpu", "--mute-audio",
+                "--autoplay-policy=no-user-gesture-required", "--window-size=1280,900",
+                "--disable-dev-shm-usage"]:
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver")
+    return webdriver.Chrome(options=opts, service=service)
+
+
+def js_errors(driver):
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"
+            and "favicon" not in e["message"]]
+
+
+def player_state(driver):
+    return driver.execute_script("""
+        const v = document.getElementById('player');
+        const p = window.vidswarmPlayer || {};
+        return {t: v.currentTime, paused: v.paused, error: v.error && v.error.message,
+                errors: p.errors || [], firstFrameMs: p.firstFrameMs, stalls: p.stalls};""")
+
+
+def start_pair(args, split_dir, manifest, tag):
+    work = Path(args.work)
+    for d in (f"{tag}-seeder", f"{tag}-viewer"):
+        shutil.rmtree(work / d, ignore_errors=True)
+    seeder = Node(args.bin, str(work / f"{tag}-seeder"))
+    upload(seeder, split_dir, manifest)
+    viewer = Node(args.bin, str(work / f"{tag}-viewer"), "--no-auto-fetch",
+                  "--bootstrap", seeder.addr)
+    vid = manifest["video_id"]
+    wait_until("the viewer node hears of the video",
+               lambda: vid in viewer.api("/api/v1/videos")["announced"], limit=30)
+    return seeder, viewer
+
+
+def ui_tests(args, driver):
+    work = Path(args.work)
+    video = work / "video-60s.mp4"
+    make_video(video, 60, "640x360", "1M")
+    split_dir = work / "split-60s"
+    manifest = split(args.bin, video, split_dir, 10)
+    vid = manifest["video_id"]
+    n = len(manifest["fragments"])
+    seeder, viewer = start_pair(args, split_dir, manifest, "ui")
+    shots = Path(args.artifacts)
+    shots.mkdir(parents=True, exist_ok=True)
+    try:
+        assert viewer.held(vid) == 0
+        # The video page first, in its own tab: its grid must fill in live as playback fetches.
+        driver.get(f"{viewer.url}/ui/videos/{vid}")
+        wait_until("the grid is drawn", lambda: driver.find_elements(
+            By.CSS_SELECTOR, "#row-self td[data-fragment]"))
+        grid_tab = driver.current_window_handle
+        driver.switch_to.new_window("tab")
+        driver.get(f"{viewer.url}/ui/play/{vid}")
+        wait_until("the player is ready", lambda: driver.execute_script(
+            "return !!window.vidswarmPlayer"))
+        driver.execute_script("document.getElementById('player').play()")
+
+        # 1. It plays past 10 s, with no error, while the node still lacks fragments.
+        state = wait_until("playback passes 10 s", lambda: (
+            lambda s: s if s["t"] > 10 or s["error"] or s["errors"] else None)(
+                player_state(driver)), limit=60)
+        assert not state["error"] and not state["errors"], f"player errors: {state}"
+        held = viewer.held(vid)
+        log(f"1. playing at {state['t']:.1f} s with {held}/{n} fragments held; "
+            f"first frame after {state['firstFrameMs']} ms")
+        assert held < n, f"the node already held every fragment ({held}/{n})"
+        driver.save_screenshot(str(shots / "player.png"))
+
+        driver.switch_to.window(grid_tab)
+        cells = wait_until("the grid shows the fragments that arrived", lambda: (
+            lambda c: c if c > 0 else None)(len(driver.find_elements(
+                By.CSS_SELECTOR, "#row-self td.held"))), limit=10)
+        log(f"   the video page's grid shows {cells} fragment(s) held, live")
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#grid tr[data-peer]")) >= 1, \
+            "the grid has no row for the seeder"
+        driver.save_screenshot(str(shots / "video.png"))
+
+        # 2. A seek to 45 s resumes there before the whole video is held.
+        driver.switch_to.window(driver.window_handles[-1])
+        driver.execute_script("document.getElementById('player').currentTime = 45")
+        state = wait_until("playback resumes after the seek", lambda: (
+            lambda s: s if (s["t"] >= 46 and not s["paused"]) or s["error"] else None)(
+                player_state(driver)), limit=60)
+        assert not state["error"] and not state["errors"], f"player errors: {state}"
+        held = viewer.held(vid)
+        log(f"2. after the seek, playing at {state['t']:.1f} s with {held}/{n} held")
+        assert held < n, f"the node held every fragment before playback resumed ({held}/{n})"
+
+        # 3. The swarm page lists the seeder, and its throughput readout moves during a fetch.
+        driver.get(f"{viewer.url}/ui/swarm")
+        seeder_id = seeder.api("/api/v1/info")["peer_id"]
+        wait_until("the swarm page lists the seeder", lambda: driver.find_elements(
+            By.CSS_SELECTOR, f"#peers tbody tr[data-peer='{seeder_id}']"), limit=10)
+        before = driver.find_element(By.ID, "totals").text
+        time.sleep(1.5)  # two polls of the page's own 1 s timer: the graph's baseline
+        viewer.api(f"/api/v1/videos/{vid}/fetch", method="POST")
+        wait_until("the throughput readout moves", lambda: driver.find_element(
+            By.ID, "totals").text != before and driver.find_element(By.ID, "rate-in").text
+            not in ("", "0 B/s"), limit=20, every=0.05)
+        log(f"3. swarm page: seeder listed; in {driver.find_element(By.ID, 'rate-in').text}, "
+            f"{driver.find_element(By.ID, 'totals').text}")
+        wait_until("the fetch completes", lambda: viewer.held(vid) == n, limit=30)
+        time.sleep(1.2)
+        driver.save_screenshot(str(shots / "swarm.png"))
+
+        # 4. The other pages, for the record (and they must not log errors).
+        for page, name in [("/", "home"), ("/ui/videos", "videos")]:
+            driver.get(viewer.url + page)
+            time.sleep(1.0)
+            driver.save_screenshot(str(shots / f"{name}.png"))
+        # A video nobody has: a clear "not found" page.
+        driver.get(f"{viewer.url}/ui/play/{'0' * 64}")
+        wait_until("the player says the video is not found", lambda: "not found" in
+                   driver.find_element(By.ID, "title").text.lower(), limit=10)
+        errors = [e for e in js_errors(driver) if "404" not in e]
+        assert not errors, f"JavaScript errors: {errors}"
+        log(f"4. screenshots in {shots}")
+    finally:
+        seeder.stop()
+        viewer.stop()
+
+
+def ttff(args, driver):
+    """Time to first frame and to resume after a seek: 100 MiB, a fresh empty node each run."""
+    work = Path(args.work)
+    video = work / "video-100mib.mp4"
+    make_video(video, 100, "1280x720", "8M")
+    split_dir = work / "split-100mib"
+    manifest = split(args.bin, video, split_dir, 10)
+    vid = manifest["video_id"]
+    size = sum(f["size"] for f in manifest["fragments"])
+    firsts, seeks = [], []
+    for run in range(5):
+        seeder, viewer = start_pair(args, split_dir, manifest, f"ttff{run}")
+        try:
+            driver.get(f"{viewer.url}/ui/play/{vid}")
+            wait_until("the player is ready", lambda: driver.execute_script(
+                "return !!window.vidswarmPlayer"))
+            driver.execute_script("document.getElementById('player').play()")
+            first = wait_until("the first frame", lambda: player_state(driver)["firstFrameMs"],
+                               limit=60, every=0.02)
+            driver.execute_script("""
+                const v = document.getElementById('player');
+                window.seekStart = performance.now(); window.seekMs = null;
+                v.addEventListener('playing', () => {
+                  if (window.seekMs === null) window.seekMs = performance.now() - window.seekStart;
+                }, {once: true});
+                v.currentTime = 75;""")
+            seek = wait_until("playback resumes", lambda: driver.execute_script(
+                "return window.seekMs"), limit=60, every=0.02)
+            firsts.append(first)
+            seeks.append(seek)
+            log(f"run {run}: first frame {first} ms, resume after the seek {seek:.0f} ms")
+        finally:
+            seeder.stop()
+            viewer.stop()
+    log(f"{size / 2**20:.1f} MiB video: time to first frame median "
+        f"{statistics.median(firsts):.0f} ms {sorted(firsts)}; resume after a seek median "
+        f"{statistics.median(seeks):.0f} ms {sorted(round(s) for s in seeks)}")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--bin", required=True)
+    p.add_argument("--work", required=True)
+    p.add_argument("--artifacts", required=True)
+    p.add_argument("--ttff", action="store_true", default=bool(os.environ.get("BROWSER_TTFF")))
+    args = p.parse_args()
+    args.bin = str(Path(args.bin).resolve())
+    Path(args.work).mkdir(parents=True, exist_ok=True)
+    driver = browser()
+    try:
+        ui_tests(args, driver)
+        if args.ttff:
+            ttff(args, driver)
+    finally:
+        driver.quit()
+    log("PASSED")
+
+
+if __name__ == "__main__":
+    main()
