@@ -29,6 +29,13 @@ if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import selenium' 2>
   "$python" -m venv "$venv" || skip "cannot create a Python venv (python3-venv)"
   "$venv/bin/pip" install -q "selenium==4.27.1" || skip "cannot install selenium from PyPI"
 fi
-cargo build --locked -q -p vidswarm
-exec "$venv/bin/python" tests/browser/test_ui.py --bin target/debug/vidswarm \
+bin=target/debug/vidswarm
+if [[ -n "${BROWSER_TTFF:-}" ]]; then
+  # Figures are taken with the release build, as users run it.
+  cargo build --locked -q --release -p vidswarm
+  bin=target/release/vidswarm
+else
+  cargo build --locked -q -p vidswarm
+fi
+exec "$venv/bin/python" tests/browser/test_ui.py --bin "$bin" \
   --work target/browser --artifacts target/browser-artifacts "$@"

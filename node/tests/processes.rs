@@ -2,12 +2,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::procs::{add, signal, Proc};
-use std::sync::mpsc;
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vidswarm");
@@ -20,37 +18,7 @@ fn node(data: &Path, bootstrap: Option<&str>) -> (Proc, String) {
 
 /// Starts `vidswarm node` with `extra` arguments; returns it, its address and its HTTP API's URL.
 fn node_with_http(data: &Path, bootstrap: Option<&str>, extra: &[&str]) -> (Proc, String, String) {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["node", "--data"])
-        .arg(data)
-        .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--announce-every", "1"])
-        .args(["--http", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    if let Some(b) = bootstrap {
-        cmd.args(["--bootstrap", b]);
-    }
-    cmd.args(extra);
-    let mut child = cmd.spawn().expect("vidswarm node starts");
-    let stdout = child.stdout.take().expect("piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the node prints its address");
-    assert!(
-        addr.starts_with("/ip4/127.0.0.1/tcp/") && addr.contains("/p2p/"),
-        "{addr}"
-    );
-    let http = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the node prints its HTTP URL");
-    assert!(http.starts_with("http://127.0.0.1:"), "{http}");
-    (Proc(child), addr, http)
+    common::procs::node_with_http(BIN, data, bootstrap, extra)
 }
 
 #[test]

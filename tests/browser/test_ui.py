@@ -5,7 +5,8 @@ node started with --no-auto-fetch. On the empty node:
    and the video page's grid shows fragments arriving (live, without a reload);
 2. a seek to 45 s resumes playback there before the whole video is held;
 3. the swarm page lists the seeder and its throughput readout moves during a fetch;
-4. a screenshot of each page is written to --artifacts.
+4. a screenshot of each page is written to --artifacts; a split uploaded from the videos page
+   is stored whole; an unknown video gets a "not found" page.
 
 With --ttff: time to first frame (play click to `playing`) and time to resume after a seek, on a
 100 MiB video, on a fresh empty node each time, median of 5 (docs/performance.md).
@@ -176,7 +177,7 @@ def ui_tests(args, driver):
         driver.switch_to.new_window("tab")
         driver.get(f"{viewer.url}/ui/play/{vid}")
         wait_until("the player is ready", lambda: driver.execute_script(
-            "return !!window.vidswarmPlayer"))
+            "return !!(window.vidswarmPlayer && window.vidswarmPlayer.ready)"))
         driver.execute_script("document.getElementById('player').play()")
 
         # 1. It plays past 10 s, with no error, while the node still lacks fragments.
@@ -228,10 +229,28 @@ def ui_tests(args, driver):
         driver.save_screenshot(str(shots / "swarm.png"))
 
         # 4. The other pages, for the record (and they must not log errors).
-        for page, name in [("/", "home"), ("/ui/videos", "videos")]:
-            driver.get(viewer.url + page)
-            time.sleep(1.0)
-            driver.save_screenshot(str(shots / f"{name}.png"))
+        driver.get(viewer.url + "/")
+        time.sleep(1.0)
+        driver.save_screenshot(str(shots / "home.png"))
+        # An upload of a split from the browser (the route `vidswarm publish` uses).
+        other_dir = work / "split-60s-5"
+        other = split(args.bin, video, other_dir, 5)
+        driver.get(viewer.url + "/ui/videos")
+        files = [other_dir / "manifest.json"] + [other_dir / f["name"] for f in other["fragments"]]
+        driver.find_element(By.ID, "upload-files").send_keys(
+            "\n".join(str(p.resolve()) for p in files))
+        wait_until("the upload can start", lambda: driver.find_element(
+            By.ID, "upload-start").is_enabled(), limit=10)
+        driver.find_element(By.ID, "upload-start").click()
+        wait_until("the upload ends", lambda: driver.find_elements(
+            By.CSS_SELECTOR, "#upload-result .success, #upload-result .error"), limit=60)
+        result = driver.find_element(By.ID, "upload-result").text
+        assert "Stored 5 fragments" in result, f"the upload says: {result}"
+        assert driver.find_elements(By.ID, "upload-link"), "no link to the uploaded video"
+
+        assert viewer.held(other["video_id"]) == 5, "the uploaded split is not held whole"
+        log("   a split uploaded from the videos page is held whole (5/5)")
+        driver.save_screenshot(str(shots / "videos.png"))
         # A video nobody has: a clear "not found" page.
         driver.get(f"{viewer.url}/ui/play/{'0' * 64}")
         wait_until("the player says the video is not found", lambda: "not found" in
@@ -259,7 +278,7 @@ def ttff(args, driver):
         try:
             driver.get(f"{viewer.url}/ui/play/{vid}")
             wait_until("the player is ready", lambda: driver.execute_script(
-                "return !!window.vidswarmPlayer"))
+                "return !!(window.vidswarmPlayer && window.vidswarmPlayer.ready)"))
             driver.execute_script("document.getElementById('player').play()")
             first = wait_until("the first frame", lambda: player_state(driver)["firstFrameMs"],
                                limit=60, every=0.02)
@@ -278,6 +297,29 @@ def ttff(args, driver):
         finally:
             seeder.stop()
             viewer.stop()
+    # The anchor, in the same run: the source file from a plain web server (progressive MP4,
+    # Range requests), in the same browser: what playback costs without a swarm.
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
+                               "--directory", str(work), "0"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        port = wait_until("the web server starts", lambda: (
+            lambda line: line.split("port ")[1].split()[0] if "port " in line else None)(
+                server.stdout.readline()), limit=10)
+        plain = []
+        for run in range(5):
+            driver.get(f"http://127.0.0.1:{port}/{video.name}")
+            plain.append(driver.execute_async_script('''
+                const done = arguments[arguments.length - 1];
+                const v = document.querySelector('video');
+                const t0 = performance.now();
+                v.addEventListener('playing', () => done(performance.now() - t0), {once: true});
+                v.currentTime = 0; v.play();'''))
+            driver.get("about:blank")
+    finally:
+        server.kill()
+    log(f"anchor, the source from a plain web server: first frame median "
+        f"{statistics.median(plain):.0f} ms {sorted(round(p) for p in plain)}")
     log(f"{size / 2**20:.1f} MiB video: time to first frame median "
         f"{statistics.median(firsts):.0f} ms {sorted(firsts)}; resume after a seek median "
         f"{statistics.median(seeks):.0f} ms {sorted(round(s) for s in seeks)}")

@@ -254,3 +254,97 @@ async fn a_local_disk_failure_is_an_internal_error_not_try_again() {
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(json(&body)["error"], "internal");
 }
+
+#[tokio::test]
+async fn the_web_ui_is_served_from_the_binary_and_an_unknown_video_gets_a_404_page() {
+    let f = fixture();
+    for (path, marker) in [
+        ("/", "<nav id=\"nav\">"),
+        ("/ui/swarm", "id=\"throughput\""),
+        ("/ui/videos", "<nav id=\"nav\">"),
+        ("/ui/assets/player.js", "MediaSource"),
+        ("/ui/assets/style.css", "#strip"),
+    ] {
+        let (status, body) = call(&f.state, get(path)).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(String::from_utf8_lossy(&body).contains(marker), "{path}");
+    }
+    let unknown = "0".repeat(64);
+    for page in ["play", "videos"] {
+        let (status, body) = call(&f.state, get(&format!("/ui/{page}/{unknown}"))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "/ui/{page}");
+        assert!(String::from_utf8_lossy(&body).contains("<!doctype html>"));
+    }
+    let (status, _) = call(&f.state, get("/ui/assets/../Cargo.toml")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// Playback routes on a video nobody announced answer 404 at once (a made-up id starts no
+/// fetch), and a video whose manifest has no codec string (split before fragments were
+/// fragmented MP4) still loads but has no playlist.
+#[tokio::test]
+async fn playback_of_an_unknown_or_old_video_is_refused_clearly_and_at_once() {
+    let f = fixture();
+    let unknown = "1".repeat(64);
+    for path in [
+        format!("/api/v1/videos/{unknown}/fragments/0"),
+        format!("/api/v1/videos/{unknown}/manifest"),
+        format!("/api/v1/videos/{unknown}/playlist.m3u8"),
+        format!("/api/v1/videos/{unknown}/hls/3.m4s"),
+    ] {
+        let started = std::time::Instant::now();
+        let (status, body) = call(&f.state, get(&path)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(json(&body)["error"], "not_found");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{path}"
+        );
+    }
+    assert!(
+        f.state.service.fetches().all().is_empty(),
+        "no fetch started"
+    );
+
+    let (m, _) = video();
+    assert!(m.codecs.is_none());
+    let post = Request::post("/api/v1/videos")
+        .body(Body::from(m.to_json_pretty()))
+        .unwrap();
+    assert_eq!(call(&f.state, post).await.0, StatusCode::CREATED);
+    let (status, body) = call(
+        &f.state,
+        get(&format!("/api/v1/videos/{}/manifest", m.video_id)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json(&body)["video_id"], m.video_id.to_string());
+    let (status, body) = call(
+        &f.state,
+        get(&format!("/api/v1/videos/{}/playlist.m3u8", m.video_id)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(json(&body)["message"]
+        .as_str()
+        .unwrap()
+        .contains("publish it again"));
+    let (status, _) = call(
+        &f.state,
+        get(&format!("/api/v1/videos/{}/hls/x.ts", m.video_id)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let report = Request::post(format!("/api/v1/videos/{}/playback", m.video_id))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"event":"stall","late":true}"#))
+        .unwrap();
+    assert_eq!(call(&f.state, report).await.0, StatusCode::NO_CONTENT);
+    let (_, metrics) = call(&f.state, get("/metrics")).await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("vidswarm_playback_late_fragments_total 1"),
+        "{metrics}"
+    );
+}

@@ -1,7 +1,10 @@
 //! Helpers for tests that run `vidswarm` processes.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 /// A child process killed when dropped (continued first, if it was stopped), so a failing test
 /// leaves nothing running.
@@ -45,4 +48,45 @@ pub fn assert_split_dir_only(dir: &Path, count: u32) {
     expected.push("manifest.json".into());
     expected.sort();
     assert_eq!(names, expected);
+}
+
+/// Starts `vidswarm node` (the binary `bin`) on 127.0.0.1 with its HTTP API on a free port and
+/// `extra` arguments; returns it, its address and its HTTP API's URL.
+pub fn node_with_http(
+    bin: &str,
+    data: &Path,
+    bootstrap: Option<&str>,
+    extra: &[&str],
+) -> (Proc, String, String) {
+    let mut cmd = Command::new(bin);
+    cmd.args(["node", "--data"])
+        .arg(data)
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--announce-every", "1"])
+        .args(["--http", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some(b) = bootstrap {
+        cmd.args(["--bootstrap", b]);
+    }
+    cmd.args(extra);
+    let mut child = cmd.spawn().expect("vidswarm node starts");
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the node prints its address");
+    assert!(
+        addr.starts_with("/ip4/127.0.0.1/tcp/") && addr.contains("/p2p/"),
+        "{addr}"
+    );
+    let http = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the node prints its HTTP URL");
+    assert!(http.starts_with("http://127.0.0.1:"), "{http}");
+    (Proc(child), addr, http)
 }

@@ -17,7 +17,8 @@
   const AHEAD = 2;
 
   // What the tests and the stats box read.
-  const stats = { firstFrameMs: null, stalls: 0, late: 0, appended: [], errors: [] };
+  // `ready` once the media source is open and the listeners below are in place.
+  const stats = { ready: false, firstFrameMs: null, stalls: 0, late: 0, appended: [], errors: [] };
   window.vidswarmPlayer = stats;
 
   const say = (text, kind = 'notice') => {
@@ -118,7 +119,14 @@
         const at = fragmentAt(video.currentTime);
         const last = Math.min(frags.length - 1, at + AHEAD);
         for (let i = at; i <= last && !again; i++) {
-          if (!isBuffered(i)) await append(i);
+          if (isBuffered(i)) continue;
+          try {
+            await append(i);
+          } catch (e) {
+            // A seek gave up this load: go round again from the new position.
+            if (e.name === 'AbortError') break;
+            throw e;
+          }
         }
         if (!again && frags.every((_, i) => isBuffered(i)) && source.readyState === 'open') {
           source.endOfStream();
@@ -219,6 +227,7 @@
   }
   refreshHeld();
   setInterval(refreshHeld, 1000);
+  stats.ready = true;
 })();
 
 // The manifest, held here or fetched (with fragment 0) when a peer announced the video.
