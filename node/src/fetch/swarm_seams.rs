@@ -16,6 +16,7 @@ use super::seams::{ChunkAnswer, ChunkSource, FragmentSink, SinkError, Written};
 use super::FetchError;
 use crate::events::{Lookup, NodeEvent};
 use crate::net::{fragment_key, Client};
+use crate::store::partial::End;
 use crate::store::{FragmentWriter, Store, StoreError};
 
 /// Chunks, holders and announcements of one video, through the node's swarm. Holders are given
@@ -189,7 +190,8 @@ pub(crate) fn announcement(
 type Slot = Arc<RwLock<Option<FragmentWriter>>>;
 
 /// Verified chunks of one video's fragments into the store. A fragment's temp file is opened when
-/// its first chunk arrives; dropping the sink deletes what was not committed.
+/// its first chunk arrives; dropping the sink deletes what was not committed. While a fragment is
+/// written, its verified chunks can be read (`store/partial.rs`: a viewer streams it).
 pub struct StoreSink {
     store: Store,
     manifest: Arc<Manifest>,
@@ -212,6 +214,11 @@ impl StoreSink {
         }
         let info = &self.manifest.fragments[fragment as usize];
         let writer = self.store.begin_fragment(info.blake3, info.size)?;
+        if let Ok(reader) = writer.reader() {
+            let chunk_size = self.manifest.chunk_size;
+            let partials = self.store.partials();
+            partials.begin(info.blake3, reader, info.size, chunk_size);
+        }
         let slot = Arc::new(RwLock::new(Some(writer)));
         slots.insert(fragment, slot.clone());
         Ok(slot)
@@ -230,6 +237,7 @@ impl FragmentSink for StoreSink {
         match writer.as_ref() {
             Some(w) => {
                 w.write_at(offset, data)?;
+                self.store.partials().verified(&info.blake3, chunk);
                 Ok(Written::Stored)
             }
             None => Ok(Written::AlreadyComplete),
@@ -247,9 +255,36 @@ impl FragmentSink for StoreSink {
         let slot = self.slot(fragment)?;
         let writer = slot.write().unwrap_or_else(PoisonError::into_inner).take();
         match writer {
-            Some(w) => Ok(w.commit()?),
+            Some(w) => {
+                let hash = *w.hash();
+                let result = w.commit();
+                let end = if result.is_ok() {
+                    End::Committed
+                } else {
+                    End::Abandoned
+                };
+                self.store.partials().end(&hash, end);
+                Ok(result?)
+            }
             // Committed already: nothing to do twice.
             None => Ok(()),
+        }
+    }
+}
+
+impl Drop for StoreSink {
+    /// Readers of fragments that were not committed learn they never will be.
+    fn drop(&mut self) {
+        let slots = self.slots.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for (index, slot) in slots.iter() {
+            let pending = slot
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_some();
+            if pending {
+                let hash = self.manifest.fragments[*index as usize].blake3;
+                self.store.partials().end(&hash, End::Abandoned);
+            }
         }
     }
 }

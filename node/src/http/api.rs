@@ -12,7 +12,7 @@ use vidswarm_proto::VideoId;
 use super::extract::{FragmentPath, VideoPath};
 use super::range::send_file;
 use super::{ApiError, AppState, ErrorBody};
-use crate::service::FetchProgress;
+use crate::service::{FetchProgress, Playable};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
@@ -249,9 +249,16 @@ pub async fn fragment(
     FragmentPath { video, index }: FragmentPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    // Not held yet: fetched first (the rest of the video after it), then sent.
-    let path = state.service.fragment_for_playback(video, index).await?;
-    send_file(&path, &headers).await
+    // Not held yet: fetched first (the playback window after it too). A whole answer is sent
+    // as its chunks are verified; a Range waits for the whole fragment.
+    if headers.contains_key(header::RANGE) {
+        let path = state.service.fragment_for_playback(video, index).await?;
+        return send_file(&path, &headers).await;
+    }
+    match state.service.fragment_as_it_arrives(video, index).await? {
+        Playable::Held(path) => send_file(&path, &headers).await,
+        Playable::Arriving(partial) => Ok(super::playback::as_it_arrives(partial)),
+    }
 }
 
 /// A fetch request lists at most 1000 indices: 64 KiB is ample.

@@ -66,6 +66,7 @@ pub async fn playlist(
     params(("video_id" = String, Path, description = "64 lowercase hex digits", pattern = "^[0-9a-f]{64}$")),
     responses(
         (status = 200, description = "The init segment (ftyp and moov) of the playlist", content_type = "video/mp4", body = Vec<u8>),
+        (status = 400, description = "Not a video id", body = super::ErrorBody),
         (status = 404, description = "No such video", body = super::ErrorBody),
         (status = 409, description = "Not fragmented MP4", body = super::ErrorBody),
         (status = 503, description = "Fragment 0 could not be fetched", body = super::ErrorBody)))]
@@ -290,8 +291,9 @@ pub const MAX_PLAYBACK_REPORT: usize = 1024;
 pub async fn report(
     State(state): State<AppState>,
     VideoPath(_video): VideoPath,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
+    let body = body?;
     let report: PlaybackReport = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("not a playback report: {e}")))?;
     let metrics = state.service.client().metrics();
@@ -307,4 +309,52 @@ pub async fn report(
         }
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A fragment's bytes, each chunk sent once it is verified (`store/partial.rs`). If its
+/// download stops before the end, the body ends with an error (the client sees a cut answer,
+/// never unverified bytes).
+pub fn as_it_arrives(partial: std::sync::Arc<crate::store::partial::Partial>) -> Response {
+    use crate::store::partial::End;
+    let size = partial.size();
+    let state = partial.subscribe();
+    let chunks = futures::stream::unfold((0u32, partial, state), |(k, p, mut state)| async move {
+        if k >= p.chunks() {
+            return None;
+        }
+        loop {
+            let (ready, end) = {
+                let s = state.borrow_and_update();
+                (s.verified.get(k as usize).copied().unwrap_or(false), s.end)
+            };
+            match end {
+                _ if ready => break,
+                Some(End::Committed) => break,
+                Some(End::Abandoned) => {
+                    let e = std::io::Error::other("the download of this fragment stopped");
+                    return Some((Err(e), (u32::MAX, p, state)));
+                }
+                None => {
+                    if state.changed().await.is_err() {
+                        let e = std::io::Error::other("the download of this fragment went away");
+                        return Some((Err(e), (u32::MAX, p, state)));
+                    }
+                }
+            }
+        }
+        let reader = p.clone();
+        let data = tokio::task::spawn_blocking(move || reader.read_chunk(k))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        Some((data.map(Bytes::from), (k + 1, p, state)))
+    });
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "video/mp4".to_owned()),
+            (header::CONTENT_LENGTH, size.to_string()),
+        ],
+        Body::from_stream(chunks),
+    )
+        .into_response()
 }

@@ -348,3 +348,62 @@ async fn playback_of_an_unknown_or_old_video_is_refused_clearly_and_at_once() {
         "{metrics}"
     );
 }
+
+/// A fragment that is still arriving is sent chunk by chunk, each only once it is verified, and
+/// a download that stops cuts the answer (an error, never unverified bytes).
+#[tokio::test]
+async fn a_fragment_still_arriving_is_sent_as_its_chunks_are_verified() {
+    use crate::store::partial::End;
+    use std::io::Write;
+    let f = fixture();
+    let (m, frags) = video();
+    let (info, data) = (&m.fragments[0], &frags[0]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("arriving");
+    let mut file = std::fs::File::create(&path).unwrap();
+    file.write_all(&vec![0xee; data.len()]).unwrap(); // not yet the real bytes
+    let partials = f.state.service.store().partials();
+    partials.begin(
+        info.blake3,
+        std::fs::File::open(&path).unwrap(),
+        info.size,
+        CHUNK,
+    );
+    let partial = partials.get(&info.blake3).unwrap();
+    let mut body = super::playback::as_it_arrives(partial).into_body();
+
+    async fn next(
+        body: &mut axum::body::Body,
+    ) -> Result<
+        Option<Result<http_body::Frame<axum::body::Bytes>, axum::Error>>,
+        tokio::time::error::Elapsed,
+    > {
+        tokio::time::timeout(std::time::Duration::from_millis(300), body.frame()).await
+    }
+    assert!(
+        next(&mut body).await.is_err(),
+        "nothing is sent before a chunk is verified"
+    );
+    let c = CHUNK as usize;
+    std::os::unix::fs::FileExt::write_all_at(&file, &data[..c], 0).unwrap();
+    partials.verified(&info.blake3, 0);
+    let first = next(&mut body)
+        .await
+        .expect("chunk 0 once verified")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.into_data().unwrap(), &data[..c]);
+    assert!(
+        next(&mut body).await.is_err(),
+        "chunk 1 is not verified yet"
+    );
+    partials.end(&info.blake3, End::Abandoned);
+    let cut = next(&mut body)
+        .await
+        .expect("an answer once the download stops")
+        .unwrap();
+    assert!(
+        cut.is_err(),
+        "a stopped download ends the body with an error"
+    );
+}

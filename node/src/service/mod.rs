@@ -33,6 +33,12 @@ use crate::fetch::{self, Reporter};
 use crate::net::{fragment_key, manifest_key, Client};
 use crate::store::{ImportReport, Store, StoreError};
 
+/// A fragment for a viewer: stored whole, or arriving (its verified chunks readable so far).
+pub enum Playable {
+    Held(PathBuf),
+    Arriving(Arc<crate::store::partial::Partial>),
+}
+
 /// Cheap to clone: every clone is the same service.
 #[derive(Clone)]
 pub struct Service {
@@ -236,17 +242,40 @@ impl Service {
         video: VideoId,
         index: u32,
     ) -> Result<PathBuf, ServiceError> {
+        match self.wait_for_fragment(video, index, false).await? {
+            Playable::Held(path) => Ok(path),
+            Playable::Arriving(_) => Err(ServiceError::NotHeld(format!(
+                "fragment {index} is still arriving"
+            ))),
+        }
+    }
+
+    /// Like [`Service::fragment_for_playback`], but answers as soon as the fragment starts
+    /// arriving, with a handle that reads its chunks as they are verified.
+    pub async fn fragment_as_it_arrives(
+        &self,
+        video: VideoId,
+        index: u32,
+    ) -> Result<Playable, ServiceError> {
+        self.wait_for_fragment(video, index, true).await
+    }
+
+    async fn wait_for_fragment(
+        &self,
+        video: VideoId,
+        index: u32,
+        partial: bool,
+    ) -> Result<Playable, ServiceError> {
         if self.store.manifest(&video).is_none() && !self.client.availability().knows(&video) {
             // Neither held nor announced: a made-up id starts no fetch.
             return Err(ServiceError::NoManifest(video));
         }
         let deadline = tokio::time::Instant::now() + self.fetch.stall_timeout;
+        let mut begun = self.store.partials().begun();
         let mut started = false;
         loop {
-            match self.fragment_file(video, index) {
-                Ok(path) => return Ok(path),
-                Err(e @ ServiceError::NoFragment { .. }) => return Err(e),
-                Err(_) => {}
+            if let Some(found) = self.playable_now(video, index, partial)? {
+                return Ok(found);
             }
             if !self.fetches.steer(&video, index) {
                 let failed = self.fetches.get(&video).and_then(|p| p.error);
@@ -270,20 +299,49 @@ impl Service {
                 continue;
             };
             changes.mark_unchanged();
-            // Looked at after subscribing, so a fragment stored meanwhile is not missed.
-            if self.fragment_file(video, index).is_ok() || !self.fetches.running(&video) {
+            begun.mark_unchanged();
+            // Looked at after subscribing, so nothing that happened meanwhile is missed.
+            if self.playable_now(video, index, partial)?.is_some() || !self.fetches.running(&video)
+            {
                 continue;
             }
-            if tokio::time::timeout_at(deadline, changes.changed())
-                .await
-                .is_err()
-            {
+            let woken = tokio::time::timeout_at(deadline, async {
+                tokio::select! {
+                    _ = changes.changed() => {}
+                    _ = begun.changed(), if partial => {}
+                }
+            });
+            if woken.await.is_err() {
                 return Err(ServiceError::NotFetched(format!(
                     "fragment {index} (nothing came within {} s)",
                     self.fetch.stall_timeout.as_secs()
                 )));
             }
         }
+    }
+
+    /// The fragment if held, or (when `partial`) arriving now; an error if there is no such
+    /// fragment in a manifest held here.
+    fn playable_now(
+        &self,
+        video: VideoId,
+        index: u32,
+        partial: bool,
+    ) -> Result<Option<Playable>, ServiceError> {
+        match self.fragment_file(video, index) {
+            Ok(path) => return Ok(Some(Playable::Held(path))),
+            Err(e @ ServiceError::NoFragment { .. }) => return Err(e),
+            Err(_) => {}
+        }
+        if !partial {
+            return Ok(None);
+        }
+        let arriving = self
+            .store
+            .manifest(&video)
+            .and_then(|m| m.fragment(index).map(|f| f.blake3))
+            .and_then(|hash| self.store.partials().get(&hash));
+        Ok(arriving.map(Playable::Arriving))
     }
 
     /// The manifest of `video`: held, or (for a video a peer announced) asked of the swarm and

@@ -17,6 +17,7 @@
 //! - `write.rs`: temp files, durable persist, [`FragmentWriter`] for chunked downloads.
 //! - `verify.rs`: streaming hashing on the way in.
 //! - `upload.rs`: fragments streamed in from outside, hashed on the way.
+//! - `partial.rs`: fragments being downloaded, readable chunk by chunk as chunks are verified.
 //! - `collection.rs`: the default collection of loose uploads' names.
 //! - `split_dir.rs`: importing a splitter's output dir and exporting a video back to one.
 //! - `error.rs`: [`StoreError`] and the reports.
@@ -25,6 +26,7 @@ mod collection;
 mod error;
 mod identity;
 mod open;
+pub mod partial;
 mod split_dir;
 mod upload;
 mod verify;
@@ -69,6 +71,8 @@ struct Inner {
     /// The blocking-pool work running on this store, so a node that stops can wait for it
     /// (a write whose caller was cancelled still runs to its end, and its temp file goes then).
     tasks: tokio_util::task::TaskTracker,
+    /// Fragments being downloaded (`partial.rs`).
+    partials: partial::Partials,
     /// Holds the advisory lock on `ROOT/LOCK` while open.
     _lock: File,
 }
@@ -77,6 +81,11 @@ impl Store {
     /// The data dir, as an absolute path.
     pub fn root(&self) -> &Path {
         &self.inner.root
+    }
+
+    /// Fragments being downloaded, readable as their chunks are verified.
+    pub fn partials(&self) -> &partial::Partials {
+        &self.inner.partials
     }
 
     /// The manifest of `id`, if held: from memory (parsed once, on open or on put), never a copy.

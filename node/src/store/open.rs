@@ -48,6 +48,7 @@ impl Store {
         );
         let inner = Inner {
             tasks: tokio_util::task::TaskTracker::new(),
+            partials: Default::default(),
             root,
             manifests: RwLock::new(manifests),
             names: Mutex::new(names),

@@ -139,6 +139,15 @@ impl FragmentWriter {
         self.size
     }
 
+    /// Another handle on the file being written, for reading verified chunks while it arrives
+    /// (`partial.rs`); it stays valid when the commit renames the file.
+    pub fn reader(&self) -> Result<File, StoreError> {
+        self.tmp
+            .file
+            .try_clone()
+            .map_err(io_err("reopen", &self.tmp.path))
+    }
+
     /// Writes `bytes` at `offset`; refuses anything reaching past the fragment's size.
     pub fn write_at(&self, offset: u64, bytes: &[u8]) -> Result<(), StoreError> {
         let len = bytes.len() as u64;

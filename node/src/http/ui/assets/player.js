@@ -1,8 +1,9 @@
 // The player: Media Source Extensions over the video's fragments. Each fragment is a fragmented
 // MP4 that starts with its own init segment and its own timestamps from zero, so it is appended
-// whole, at `timestampOffset = fragment.start`. Fragments are asked of this node in playback
-// order from the playhead (the node fetches one it does not hold yet first, and answers once it
-// is verified: the browser never gets an unverified byte). A seek moves the playhead; the node's
+// at `timestampOffset = fragment.start`, as its bytes come. Fragments are asked of this node in
+// playback order from the playhead; the node fetches one it does not hold yet first and sends
+// each chunk once it is verified (the browser never gets an unverified byte), so playback starts
+// before the whole first fragment is here. A seek moves the playhead; the node's
 // fetch follows it. Why MSE and not HLS in the page: docs/playback.md.
 'use strict';
 
@@ -95,12 +96,23 @@
         const body = await response.json().catch(() => ({}));
         throw new Error(body.message || `fragment ${i}: HTTP ${response.status}`);
       }
-      const bytes = await response.arrayBuffer();
       if (buffer.updating) await updated();
       buffer.timestampOffset = frags[i].start;
-      buffer.appendBuffer(bytes);
-      await updated();
+      const reader = response.body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (buffer.updating) await updated();
+        buffer.appendBuffer(value);
+        await updated();
+      }
       stats.appended.push(i);
+    } catch (e) {
+      // Cut off mid-fragment: reset the parser, so the next fragment starts clean.
+      try {
+        if (source.readyState === 'open') buffer.abort();
+      } catch (_) { /* nothing to reset */ }
+      throw e;
     } finally {
       loading = null;
     }
@@ -230,15 +242,7 @@
   stats.ready = true;
 })();
 
-// The manifest, held here or fetched (with fragment 0) when a peer announced the video.
-async function loadManifest(id) {
-  try {
-    return await api(`/api/v1/videos/${id}/manifest`);
-  } catch (e) {
-    if (e.status !== 404) throw e;
-    // Asking for fragment 0 makes the node fetch the manifest too, if any peer has the video.
-    const r = await fetch(`/api/v1/videos/${id}/fragments/0`, { method: 'HEAD' });
-    if (!r.ok) throw e;
-    return api(`/api/v1/videos/${id}/manifest`);
-  }
+// The manifest: the node answers with its own, or asks the swarm when a peer announced the video.
+function loadManifest(id) {
+  return api(`/api/v1/videos/${id}/manifest`);
 }

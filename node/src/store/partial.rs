@@ -1,0 +1,151 @@
+//! Fragments being downloaded, readable chunk by chunk as each chunk is verified: a viewer is
+//! sent a fragment while it arrives, not after (`GET /api/v1/videos/{id}/fragments/{i}`).
+//!
+//! Only chunks whose hash matched the manifest are marked readable, and a chunk is marked after
+//! its bytes are written, so a reader never sees a byte that was not verified. The reader keeps
+//! its own handle on the temp file: a commit renames the file (same bytes), an abandoned
+//! download ends the stream with an error.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::watch;
+use vidswarm_proto::Hash;
+
+/// How a partial fragment ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Whole and verified: every chunk is readable.
+    Committed,
+    /// The download stopped (failed, cancelled): what was not verified never will be.
+    Abandoned,
+}
+
+#[derive(Debug, Clone)]
+pub struct PartialState {
+    pub verified: Vec<bool>,
+    pub end: Option<End>,
+}
+
+/// One fragment being written.
+#[derive(Debug)]
+pub struct Partial {
+    file: File,
+    size: u64,
+    chunk_size: u32,
+    state: watch::Sender<PartialState>,
+}
+
+impl Partial {
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn chunks(&self) -> u32 {
+        vidswarm_proto::chunk_count(self.size, self.chunk_size) as u32
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<PartialState> {
+        self.state.subscribe()
+    }
+
+    /// Chunk `k`'s bytes; call only once it is verified (or the fragment committed).
+    pub fn read_chunk(&self, k: u32) -> std::io::Result<Vec<u8>> {
+        let (offset, len) = vidswarm_proto::chunk_range(self.size, self.chunk_size, u64::from(k))
+            .ok_or_else(|| std::io::Error::other(format!("no chunk {k}")))?;
+        let mut buf = vec![0u8; len as usize];
+        self.file.read_exact_at(&mut buf, offset)?;
+        Ok(buf)
+    }
+}
+
+/// The partial fragments of one store, by hash.
+#[derive(Debug, Default)]
+pub struct Partials {
+    map: Mutex<HashMap<Hash, Arc<Partial>>>,
+    /// Bumped whenever a partial begins, for whoever waits for one to appear.
+    begun: watch::Sender<u64>,
+}
+
+impl Partials {
+    /// A download of `hash` started writing into `file`.
+    pub fn begin(&self, hash: Hash, file: File, size: u64, chunk_size: u32) {
+        let chunks = vidswarm_proto::chunk_count(size, chunk_size) as usize;
+        let partial = Arc::new(Partial {
+            file,
+            size,
+            chunk_size,
+            state: watch::channel(PartialState {
+                verified: vec![false; chunks],
+                end: None,
+            })
+            .0,
+        });
+        self.lock().insert(hash, partial);
+        self.begun.send_modify(|n| *n += 1);
+    }
+
+    /// Chunk `k` of `hash` is written and its hash matched.
+    pub fn verified(&self, hash: &Hash, k: u32) {
+        if let Some(p) = self.lock().get(hash) {
+            p.state
+                .send_if_modified(|s| match s.verified.get_mut(k as usize) {
+                    Some(v) if !*v => {
+                        *v = true;
+                        true
+                    }
+                    _ => false,
+                });
+        }
+    }
+
+    /// The download of `hash` ended: readers are told how, and the entry goes.
+    pub fn end(&self, hash: &Hash, end: End) {
+        if let Some(p) = self.lock().remove(hash) {
+            p.state.send_modify(|s| s.end = Some(end));
+        }
+    }
+
+    pub fn get(&self, hash: &Hash) -> Option<Arc<Partial>> {
+        self.lock().get(hash).cloned()
+    }
+
+    /// Sees a change whenever a partial begins.
+    pub fn begun(&self) -> watch::Receiver<u64> {
+        self.begun.subscribe()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Hash, Arc<Partial>>> {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_become_readable_one_by_one_and_the_entry_goes_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"aaaabbbbcc").unwrap();
+        let partials = Partials::default();
+        let hash = Hash::of(b"aaaabbbbcc");
+        let begun = partials.begun();
+        partials.begin(hash, File::open(&path).unwrap(), 10, 4);
+        assert!(begun.has_changed().unwrap());
+        let p = partials.get(&hash).unwrap();
+        assert_eq!(p.chunks(), 3);
+        let rx = p.subscribe();
+        partials.verified(&hash, 2);
+        assert_eq!(rx.borrow().verified, vec![false, false, true]);
+        assert_eq!(p.read_chunk(2).unwrap(), b"cc");
+        assert!(p.read_chunk(3).is_err());
+        partials.verified(&hash, 99); // out of range: ignored
+        partials.end(&hash, End::Committed);
+        assert_eq!(rx.borrow().end, Some(End::Committed));
+        assert!(partials.get(&hash).is_none());
+    }
+}
