@@ -150,6 +150,28 @@ fn sample_entry_codec(data: &[u8], entry: BoxAt) -> Option<String> {
             Some(format!("{kind}.{:02x}{:02x}{:02x}", b[1], b[2], b[3]))
         }
         b"hvc1" | b"hev1" => hevc_codec(data, &entry.kind, visual(b"hvcC")?),
+        b"vp09" => {
+            // vpcC (a full box): profile, level, then bit depth in the high 4 bits.
+            let vpcc = visual(b"vpcC")?;
+            let b = data.get(vpcc.body + 4..vpcc.body + 7)?;
+            Some(format!("vp09.{:02}.{:02}.{:02}", b[0], b[1], b[2] >> 4))
+        }
+        b"av01" => {
+            // av1C: marker and version, then profile (3 bits) and level (5), then tier and depth.
+            let av1c = visual(b"av1C")?;
+            let b = data.get(av1c.body..av1c.body + 3)?;
+            let tier = if b[2] & 0x80 != 0 { 'H' } else { 'M' };
+            let depth = match (b[2] & 0x40 != 0, b[2] & 0x20 != 0) {
+                (true, true) => 12,
+                (true, false) => 10,
+                _ => 8,
+            };
+            Some(format!(
+                "av01.{}.{:02}{tier}.{depth:02}",
+                b[1] >> 5,
+                b[1] & 0x1f
+            ))
+        }
         b"mp4a" => {
             let esds = child(
                 data,
@@ -306,6 +328,41 @@ mod tests {
             let mut j = junk.clone();
             let _ = shift_decode_times(&mut j, &HashMap::new());
         }
+    }
+
+    /// A moov with one track whose sample entry `kind` holds `config` (a visual entry).
+    fn init_with(kind: &[u8; 4], config: Vec<u8>) -> Vec<u8> {
+        let mut entry_body = vec![0u8; 78];
+        entry_body.extend(config);
+        let entry = mp4box(kind, &entry_body);
+        let stsd = mp4box(b"stsd", &[vec![0, 0, 0, 0, 0, 0, 0, 1], entry].concat());
+        let stbl = mp4box(b"stbl", &stsd);
+        let minf = mp4box(b"minf", &stbl);
+        let mdia = mp4box(b"mdia", &minf);
+        let trak = mp4box(b"trak", &mdia);
+        [mp4box(b"ftyp", b"iso6"), mp4box(b"moov", &trak)].concat()
+    }
+
+    #[test]
+    fn video_codecs_are_named_as_browsers_expect() {
+        let avc = init_with(b"avc1", mp4box(b"avcC", &[1, 0x64, 0x00, 0x1f, 0xff]));
+        assert_eq!(codecs(&avc).as_deref(), Some("avc1.64001f"));
+        let vp9 = init_with(
+            b"vp09",
+            mp4box(b"vpcC", &[1, 0, 0, 0, 0, 10, 0x80, 1, 1, 1]),
+        );
+        assert_eq!(codecs(&vp9).as_deref(), Some("vp09.00.10.08"));
+        let av1 = init_with(b"av01", mp4box(b"av1C", &[0x81, 0x04, 0x0c, 0]));
+        assert_eq!(codecs(&av1).as_deref(), Some("av01.0.04M.08"));
+        // Main profile, level 3.1 (93), no constraint flags: hvc1.1.6.L93.B0 has B0 (progressive).
+        let hvcc = [1, 0x01, 0x60, 0, 0, 0, 0xb0, 0, 0, 0, 0, 0, 93];
+        let hevc = init_with(b"hvc1", mp4box(b"hvcC", &hvcc));
+        assert_eq!(codecs(&hevc).as_deref(), Some("hvc1.1.6.L93.b0"));
+        assert_eq!(
+            codecs(&init_with(b"xyz1", vec![])),
+            None,
+            "an unknown codec has no name"
+        );
     }
 
     #[test]

@@ -98,11 +98,36 @@ impl Case {
             Count::Exactly(n) => n,
             Count::Largest => largest(&path)?,
         };
-        let mode = check_split(&path, n, ModeChoice::Auto, 1.0 / source.fps())?;
+        let (mode, codecs) = check_split(&path, n, ModeChoice::Auto, 1.0 / source.fps())?;
         if let Some(expected) = self.expected_mode() {
             if mode != expected {
                 return Err(format!("split in {mode} mode, expected {expected}").into());
             }
+        }
+        // What a browser is asked before playing (a re-encode is always H.264).
+        let codecs = codecs.ok_or("the manifest names no codecs")?;
+        let video = match (mode, self.codec) {
+            (SplitMode::Reencode, _) | (_, Codec::H264) => ["avc1."].as_slice(),
+            (_, Codec::Hevc) => &["hev1.", "hvc1."],
+            (_, Codec::Vp9) => &["vp09."],
+            (_, Codec::Av1) => &["av01."],
+        };
+        // MP3 is copied when MP4 can carry it, else re-encoded to AAC.
+        let audio: &[&str] = match self.audio {
+            Audio::None => &[],
+            Audio::Aac => &["mp4a.40.2"],
+            Audio::Mp3 => &["mp4a.6b", "mp4a.40.2"],
+        };
+        let names: Vec<&str> = codecs.split(',').collect();
+        let named = names.len() == 1 + usize::from(!audio.is_empty())
+            && names.iter().any(|n| video.iter().any(|v| n.starts_with(v)))
+            && (audio.is_empty() || names.iter().any(|n| audio.contains(n)));
+        if !named {
+            return Err(format!(
+                "codecs {codecs:?} for {:?} with {:?}",
+                self.codec, self.audio
+            )
+            .into());
         }
         Ok(())
     }

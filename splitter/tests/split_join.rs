@@ -172,7 +172,7 @@ fn a_29_97_fps_clip_with_b_frames_reencodes_into_exactly_the_planned_fragments_n
     // base (1001/30000 s) and forced the keyframe a frame early, so the segment muxer never saw a
     // keyframe at the cut and wrote 9 fragments. Cuts are frame numbers now.
     let clip = common::ntsc_clip_with_bframes();
-    let mode = common::check::check_split(&clip, 10, ModeChoice::Auto, 1001.0 / 30000.0)
+    let (mode, _) = common::check::check_split(&clip, 10, ModeChoice::Auto, 1001.0 / 30000.0)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(mode, SplitMode::Reencode);
     let manifest = {

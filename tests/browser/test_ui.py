@@ -6,7 +6,8 @@ node started with --no-auto-fetch. On the empty node:
 2. a seek to 45 s resumes playback there before the whole video is held;
 3. the swarm page lists the seeder and its throughput readout moves during a fetch;
 4. a screenshot of each page is written to --artifacts; a split uploaded from the videos page
-   is stored whole; an unknown video gets a "not found" page.
+   is stored whole; a video the browser cannot decode (HEVC) gets a message and the playlist;
+   an unknown video gets a "not found" page.
 
 With --ttff: time to first frame (play click to `playing`) and time to resume after a seek, on a
 100 MiB video, on a fresh empty node each time, median of 5 (docs/performance.md).
@@ -251,6 +252,24 @@ def ui_tests(args, driver):
         assert viewer.held(other["video_id"]) == 5, "the uploaded split is not held whole"
         log("   a split uploaded from the videos page is held whole (5/5)")
         driver.save_screenshot(str(shots / "videos.png"))
+        # A video this browser cannot decode (HEVC: Chromium here has no HEVC through MSE):
+        # a clear message and the playlist for a desktop player.
+        hevc = work / "hevc-4s.mp4"
+        if not hevc.exists():
+            subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                            "testsrc2=size=320x240:rate=30:duration=4", "-c:v", "libx265",
+                            "-x265-params", "log-level=error:keyint=30:min-keyint=30:bframes=0",
+                            "-tag:v", "hvc1", "-pix_fmt", "yuv420p", str(hevc)], check=True)
+        hevc_split = work / "split-hevc"
+        hm = split(args.bin, hevc, hevc_split, 2)
+        assert (hm.get("codecs") or "").startswith(("hvc1.", "hev1.")), hm.get("codecs")
+        upload(viewer, hevc_split, hm)
+        driver.get(f"{viewer.url}/ui/play/{hm['video_id']}")
+        wait_until("the player says it cannot play HEVC", lambda: "cannot play" in
+                   driver.find_element(By.ID, "message").text, limit=10)
+        link = driver.find_element(By.CSS_SELECTOR, "#message a").get_attribute("href")
+        assert link.endswith(f"/api/v1/videos/{hm['video_id']}/playlist.m3u8"), link
+        log(f"   HEVC ({hm['codecs']}): the page says so and links the playlist")
         # A video nobody has: a clear "not found" page.
         driver.get(f"{viewer.url}/ui/play/{'0' * 64}")
         wait_until("the player says the video is not found", lambda: "not found" in

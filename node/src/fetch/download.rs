@@ -10,7 +10,10 @@
 //! nothing instead of up to a request timeout. The fragment order is [`Download::order`], the one
 //! place a priority policy plugs in: while someone plays the video, the [`PLAYBACK_WINDOW`]
 //! fragments from the playhead on go first, in playback order (the next one is the most urgent),
-//! and the rest rarest first behind them.
+//! and the rest rarest first behind them. Urgent chunks go to the holder expected to answer
+//! soonest (its recent answer time, times the requests it has waiting), and the fragment at the
+//! playhead has an end game of its own: once all its chunks are out, each is also asked of a
+//! second holder, however much else is in flight (libtorrent's time-critical pieces).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::hash::BuildHasher;
@@ -38,6 +41,8 @@ pub struct ChunkRequest {
     pub hash: Hash,
     pub offset: u64,
     pub len: u32,
+    /// When it was handed out (how fast the peer answers is learned from it).
+    pub asked_at: Instant,
 }
 
 /// What became of one chunk request, as far as the schedule cares.
@@ -97,6 +102,8 @@ struct Peer {
     /// Answered `Busy`: not asked again before this.
     cool_until: Option<Instant>,
     received: u64,
+    /// How long its recent verified answers took (a moving average).
+    latency: Option<Duration>,
 }
 
 impl Peer {
@@ -238,14 +245,41 @@ impl Download {
     pub fn hand_out(&mut self, now: Instant) -> Vec<ChunkRequest> {
         let mut out = Vec::new();
         for index in self.order() {
+            let urgent = self.is_urgent(index);
             while let Some(&chunk) = self.fragments[&index].todo.front() {
-                let Some(peer) = self.least_busy(index, &[], now) else {
+                let pick = if urgent {
+                    self.soonest(index, &[], now)
+                } else {
+                    self.least_busy(index, &[], now)
+                };
+                let Some(peer) = pick else {
                     break;
                 };
                 if let Some(f) = self.fragments.get_mut(&index) {
                     f.todo.pop_front();
                 }
-                out.push(self.ask(peer, index, chunk));
+                out.push(self.ask(peer, index, chunk, now));
+            }
+        }
+        // The playhead's own end game: the one fragment the viewer waits for now.
+        if let Some(index) = self.playhead.filter(|i| {
+            self.fragments
+                .get(i)
+                .is_some_and(|f| f.todo.is_empty() && !f.complete())
+        }) {
+            let mut outstanding: Vec<u32> = self
+                .asked
+                .iter()
+                .filter(|((i, _), askees)| *i == index && askees.len() == 1)
+                .map(|((_, chunk), _)| *chunk)
+                .collect();
+            outstanding.sort_unstable();
+            for chunk in outstanding {
+                let skip = self.asked[&(index, chunk)].clone();
+                if let Some(peer) = self.soonest(index, &skip, now) {
+                    tracing::debug!(fragment = index, chunk, %peer, "urgent: asking a second holder");
+                    out.push(self.ask(peer, index, chunk, now));
+                }
             }
         }
         let all_handed_out = self.fragments.values().all(|f| f.todo.is_empty());
@@ -264,14 +298,14 @@ impl Download {
                 let skip = self.asked[&(index, chunk)].clone();
                 if let Some(peer) = self.least_busy(index, &skip, now) {
                     tracing::debug!(fragment = index, chunk, %peer, "end game: asking a second holder");
-                    out.push(self.ask(peer, index, chunk));
+                    out.push(self.ask(peer, index, chunk, now));
                 }
             }
         }
         out
     }
 
-    fn ask(&mut self, peer: PeerId, index: u32, chunk: u32) -> ChunkRequest {
+    fn ask(&mut self, peer: PeerId, index: u32, chunk: u32, now: Instant) -> ChunkRequest {
         let f = &self.fragments[&index];
         let (offset, len) = chunk_range(f.size, self.chunk_size, u64::from(chunk))
             .expect("chunk indices come from the manifest's own chunk list");
@@ -282,6 +316,7 @@ impl Download {
             hash: f.hash,
             offset,
             len,
+            asked_at: now,
         };
         self.peers.entry(peer).or_default().in_flight += 1;
         self.asked.entry((index, chunk)).or_default().push(peer);
@@ -298,6 +333,31 @@ impl Download {
             .map(|p| (*p, self.peers.get(p)))
             .filter(|(_, s)| s.is_none_or(|s| s.usable(self.per_peer, now)))
             .min_by_key(|(_, s)| s.map_or(0, |s| s.in_flight))
+            .map(|(p, _)| p)
+    }
+
+    /// Whether fragment `index` is in the playback window.
+    fn is_urgent(&self, index: u32) -> bool {
+        self.playhead
+            .is_some_and(|p| (p..p.saturating_add(PLAYBACK_WINDOW)).contains(&index))
+    }
+
+    /// The usable holder of `index` (not in `skip`) expected to answer soonest: its recent
+    /// answer time times the requests it would have waiting. A holder not measured yet counts
+    /// as fast, so it gets tried.
+    fn soonest(&self, index: u32, skip: &[PeerId], now: Instant) -> Option<PeerId> {
+        self.fragments[&index]
+            .holders
+            .iter()
+            .filter(|p| !skip.contains(p))
+            .map(|p| (*p, self.peers.get(p)))
+            .filter(|(_, s)| s.is_none_or(|s| s.usable(self.per_peer, now)))
+            .min_by_key(|(_, s)| {
+                s.map_or((Duration::ZERO, 0), |s| {
+                    let waiting = s.in_flight as u32 + 1;
+                    (s.latency.unwrap_or(Duration::ZERO) * waiting, s.in_flight)
+                })
+            })
             .map(|(p, _)| p)
     }
 
@@ -342,6 +402,8 @@ impl Download {
                 f.done += 1;
                 f.sources.insert(peer);
                 p.received += u64::from(req.len);
+                let took = now.saturating_duration_since(req.asked_at);
+                p.latency = Some(p.latency.map_or(took, |l| (l * 7 + took * 3) / 10));
                 Verdict::Gained {
                     bytes: req.len,
                     complete: f.complete(),

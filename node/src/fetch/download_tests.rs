@@ -194,3 +194,62 @@ fn a_peer_without_the_fragment_is_no_longer_a_holder() {
         "{again:?}"
     );
 }
+
+#[test]
+fn the_playback_window_goes_first_in_playback_order_then_rarest_first() {
+    let frags: Vec<Vec<u8>> = (0..6).map(|i| bytes(10 + i, CS as usize)).collect();
+    let m = manifest(&frags);
+    let mut d = Download::new(&m, &[0, 1, 2, 3, 4, 5], 1, Instant::now());
+    let peers: Vec<PeerId> = (0..6).map(|_| PeerId::random()).collect();
+    for i in 0..6u32 {
+        // Fragment 5 is the rarest (one holder); the others have all six.
+        let holders = if i == 5 {
+            vec![peers[0]]
+        } else {
+            peers.clone()
+        };
+        d.add_holders(i, holders);
+    }
+    d.set_playhead(Some(2));
+    assert_eq!(&d.order()[..4], &[2, 3, 4, 5]);
+    d.set_playhead(None);
+    assert_eq!(d.order()[0], 5, "without a viewer, rarest first");
+}
+
+#[test]
+fn urgent_chunks_go_to_the_holder_that_answers_soonest_and_the_playhead_has_its_own_end_game() {
+    let m = manifest(&[bytes(20, 8 * CS as usize), bytes(21, 4 * CS as usize)]);
+    let t0 = Instant::now();
+    let mut d = Download::new(&m, &[0, 1], 8, t0);
+    let (fast, slow) = (PeerId::random(), PeerId::random());
+    d.add_holders(0, [fast, slow]);
+    // Learn their speeds from fragment 0: 2 ms an answer against 200 ms.
+    let first = d.hand_out(t0);
+    assert!(first.iter().all(|r| r.fragment == 0));
+    for r in &first {
+        let took = if r.peer == fast { 2 } else { 200 };
+        d.on_outcome(
+            r,
+            Outcome::Stored,
+            t0 + std::time::Duration::from_millis(took),
+        );
+    }
+    d.add_holders(1, [fast, slow]);
+    d.set_playhead(Some(1));
+    let now = t0 + std::time::Duration::from_millis(300);
+    let out = d.hand_out(now);
+    let urgent: Vec<&ChunkRequest> = out.iter().filter(|r| r.fragment == 1).collect();
+    assert!(!urgent.is_empty());
+    assert_eq!(
+        urgent[0].peer, fast,
+        "the first urgent chunk goes to the fast holder"
+    );
+    // Every chunk of the playhead's fragment is out: each is also asked of the other holder,
+    // though far more than the general end game's threshold may be in flight.
+    let asked_twice = |c: u32| {
+        out.iter()
+            .filter(|r| r.fragment == 1 && r.chunk == c)
+            .count()
+    };
+    assert!((0..4).all(|c| asked_twice(c) == 2), "{out:?}");
+}

@@ -12,13 +12,14 @@ use vidswarm_splitter::{
 use super::sources::decode;
 
 /// Splits `video` into `n` with `mode` and checks the result; `frame_time` is one frame's
-/// duration in seconds (the tolerance of the joined duration). Returns the mode that ran.
+/// duration in seconds (the tolerance of the joined duration). Returns the mode that ran and the
+/// manifest's codec string.
 pub fn check_split(
     video: &Path,
     n: u32,
     mode: ModeChoice,
     frame_time: f64,
-) -> Result<SplitMode, String> {
+) -> Result<(SplitMode, Option<String>), String> {
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
     let out = work.path().join("split");
     let mut opts = SplitOptions::new(&out);
@@ -56,6 +57,17 @@ pub fn check_split(
             )
         })?;
         ensure(got.frames > 0, || format!("fragment {i} is empty"))?;
+        // Fragmented MP4 that opens with its init segment, naming the manifest's codecs.
+        let bytes = std::fs::read(out.join(&planned.name)).map_err(|e| e.to_string())?;
+        let init = vidswarm_proto::mp4::init_segment_len(&bytes)
+            .ok_or_else(|| format!("fragment {i} is not a fragmented MP4"))?;
+        let codecs = vidswarm_proto::mp4::codecs(&bytes[..init]);
+        ensure(codecs == report.manifest.codecs, || {
+            format!(
+                "fragment {i} has codecs {codecs:?}, the manifest {:?}",
+                report.manifest.codecs
+            )
+        })?;
         ensure(got.audio == source.audio, || {
             format!(
                 "fragment {i}: audio {} , the source {}",
@@ -112,7 +124,7 @@ pub fn check_split(
     ensure(whole.audio == source.audio, || {
         "the joined video lost its audio".into()
     })?;
-    Ok(report.manifest.mode)
+    Ok((report.manifest.mode, report.manifest.codecs))
 }
 
 fn ensure(ok: bool, why: impl FnOnce() -> String) -> Result<(), String> {
