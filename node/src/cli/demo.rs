@@ -58,13 +58,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .collect(),
     );
     let tallies: Arc<Mutex<HashMap<usize, Tally>>> = Arc::default();
+    let mut followers = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
-        tokio::spawn(log_events(
+        followers.push(tokio::spawn(log_events(
             n.client().subscribe(),
             format!("node{i} | "),
             names.clone(),
-        ));
-        tokio::spawn(tally(n.client().subscribe(), i, tallies.clone()));
+        )));
+        followers.push(tokio::spawn(tally(
+            n.client().subscribe(),
+            i,
+            tallies.clone(),
+        )));
     }
 
     println!(
@@ -89,9 +94,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64(),
         manifest.fragments.len()
     );
-    for node in nodes {
-        node.shutdown(crate::node::SHUTDOWN_WITHIN).await;
+    // The nodes' goodbyes to each other are not part of the demo's log.
+    for follower in followers {
+        follower.abort();
     }
+    let stops = nodes
+        .into_iter()
+        .map(|node| node.shutdown(crate::node::SHUTDOWN_WITHIN));
+    futures::future::join_all(stops).await;
     Ok(())
 }
 
