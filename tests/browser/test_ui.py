@@ -9,6 +9,8 @@ node started with --no-auto-fetch. On the empty node:
    is stored whole; a video the browser cannot decode (HEVC) gets a message and the playlist;
    an unknown video gets a "not found" page.
 
+5. on a node with an API token, a write from the page asks for the token and then goes through.
+
 With --ttff: time to first frame (play click to `playing`) and time to resume after a seek, on a
 100 MiB video, on a fresh empty node each time, median of 5 (docs/performance.md).
 
@@ -282,6 +284,38 @@ def ui_tests(args, driver):
         viewer.stop()
 
 
+def token_test(args, driver):
+    """A node with an API token: a write from the page asks for the token, then goes through."""
+    work = Path(args.work)
+    split_dir = work / "split-60s-5"
+    manifest = json.loads((split_dir / "manifest.json").read_text())
+    vid = manifest["video_id"]
+    for d in ("token-seeder", "token-node"):
+        shutil.rmtree(work / d, ignore_errors=True)
+    seeder = Node(args.bin, str(work / "token-seeder"))
+    upload(seeder, split_dir, manifest)
+    node = Node(args.bin, str(work / "token-node"), "--no-auto-fetch", "--api-token", "s3cret",
+                "--bootstrap", seeder.addr)
+    try:
+        wait_until("the node hears of the video",
+                   lambda: vid in node.api("/api/v1/videos")["announced"], limit=30)
+        driver.get(f"{node.url}/ui/videos/{vid}")
+        driver.execute_script("localStorage.clear()")
+        wait_until("the fetch button", lambda: driver.find_elements(By.ID, "fetch-all"))
+        driver.find_element(By.ID, "fetch-all").click()
+        wait_until("the page asks for the token", lambda: driver.find_elements(
+            By.ID, "token-input"), limit=10)
+        driver.find_element(By.ID, "token-input").send_keys("s3cret")
+        driver.find_element(By.CSS_SELECTOR, "#token-form button[type=submit]").click()
+        wait_until("the fetch goes through with the token", lambda: node.held(vid) == 5,
+                   limit=30)
+        assert driver.execute_script("return localStorage.getItem('vidswarm_token')") == "s3cret"
+        log("5. a node with an API token: the page asked for it, kept it, and the fetch ran")
+    finally:
+        seeder.stop()
+        node.stop()
+
+
 def ttff(args, driver):
     """Time to first frame and to resume after a seek: 100 MiB, a fresh empty node each run."""
     work = Path(args.work)
@@ -356,6 +390,7 @@ def main():
     driver = browser()
     try:
         ui_tests(args, driver)
+        token_test(args, driver)
         if args.ttff:
             ttff(args, driver)
     finally:
