@@ -148,8 +148,9 @@ async function pickFiles(fileList) {
       el('dt', {}, 'Duration'), el('dd', {}, fmtDuration(src.duration)),
       el('dt', {}, 'Fragments'), el('dd', {}, `${manifest.fragments.length}, ${paired.size} found among the files`),
       el('dt', {}, 'Size'), el('dd', {}, fmtBytes(manifest.fragments.reduce((a, f) => a + (f.size || 0), 0)))),
-    problems.length ? el('div', { class: 'notice' }, el('strong', {}, 'Check: '), problems.slice(0, 8).join('; '),
-      problems.length > 8 ? ` … and ${problems.length - 8} more` : '') : null);
+    // replaceChildren would print a null as the text "null".
+    ...(problems.length ? [el('div', { class: 'notice' }, el('strong', {}, 'Check: '), problems.slice(0, 8).join('; '),
+      problems.length > 8 ? ` … and ${problems.length - 8} more` : '')] : []));
   $('upload-start').disabled = false;
 }
 
