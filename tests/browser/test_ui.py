@@ -145,14 +145,15 @@ def player_state(driver):
                 errors: p.errors || [], firstFrameMs: p.firstFrameMs, stalls: p.stalls};""")
 
 
-def start_pair(args, split_dir, manifest, tag):
+def start_pair(args, split_dir, manifest, tag, *viewer_args):
+    """A seeder holding the split, and an empty --no-auto-fetch viewer that has heard of it."""
     work = Path(args.work)
     for d in (f"{tag}-seeder", f"{tag}-viewer"):
         shutil.rmtree(work / d, ignore_errors=True)
     seeder = Node(args.bin, str(work / f"{tag}-seeder"))
     upload(seeder, split_dir, manifest)
     viewer = Node(args.bin, str(work / f"{tag}-viewer"), "--no-auto-fetch",
-                  "--bootstrap", seeder.addr)
+                  "--bootstrap", seeder.addr, *viewer_args)
     vid = manifest["video_id"]
     wait_until("the viewer node hears of the video",
                lambda: vid in viewer.api("/api/v1/videos")["announced"], limit=30)
@@ -286,19 +287,11 @@ def ui_tests(args, driver):
 
 def token_test(args, driver):
     """A node with an API token: a write from the page asks for the token, then goes through."""
-    work = Path(args.work)
-    split_dir = work / "split-60s-5"
+    split_dir = Path(args.work) / "split-60s-5"
     manifest = json.loads((split_dir / "manifest.json").read_text())
     vid = manifest["video_id"]
-    for d in ("token-seeder", "token-node"):
-        shutil.rmtree(work / d, ignore_errors=True)
-    seeder = Node(args.bin, str(work / "token-seeder"))
-    upload(seeder, split_dir, manifest)
-    node = Node(args.bin, str(work / "token-node"), "--no-auto-fetch", "--api-token", "s3cret",
-                "--bootstrap", seeder.addr)
+    seeder, node = start_pair(args, split_dir, manifest, "token", "--api-token", "s3cret")
     try:
-        wait_until("the node hears of the video",
-                   lambda: vid in node.api("/api/v1/videos")["announced"], limit=30)
         driver.get(f"{node.url}/ui/videos/{vid}")
         driver.execute_script("localStorage.clear()")
         wait_until("the fetch button", lambda: driver.find_elements(By.ID, "fetch-all"))

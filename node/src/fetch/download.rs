@@ -324,14 +324,25 @@ impl Download {
         request
     }
 
-    /// The usable holder of `index` (not in `skip`) with the fewest requests in flight.
-    fn least_busy(&self, index: u32, skip: &[PeerId], now: Instant) -> Option<PeerId> {
+    /// The holders of `index` not in `skip` that can take a request now, with what is known of
+    /// each (nothing yet for a peer never asked).
+    fn usable_holders<'a>(
+        &'a self,
+        index: u32,
+        skip: &'a [PeerId],
+        now: Instant,
+    ) -> impl Iterator<Item = (PeerId, Option<&'a Peer>)> + 'a {
         self.fragments[&index]
             .holders
             .iter()
-            .filter(|p| !skip.contains(p))
+            .filter(move |p| !skip.contains(p))
             .map(|p| (*p, self.peers.get(p)))
-            .filter(|(_, s)| s.is_none_or(|s| s.usable(self.per_peer, now)))
+            .filter(move |(_, s)| s.is_none_or(|s| s.usable(self.per_peer, now)))
+    }
+
+    /// The usable holder of `index` (not in `skip`) with the fewest requests in flight.
+    fn least_busy(&self, index: u32, skip: &[PeerId], now: Instant) -> Option<PeerId> {
+        self.usable_holders(index, skip, now)
             .min_by_key(|(_, s)| s.map_or(0, |s| s.in_flight))
             .map(|(p, _)| p)
     }
@@ -346,12 +357,7 @@ impl Download {
     /// answer time times the requests it would have waiting. A holder not measured yet counts
     /// as fast, so it gets tried.
     fn soonest(&self, index: u32, skip: &[PeerId], now: Instant) -> Option<PeerId> {
-        self.fragments[&index]
-            .holders
-            .iter()
-            .filter(|p| !skip.contains(p))
-            .map(|p| (*p, self.peers.get(p)))
-            .filter(|(_, s)| s.is_none_or(|s| s.usable(self.per_peer, now)))
+        self.usable_holders(index, skip, now)
             .min_by_key(|(_, s)| {
                 s.map_or((Duration::ZERO, 0), |s| {
                     let waiting = s.in_flight as u32 + 1;

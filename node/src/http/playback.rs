@@ -148,21 +148,40 @@ fn io_error(path: &Path, e: std::io::Error) -> ApiError {
     ApiError::internal(format!("cannot read {}: {e}", path.display()))
 }
 
-/// The init segment of the fragment at `path`, and the file positioned after it.
+/// The init segment of the fragment at `path`, and the file positioned after it. Reads the
+/// top-level boxes up to the first `moof` (a few KiB), not the fragment.
 fn read_init(path: &PathBuf) -> Result<(Vec<u8>, std::fs::File), ApiError> {
+    let not_fmp4 =
+        || ApiError::conflict("the fragment is not fragmented MP4 (no init segment)".to_owned());
     let mut file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
     let mut head = Vec::new();
-    (&mut file)
-        .take(MAX_BOX_READ as u64)
-        .read_to_end(&mut head)
-        .map_err(|e| io_error(path, e))?;
-    let len = mp4::init_segment_len(&head).ok_or_else(|| {
-        ApiError::conflict("the fragment is not fragmented MP4 (no init segment)".to_owned())
-    })?;
-    head.truncate(len);
-    use std::io::Seek;
-    file.seek(std::io::SeekFrom::Start(len as u64))
-        .map_err(|e| io_error(path, e))?;
+    loop {
+        let mut header = [0u8; 8];
+        if !read_full(&mut file, &mut header).map_err(|e| io_error(path, e))? {
+            return Err(not_fmp4()); // the end of the file, and no moof
+        }
+        if &header[4..8] == b"moof" {
+            use std::io::Seek;
+            file.seek(std::io::SeekFrom::Current(-8))
+                .map_err(|e| io_error(path, e))?;
+            break;
+        }
+        let size = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        if size < 8 || head.len() + size > MAX_BOX_READ {
+            return Err(not_fmp4());
+        }
+        let at = head.len();
+        head.extend_from_slice(&header);
+        head.resize(at + size, 0);
+        file.read_exact(&mut head[at + 8..])
+            .map_err(|e| io_error(path, e))?;
+    }
+    // ftyp first, a moov before the first moof: the checks init_segment_len makes.
+    let mut probe = head.clone();
+    probe.extend_from_slice(&[0, 0, 0, 8, b'm', b'o', b'o', b'f']);
+    if mp4::init_segment_len(&probe) != Some(head.len()) {
+        return Err(not_fmp4());
+    }
     Ok((head, file))
 }
 

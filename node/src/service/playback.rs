@@ -16,6 +16,12 @@ pub enum Playable {
 }
 
 impl Service {
+    /// Whether this node holds `video`'s manifest or a connected peer announced the video: the
+    /// videos playback may fetch (a made-up id starts nothing).
+    pub fn knows(&self, video: &VideoId) -> bool {
+        self.store.manifest(video).is_some() || self.client.availability().knows(video)
+    }
+
     /// Fragment `index` of `video` for a viewer: at once if held. Otherwise a running fetch of
     /// the video is steered to it, or (auto-fetch or not) a fetch of what playback needs starts:
     /// that fragment and the [`PLAYBACK_WINDOW`](crate::fetch::PLAYBACK_WINDOW) after it. Answers
@@ -50,7 +56,7 @@ impl Service {
         index: u32,
         partial: bool,
     ) -> Result<Playable, ServiceError> {
-        if self.store.manifest(&video).is_none() && !self.client.availability().knows(&video) {
+        if !self.knows(&video) {
             // Neither held nor announced: a made-up id starts no fetch.
             return Err(ServiceError::NoManifest(video));
         }
@@ -74,7 +80,7 @@ impl Service {
                     (false, _) => {
                         if let Some(ticket) = self.fetches.begin(video) {
                             started = true;
-                            self.fetches_spawn_steered(ticket, index);
+                            self.spawn_playback_fetch(ticket, index);
                         }
                     }
                 }
@@ -137,7 +143,7 @@ impl Service {
         if let Some(m) = self.store.manifest(&video) {
             return Ok(m);
         }
-        if !self.client.availability().knows(&video) {
+        if !self.knows(&video) {
             return Err(ServiceError::NoManifest(video));
         }
         Ok(fetch::manifest::get(&self.client, &self.store, video, &self.fetch).await?)
@@ -145,7 +151,7 @@ impl Service {
 
     /// Starts a fetch of fragment `index` and the playback window after it (just `index` while
     /// the manifest, which says how many there are, is not held yet).
-    fn fetches_spawn_steered(&self, ticket: fetches::Ticket, index: u32) {
+    fn spawn_playback_fetch(&self, ticket: fetches::Ticket, index: u32) {
         let video = ticket.video();
         self.fetches.steer(&video, index);
         let count = self

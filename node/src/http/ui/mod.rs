@@ -63,8 +63,7 @@ fn page(status: StatusCode, html: &'static str) -> Response {
 /// A page about one video: 404 (with the page, which says so) for a video this node neither
 /// holds nor heard of.
 fn about(state: &AppState, video: vidswarm_proto::VideoId, html: &'static str) -> Response {
-    let known = state.service.store().manifest(&video).is_some()
-        || state.service.client().availability().knows(&video);
+    let known = state.service.knows(&video);
     page(
         if known {
             StatusCode::OK
