@@ -27,6 +27,7 @@ pub struct Metrics {
     pub libp2p: libp2p::metrics::Metrics,
     protocol_bytes: Family<ProtocolLabels, Counter>,
     pub chunks_served: Counter,
+    pub chunks_declined: Counter,
     fragments_served: Family<[(&'static str, &'static str); 1], Counter>,
     pub fragments_fetched: Counter,
     fetches: Family<[(&'static str, &'static str); 1], Counter>,
@@ -53,6 +54,7 @@ impl Metrics {
             libp2p,
             protocol_bytes: Family::default(),
             chunks_served: Counter::default(),
+            chunks_declined: Counter::default(),
             fragments_served: Family::default(),
             fragments_fetched: Counter::default(),
             fetches: Family::default(),
@@ -76,6 +78,11 @@ impl Metrics {
             "chunks_served",
             "Fragment chunks served to peers",
             m.chunks_served.clone(),
+        );
+        reg.register(
+            "chunks_declined",
+            "Chunk requests declined because the chunk went to another peer a moment ago while the upload was busy (its upload went to chunks the swarm lacked)",
+            m.chunks_declined.clone(),
         );
         reg.register(
             "fragments_served",

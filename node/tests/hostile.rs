@@ -158,6 +158,7 @@ async fn malformed_and_oversized_requests_fail_alone_and_the_node_keeps_serving(
         fragment: m.fragments[0].blake3,
         offset: 0,
         len: 0,
+        may_decline: false,
     });
     assert!(send_raw(&mut hostile, &addr, zero).await.is_err());
     // Well-formed but out of range: a clear error answer.
@@ -165,6 +166,7 @@ async fn malformed_and_oversized_requests_fail_alone_and_the_node_keeps_serving(
         fragment: m.fragments[0].blake3,
         offset: 1 << 40,
         len: 1024,
+        may_decline: false,
     });
     let answer = Response::decode(&send_raw(&mut hostile, &addr, beyond).await.unwrap()).unwrap();
     assert!(
@@ -182,6 +184,7 @@ async fn malformed_and_oversized_requests_fail_alone_and_the_node_keeps_serving(
         fragment: Hash::of(b"?"),
         offset: 0,
         len: 1024,
+        may_decline: false,
     });
     let answer = Response::decode(&send_raw(&mut hostile, &addr, unknown).await.unwrap()).unwrap();
     assert!(

@@ -7,7 +7,7 @@
 //! | request | response |
 //! |---|---|
 //! | `Manifest { video }` | `Manifest { json }`: the manifest's bytes; the asker checks them against `video` |
-//! | `Chunk { fragment, offset, len }` | `Chunk { data }`: exactly `len` bytes of the fragment from `offset` |
+//! | `Chunk { fragment, offset, len, may_decline }` | `Chunk { data }`: exactly `len` bytes of the fragment from `offset`; or, only when `may_decline` is set, `Error { code: Declined }` |
 //! | anything the peer cannot serve | `Error { code, message }` |
 //!
 //! Requests are at most [`MAX_REQUEST_BYTES`], responses at most [`MAX_RESPONSE_BYTES`]; a chunk is
@@ -18,7 +18,10 @@
 //! ## Gossip topic [`ANNOUNCE_TOPIC`]
 //!
 //! An [`Announcement`] says which fragments of a video a peer holds, at most
-//! [`MAX_ANNOUNCEMENT_BYTES`] encoded; with `leaving` set, it says goodbye to them instead.
+//! [`MAX_ANNOUNCEMENT_BYTES`] encoded; with `leaving` set, it says goodbye to them instead. While a
+//! peer fetches, its announcements also carry `partial`: the fragments it is downloading, each with
+//! a bitmap of the chunks it has verified and serves already (BitTorrent's HAVE, batched), so peers
+//! can trade chunks long before a whole fragment is held.
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -53,6 +56,11 @@ pub enum Request {
         fragment: Hash,
         offset: u64,
         len: u32,
+        /// The asker can get this chunk elsewhere too: a peer whose upload is busy may answer
+        /// `Declined` when it sent the chunk to another peer a moment ago, so its upload goes
+        /// to chunks the swarm does not have yet. Absent from (and ignored by) older nodes.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        may_decline: bool,
     },
 }
 
@@ -73,6 +81,9 @@ pub enum ErrorCode {
     Busy,
     /// The peer failed to read its own store.
     Internal,
+    /// The chunk went to another peer a moment ago and this peer's upload is busy: get it from
+    /// the peers that have it now. Only sent to requests that allow it (`may_decline`).
+    Declined,
 }
 
 /// "I hold these fragments of this video" (gossiped on [`ANNOUNCE_TOPIC`]).
@@ -94,6 +105,38 @@ pub struct Announcement {
     /// the field and see an announcement that adds nothing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub leaving: bool,
+    /// Fragments being downloaded, with the chunks already verified (served as any held chunk).
+    /// Absent from (and ignored by) nodes that predate it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partial: Vec<PartialFragment>,
+}
+
+/// A fragment partly held: bit `k` of `have` (byte `k / 8`, bit `k % 8`, least significant
+/// first) is set when chunk `k` is verified and can be asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartialFragment {
+    pub index: u32,
+    pub hash: Hash,
+    pub have: ByteBuf,
+}
+
+impl PartialFragment {
+    /// The bitmap of `verified`, one bit per chunk.
+    pub fn bitmap(verified: &[bool]) -> ByteBuf {
+        let mut bits = vec![0u8; verified.len().div_ceil(8)];
+        for (k, _) in verified.iter().enumerate().filter(|(_, v)| **v) {
+            bits[k / 8] |= 1 << (k % 8);
+        }
+        ByteBuf::from(bits)
+    }
+
+    /// Whether chunk `k` is set.
+    pub fn has(&self, k: u32) -> bool {
+        let k = k as usize;
+        self.have
+            .get(k / 8)
+            .is_some_and(|b| b & (1 << (k % 8)) != 0)
+    }
 }
 
 /// A default-collection entry: `name` (a plain file name, e.g. `fragment_3.mp4`) means the video
@@ -240,7 +283,18 @@ impl Announcement {
         if a.peer.len() > 128 {
             return Err(WireError::Invalid("peer id too long".into()));
         }
-        if a.fragments.iter().any(|f| f.index >= MAX_FRAGMENTS) {
+        if a.partial.len() > MAX_FRAGMENTS as usize {
+            return Err(WireError::Invalid(format!(
+                "{} partial fragments announced",
+                a.partial.len()
+            )));
+        }
+        if a.fragments
+            .iter()
+            .map(|f| f.index)
+            .chain(a.partial.iter().map(|f| f.index))
+            .any(|i| i >= MAX_FRAGMENTS)
+        {
             return Err(WireError::Invalid("fragment index out of range".into()));
         }
         if let Some(named) = &a.named {
@@ -260,6 +314,39 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn a_partial_fragment_bitmap_says_which_chunks_are_verified() {
+        let verified = [true, false, false, true, false, false, false, false, true];
+        let p = PartialFragment {
+            index: 2,
+            hash: Hash::of(b"f"),
+            have: PartialFragment::bitmap(&verified),
+        };
+        assert_eq!(p.have.as_slice(), &[0b0000_1001, 0b0000_0001]);
+        for (k, v) in verified.iter().enumerate() {
+            assert_eq!(p.has(k as u32), *v, "chunk {k}");
+        }
+        assert!(!p.has(9) && !p.has(u32::MAX), "past the bitmap: not held");
+        let ann = Announcement {
+            video: VideoId(Hash::of(b"v")),
+            peer: "p".into(),
+            manifest: true,
+            fragments: vec![],
+            named: None,
+            leaving: false,
+            partial: vec![p],
+        };
+        assert_eq!(Announcement::decode(&encode(&ann)).unwrap(), ann);
+        let out_of_range = Announcement {
+            partial: vec![PartialFragment {
+                index: MAX_FRAGMENTS,
+                ..ann.partial[0].clone()
+            }],
+            ..ann.clone()
+        };
+        assert!(Announcement::decode(&encode(&out_of_range)).is_err());
+    }
+
+    #[test]
     fn round_trips_and_carries_bytes_as_a_byte_string() {
         let data = vec![7u8; 1000];
         let resp = Response::Chunk {
@@ -274,8 +361,20 @@ mod tests {
             fragment: Hash::of(b"f"),
             offset: 262_144,
             len: 262_144,
+            may_decline: false,
         };
         assert_eq!(Request::decode(&encode(&req)).unwrap(), req);
+        // Without `may_decline` the encoding is what older nodes send and read.
+        assert!(!String::from_utf8_lossy(&encode(&req)).contains("may_decline"));
+        let trading = Request::Chunk {
+            fragment: Hash::of(b"f"),
+            offset: 0,
+            len: 16_384,
+            may_decline: true,
+        };
+        assert_eq!(Request::decode(&encode(&trading)).unwrap(), trading);
+        let declined = Response::error(ErrorCode::Declined, "sent a moment ago");
+        assert_eq!(Response::decode(&encode(&declined)).unwrap(), declined);
         let ann = Announcement {
             video: VideoId(Hash::of(b"v")),
             peer: "12D3KooW".into(),
@@ -286,6 +385,7 @@ mod tests {
             }],
             named: None,
             leaving: false,
+            partial: vec![],
         };
         assert_eq!(Announcement::decode(&encode(&ann)).unwrap(), ann);
         let goodbye = Announcement {
@@ -327,6 +427,7 @@ mod tests {
             fragment: Hash::of(b"f"),
             offset: 0,
             len: 0,
+            may_decline: false,
         };
         assert!(matches!(
             Request::decode(&encode(&zero)),
@@ -336,6 +437,7 @@ mod tests {
             fragment: Hash::of(b"f"),
             offset: 0,
             len: MAX_CHUNK_SIZE + 1,
+            may_decline: false,
         };
         assert!(Request::decode(&encode(&huge)).is_err());
         let many = Announcement {
@@ -344,6 +446,7 @@ mod tests {
             manifest: true,
             named: None,
             leaving: false,
+            partial: vec![],
             fragments: (0..MAX_FRAGMENTS + 1)
                 .map(|index| AnnouncedFragment {
                     index,

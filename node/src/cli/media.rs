@@ -4,21 +4,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use vidswarm_proto::Manifest;
-use vidswarm_splitter::{JoinOptions, ModeChoice, SplitOptions, Tools};
+use vidswarm_splitter::{JoinOptions, SplitOptions, Tools};
 
-pub fn split(
-    video: &Path,
-    fragments: u32,
-    out: PathBuf,
-    mode: ModeChoice,
-    force: bool,
-    verify_decode: bool,
-) -> anyhow::Result<()> {
-    let mut opts = SplitOptions::new(out);
-    opts.fragments = fragments;
-    opts.mode = mode;
-    opts.force = force;
-    opts.verify_decode = verify_decode;
+pub fn split(video: &Path, opts: SplitOptions) -> anyhow::Result<()> {
     let report = vidswarm_splitter::split(video, &opts)
         .with_context(|| format!("cannot split {}", video.display()))?;
     println!(

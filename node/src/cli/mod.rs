@@ -46,6 +46,11 @@ enum Command {
         /// Skip decoding every fragment after the split (faster; frame counts are still checked).
         #[arg(long)]
         no_verify_decode: bool,
+        /// The unit of transfer and verification, in KiB: peers trade a fragment chunk by
+        /// chunk, each checked against its hash in the manifest.
+        #[arg(long, default_value_t = vidswarm_proto::DEFAULT_CHUNK_SIZE / 1024,
+              value_parser = clap::value_parser!(u32).range(16..=4096))]
+        chunk_kib: u32,
     },
     /// Join the fragments described by DIR/manifest.json back into one video (stream copy).
     Join {
@@ -164,9 +169,16 @@ pub fn run() -> anyhow::Result<ExitCode> {
             mode,
             force,
             no_verify_decode,
+            chunk_kib,
         } => {
             init_logging("warn");
-            media::split(&video, fragments, out, mode, force, !no_verify_decode)
+            let mut opts = vidswarm_splitter::SplitOptions::new(out);
+            opts.fragments = fragments;
+            opts.mode = mode;
+            opts.force = force;
+            opts.verify_decode = !no_verify_decode;
+            opts.chunk_size = chunk_kib * 1024;
+            media::split(&video, opts)
         }
         Command::Join { dir, out, force } => {
             init_logging("warn");

@@ -14,22 +14,38 @@
 //! soonest (its recent answer time, times the requests it has waiting), and the fragment at the
 //! playhead has an end game of its own: once all its chunks are out, each is also asked of a
 //! second holder, however much else is in flight (libtorrent's time-critical pieces).
+//!
+//! Peers that are fetching a fragment too serve the chunks they have verified (their bitmaps come
+//! by gossip): those chunks are asked of them first, and the holders of the whole fragment (often
+//! a lone seeder) are asked for the chunks fewest peers have, so the seeder's upload goes to new
+//! chunks that the fetchers then trade (BitTorrent's rarest piece first, per chunk). Each download
+//! starts a fragment at a random chunk, so peers that start together on one fragment ask the
+//! seeder for different chunks; a fragment being played goes in order.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
+use vidswarm_proto::wire::PartialFragment;
 use vidswarm_proto::{chunk_range, Hash, Manifest};
 
 /// Failed requests (timeouts, refusals) after which a peer is not asked again in this download.
 pub const MAX_PEER_FAILURES: u32 = 3;
 /// How long a peer that answered `Busy` is left alone.
 pub const BUSY_BACKOFF: Duration = Duration::from_millis(50);
-/// End game threshold: requests in flight once everything is handed out.
-pub const ENDGAME_IN_FLIGHT: usize = 16;
+/// End game threshold: requests in flight once everything is handed out. Each second request
+/// costs a chunk sent twice: with 16, each fetch on the shaped links of `scripts/bench-wan.sh`
+/// received about 3 MiB twice, and the home scenario took 0.6 s longer (docs/performance.md).
+pub const ENDGAME_IN_FLIGHT: usize = 4;
 /// Fragments from the playhead on that go before all others while the video plays.
 pub const PLAYBACK_WINDOW: u32 = 3;
+/// How long a peer that declined a chunk (it sent it elsewhere a moment ago) is not asked for
+/// it again.
+pub const DECLINE_BACKOFF: Duration = Duration::from_secs(1);
+/// How far into a fragment's to-do list a hand-out looks for a chunk a given peer has: bounds
+/// the work per hand-out on fragments of thousands of chunks.
+const SCAN: usize = 256;
 
 /// One chunk asked of one peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +59,9 @@ pub struct ChunkRequest {
     pub len: u32,
     /// When it was handed out (how fast the peer answers is learned from it).
     pub asked_at: Instant,
+    /// Whether the peer may decline it (see `Request::Chunk`): not for chunks a viewer waits
+    /// for, nor for the end game's.
+    pub may_decline: bool,
 }
 
 /// What became of one chunk request, as far as the schedule cares.
@@ -56,6 +75,8 @@ pub enum Outcome {
     BadBytes(String),
     NotHeld,
     Busy,
+    /// Sent to another peer a moment ago: ask the peers that have it now.
+    Declined,
     Failed(String),
 }
 
@@ -81,6 +102,13 @@ struct Fragment {
     got: Vec<bool>,
     done: u32,
     holders: Vec<PeerId>,
+    /// Peers fetching it too, with the chunks they have verified.
+    partial: HashMap<PeerId, PartialHolder>,
+    /// Chunks a partial holder was asked for and did not have (its fetch stopped, or it lost
+    /// them): not taken from its announcements again in this download.
+    denied: BTreeSet<(PeerId, u32)>,
+    /// Chunks a peer declined, and until when it is not asked for them again.
+    declined: HashMap<(PeerId, u32), Instant>,
     /// Peers that said they do not hold it: not taken back as holders in this download, however
     /// often gossip or the DHT still name them (else a stale entry is asked again every round).
     refused: BTreeSet<PeerId>,
@@ -92,6 +120,48 @@ impl Fragment {
     fn complete(&self) -> bool {
         self.done == self.chunks
     }
+
+    /// Copies of its chunks known out there: a whole holder counts every chunk.
+    fn copies(&self) -> u64 {
+        let partial: u64 = self.partial.values().map(|p| u64::from(p.count)).sum();
+        self.holders.len() as u64 * u64::from(self.chunks) + partial
+    }
+
+    fn declined_by(&self, peer: &PeerId, chunk: u32, now: Instant) -> bool {
+        self.declined.get(&(*peer, chunk)).is_some_and(|t| *t > now)
+    }
+
+    fn partial_has(&self, peer: &PeerId, chunk: u32) -> bool {
+        self.partial
+            .get(peer)
+            .is_some_and(|p| p.have.get(chunk as usize) == Some(&true))
+    }
+
+    /// Where in `todo` (within the first [`SCAN`]) the chunk fewest partial holders have is,
+    /// of those `peer` has not declined lately; ties go to the earliest.
+    fn rarest_todo(&self, peer: &PeerId, now: Instant) -> Option<usize> {
+        self.todo
+            .iter()
+            .take(SCAN)
+            .enumerate()
+            .filter(|(_, &chunk)| !self.declined_by(peer, chunk, now))
+            .min_by_key(|(pos, &chunk)| {
+                let copies = self
+                    .partial
+                    .values()
+                    .filter(|p| p.have.get(chunk as usize) == Some(&true))
+                    .count();
+                (copies, *pos)
+            })
+            .map(|(pos, _)| pos)
+    }
+}
+
+/// A peer fetching a fragment: which chunks it has verified, and how many.
+#[derive(Debug, Default)]
+struct PartialHolder {
+    have: Vec<bool>,
+    count: u32,
 }
 
 #[derive(Default)]
@@ -128,19 +198,26 @@ pub struct Download {
 impl Download {
     /// A download of the `missing` fragments of `manifest` (indices it has).
     pub fn new(manifest: &Manifest, missing: &[u32], per_peer: usize, now: Instant) -> Self {
+        let salt = std::hash::RandomState::new();
         let fragments = missing
             .iter()
             .filter_map(|&i| manifest.fragments.get(i as usize).map(|f| (i, f)))
             .map(|(i, f)| {
                 let chunks = f.chunks.len() as u32;
+                // A random first chunk: peers that start this fragment together ask for
+                // different chunks, and then have something to trade.
+                let start = (salt.hash_one(i) % u64::from(chunks.max(1))) as u32;
                 let fragment = Fragment {
                     hash: f.blake3,
                     size: f.size,
                     chunks,
-                    todo: (0..chunks).collect(),
+                    todo: (start..chunks).chain(0..start).collect(),
                     got: vec![false; chunks as usize],
                     done: 0,
                     holders: vec![],
+                    partial: HashMap::new(),
+                    denied: BTreeSet::new(),
+                    declined: HashMap::new(),
                     refused: BTreeSet::new(),
                     sources: BTreeSet::new(),
                     started: now,
@@ -155,7 +232,7 @@ impl Download {
             peers: HashMap::new(),
             asked: HashMap::new(),
             in_flight: 0,
-            salt: std::hash::RandomState::new(),
+            salt,
             playhead: None,
         }
     }
@@ -183,9 +260,51 @@ impl Download {
             for peer in peers {
                 if !f.holders.contains(&peer) && !f.refused.contains(&peer) {
                     f.holders.push(peer);
+                    f.partial.remove(&peer);
                 }
             }
         }
+    }
+
+    /// Adds what peers fetching fragment `index` have verified: `(peer, bitmap)`, the bitmap in
+    /// `PartialFragment::have`'s layout. Bits only add up, except chunks a peer was asked for
+    /// and did not have.
+    pub fn add_partial_holders(&mut self, index: u32, peers: Vec<(PeerId, Vec<u8>)>) {
+        let Some(f) = self.fragments.get_mut(&index) else {
+            return;
+        };
+        for (peer, bits) in peers {
+            if f.holders.contains(&peer) {
+                continue;
+            }
+            let chunks = f.chunks as usize;
+            let holder = f.partial.entry(peer).or_default();
+            holder.have.resize(chunks, false);
+            for k in 0..chunks.min(bits.len() * 8) {
+                if bits[k / 8] & (1 << (k % 8)) != 0
+                    && !holder.have[k]
+                    && !f.denied.contains(&(peer, k as u32))
+                {
+                    holder.have[k] = true;
+                    holder.count += 1;
+                }
+            }
+        }
+    }
+
+    /// The fragments begun and not finished, with the chunks verified so far (what this node
+    /// serves of them, and announces); with `all`, every unfinished fragment, begun or not (at
+    /// the start: peers that fetch the same video connect before there is anything to trade).
+    pub fn progress(&self, all: bool) -> Vec<PartialFragment> {
+        self.fragments
+            .iter()
+            .filter(|(_, f)| (all || f.done > 0) && !f.complete())
+            .map(|(i, f)| PartialFragment {
+                index: *i,
+                hash: f.hash,
+                have: PartialFragment::bitmap(&f.got),
+            })
+            .collect()
     }
 
     /// Bytes verified per peer so far.
@@ -231,11 +350,7 @@ impl Download {
             .collect();
         order.sort_by_key(|&i| match urgent(i) {
             Some(distance) => (0, u64::from(distance), 0),
-            None => (
-                1,
-                self.fragments[&i].holders.len() as u64,
-                self.salt.hash_one(i),
-            ),
+            None => (1, self.fragments[&i].copies(), self.salt.hash_one(i)),
         });
         order
     }
@@ -245,20 +360,38 @@ impl Download {
     pub fn hand_out(&mut self, now: Instant) -> Vec<ChunkRequest> {
         let mut out = Vec::new();
         for index in self.order() {
+            self.hand_out_partial(index, now, &mut out);
+            // The rest to holders of the whole fragment: in order while it is played, else the
+            // chunks fewest fetchers have.
             let urgent = self.is_urgent(index);
-            while let Some(&chunk) = self.fragments[&index].todo.front() {
+            // Holders that declined every chunk within reach: not asked again this round.
+            let mut passed = Vec::new();
+            while !self.fragments[&index].todo.is_empty() {
                 let pick = if urgent {
-                    self.soonest(index, &[], now)
+                    self.soonest(index, None, &passed, now)
                 } else {
-                    self.least_busy(index, &[], now)
+                    self.least_busy(index, None, &passed, now)
                 };
                 let Some(peer) = pick else {
                     break;
                 };
-                if let Some(f) = self.fragments.get_mut(&index) {
-                    f.todo.pop_front();
-                }
-                out.push(self.ask(peer, index, chunk, now));
+                let f = self.fragments.get_mut(&index).expect("in the order");
+                let pos = if urgent {
+                    f.todo
+                        .iter()
+                        .take(SCAN)
+                        .enumerate()
+                        .min_by_key(|(_, c)| **c)
+                        .map(|(pos, _)| pos)
+                } else {
+                    f.rarest_todo(&peer, now)
+                };
+                let Some(pos) = pos else {
+                    passed.push(peer);
+                    continue;
+                };
+                let chunk = f.todo.remove(pos).expect("todo is not empty");
+                out.push(self.ask(peer, index, chunk, !urgent, now));
             }
         }
         // The playhead's own end game: the one fragment the viewer waits for now.
@@ -276,9 +409,9 @@ impl Download {
             outstanding.sort_unstable();
             for chunk in outstanding {
                 let skip = self.asked[&(index, chunk)].clone();
-                if let Some(peer) = self.soonest(index, &skip, now) {
+                if let Some(peer) = self.soonest(index, Some(chunk), &skip, now) {
                     tracing::debug!(fragment = index, chunk, %peer, "urgent: asking a second holder");
-                    out.push(self.ask(peer, index, chunk, now));
+                    out.push(self.ask(peer, index, chunk, false, now));
                 }
             }
         }
@@ -296,16 +429,57 @@ impl Download {
                     continue;
                 }
                 let skip = self.asked[&(index, chunk)].clone();
-                if let Some(peer) = self.least_busy(index, &skip, now) {
+                if let Some(peer) = self.least_busy(index, Some(chunk), &skip, now) {
                     tracing::debug!(fragment = index, chunk, %peer, "end game: asking a second holder");
-                    out.push(self.ask(peer, index, chunk, now));
+                    out.push(self.ask(peer, index, chunk, false, now));
                 }
             }
         }
         out
     }
 
-    fn ask(&mut self, peer: PeerId, index: u32, chunk: u32, now: Instant) -> ChunkRequest {
+    /// Hands the chunks of `index` that fetching peers have verified to those peers, least busy
+    /// first, as many as each has room for.
+    fn hand_out_partial(&mut self, index: u32, now: Instant, out: &mut Vec<ChunkRequest>) {
+        let f = &self.fragments[&index];
+        if f.partial.is_empty() || f.todo.is_empty() {
+            return;
+        }
+        let mut peers: Vec<(usize, PeerId)> = f
+            .partial
+            .keys()
+            .map(|p| (self.peers.get(p).map_or(0, |s| s.in_flight), *p))
+            .collect();
+        peers.sort_unstable();
+        for (_, peer) in peers {
+            while self
+                .peers
+                .get(&peer)
+                .is_none_or(|s| s.usable(self.per_peer, now))
+            {
+                let f = self.fragments.get_mut(&index).expect("in the order");
+                let Some(pos) = f
+                    .todo
+                    .iter()
+                    .take(SCAN)
+                    .position(|&c| f.partial_has(&peer, c) && !f.declined_by(&peer, c, now))
+                else {
+                    break;
+                };
+                let chunk = f.todo.remove(pos).expect("found in todo");
+                out.push(self.ask(peer, index, chunk, true, now));
+            }
+        }
+    }
+
+    fn ask(
+        &mut self,
+        peer: PeerId,
+        index: u32,
+        chunk: u32,
+        may_decline: bool,
+        now: Instant,
+    ) -> ChunkRequest {
         let f = &self.fragments[&index];
         let (offset, len) = chunk_range(f.size, self.chunk_size, u64::from(chunk))
             .expect("chunk indices come from the manifest's own chunk list");
@@ -317,6 +491,7 @@ impl Download {
             offset,
             len,
             asked_at: now,
+            may_decline,
         };
         self.peers.entry(peer).or_default().in_flight += 1;
         self.asked.entry((index, chunk)).or_default().push(peer);
@@ -325,24 +500,37 @@ impl Download {
     }
 
     /// The holders of `index` not in `skip` that can take a request now, with what is known of
-    /// each (nothing yet for a peer never asked).
+    /// each (nothing yet for a peer never asked): the whole fragment's holders, and with a
+    /// `chunk`, the fetching peers that have it too.
     fn usable_holders<'a>(
         &'a self,
         index: u32,
+        chunk: Option<u32>,
         skip: &'a [PeerId],
         now: Instant,
     ) -> impl Iterator<Item = (PeerId, Option<&'a Peer>)> + 'a {
-        self.fragments[&index]
-            .holders
+        let f = &self.fragments[&index];
+        let partial = f
+            .partial
+            .keys()
+            .filter(move |p| chunk.is_some_and(|c| f.partial_has(p, c)));
+        f.holders
             .iter()
+            .chain(partial)
             .filter(move |p| !skip.contains(p))
             .map(|p| (*p, self.peers.get(p)))
             .filter(move |(_, s)| s.is_none_or(|s| s.usable(self.per_peer, now)))
     }
 
     /// The usable holder of `index` (not in `skip`) with the fewest requests in flight.
-    fn least_busy(&self, index: u32, skip: &[PeerId], now: Instant) -> Option<PeerId> {
-        self.usable_holders(index, skip, now)
+    fn least_busy(
+        &self,
+        index: u32,
+        chunk: Option<u32>,
+        skip: &[PeerId],
+        now: Instant,
+    ) -> Option<PeerId> {
+        self.usable_holders(index, chunk, skip, now)
             .min_by_key(|(_, s)| s.map_or(0, |s| s.in_flight))
             .map(|(p, _)| p)
     }
@@ -356,8 +544,14 @@ impl Download {
     /// The usable holder of `index` (not in `skip`) expected to answer soonest: its recent
     /// answer time times the requests it would have waiting. A holder not measured yet counts
     /// as fast, so it gets tried.
-    fn soonest(&self, index: u32, skip: &[PeerId], now: Instant) -> Option<PeerId> {
-        self.usable_holders(index, skip, now)
+    fn soonest(
+        &self,
+        index: u32,
+        chunk: Option<u32>,
+        skip: &[PeerId],
+        now: Instant,
+    ) -> Option<PeerId> {
+        self.usable_holders(index, chunk, skip, now)
             .min_by_key(|(_, s)| {
                 s.map_or((Duration::ZERO, 0), |s| {
                     let waiting = s.in_flight as u32 + 1;
@@ -420,10 +614,29 @@ impl Download {
                 requeue(f, true);
                 Verdict::Misbehaved { reason }
             }
+            // A fetching peer without the chunk (it stopped, or lost it): not that chunk again.
+            Outcome::NotHeld if f.partial.contains_key(&peer) => {
+                if let Some(p) = f.partial.get_mut(&peer) {
+                    if let Some(bit) = p.have.get_mut(chunk as usize).filter(|b| **b) {
+                        *bit = false;
+                        p.count -= 1;
+                    }
+                }
+                f.denied.insert((peer, chunk));
+                requeue(f, true);
+                Verdict::Nothing
+            }
             Outcome::NotHeld => {
                 f.holders.retain(|h| *h != peer);
                 f.refused.insert(peer);
                 requeue(f, true);
+                Verdict::Nothing
+            }
+            // Its upload went to this chunk a moment ago: get it from whoever has it now.
+            Outcome::Declined => {
+                f.declined.retain(|_, until| *until > now);
+                f.declined.insert((peer, chunk), now + DECLINE_BACKOFF);
+                requeue(f, false);
                 Verdict::Nothing
             }
             // The peer is serving all it can: not a fault; ask someone else, or it a bit later.

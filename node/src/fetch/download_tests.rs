@@ -40,7 +40,8 @@ fn the_last_chunk_is_as_long_as_what_is_left() {
     let m = manifest(&[bytes(2, CS as usize + 7)]);
     let mut d = Download::new(&m, &[0], 4, Instant::now());
     d.add_holders(0, [PeerId::random()]);
-    let out = d.hand_out(Instant::now());
+    let mut out = d.hand_out(Instant::now());
+    out.sort_by_key(|r| r.chunk);
     assert_eq!(out.iter().map(|r| r.len).collect::<Vec<_>>(), [CS, 7]);
 }
 
@@ -252,4 +253,106 @@ fn urgent_chunks_go_to_the_holder_that_answers_soonest_and_the_playhead_has_its_
             .count()
     };
     assert!((0..4).all(|c| asked_twice(c) == 2), "{out:?}");
+}
+
+/// `chunks` as a bitmap in `PartialFragment::have`'s layout.
+fn bitmap(chunks: &[u32], of: u32) -> Vec<u8> {
+    let mut have = vec![false; of as usize];
+    for &c in chunks {
+        have[c as usize] = true;
+    }
+    PartialFragment::bitmap(&have).into_vec()
+}
+
+#[test]
+fn fetching_peers_are_asked_for_what_they_have_and_the_seeder_for_what_nobody_has() {
+    let (mut d, peers) = one_fragment(8, 1, 2);
+    let (seeder, fetcher) = (peers[0], PeerId::random());
+    d.add_partial_holders(0, vec![(fetcher, bitmap(&[1, 2, 5], 8))]);
+    let out = d.hand_out(Instant::now());
+    let mut from_fetcher: Vec<u32> = out
+        .iter()
+        .filter(|r| r.peer == fetcher)
+        .map(|r| r.chunk)
+        .collect();
+    from_fetcher.sort();
+    assert_eq!(from_fetcher.len(), 2, "{out:?}");
+    assert!(from_fetcher.iter().all(|c| [1, 2, 5].contains(c)));
+    // The seeder's two requests go to chunks the fetcher does not have.
+    let from_seeder: Vec<u32> = out
+        .iter()
+        .filter(|r| r.peer == seeder)
+        .map(|r| r.chunk)
+        .collect();
+    assert_eq!(from_seeder.len(), 2, "{out:?}");
+    assert!(
+        from_seeder.iter().all(|c| ![1, 2, 5].contains(c)),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_fetching_peer_without_a_chunk_is_not_asked_for_it_again_but_stays_a_source() {
+    let m = manifest(&[bytes(9, 4 * CS as usize)]);
+    let mut d = Download::new(&m, &[0], 4, Instant::now());
+    let fetcher = PeerId::random();
+    d.add_partial_holders(0, vec![(fetcher, bitmap(&[0, 1], 4))]);
+    let now = Instant::now();
+    let out = d.hand_out(now);
+    assert_eq!(out.len(), 2, "only the chunks it has: {out:?}");
+    let denied = out.iter().find(|r| r.chunk == 0).unwrap();
+    assert_eq!(
+        d.on_outcome(denied, Outcome::NotHeld, now),
+        Verdict::Nothing
+    );
+    // A stale announcement with the same bits does not bring chunk 0 back.
+    d.add_partial_holders(0, vec![(fetcher, bitmap(&[0, 1, 2], 4))]);
+    let again = d.hand_out(now);
+    assert!(again.iter().all(|r| r.chunk != 0), "{again:?}");
+    assert!(
+        again.iter().any(|r| r.chunk == 2 && r.peer == fetcher),
+        "{again:?}"
+    );
+}
+
+#[test]
+fn progress_lists_the_fragments_begun_with_their_verified_chunks() {
+    let m = manifest(&[bytes(10, 3 * CS as usize), bytes(11, CS as usize)]);
+    let mut d = Download::new(&m, &[0, 1], 8, Instant::now());
+    d.add_holders(0, [PeerId::random()]);
+    d.add_holders(1, [PeerId::random()]);
+    let now = Instant::now();
+    let out = d.hand_out(now);
+    assert!(d.progress(false).is_empty(), "nothing verified yet");
+    let fetching = d.progress(true);
+    assert_eq!(fetching.len(), 2, "every fragment, before any chunk");
+    assert!(fetching.iter().all(|p| p.have.iter().all(|b| *b == 0)));
+    let chunk = |f: u32, c: u32| {
+        out.iter()
+            .find(|r| r.fragment == f && r.chunk == c)
+            .unwrap()
+    };
+    d.on_outcome(chunk(0, 2), Outcome::Stored, now);
+    d.on_outcome(chunk(1, 0), Outcome::Stored, now);
+    // Fragment 1 is complete: announced whole, not as progress.
+    let progress = d.progress(false);
+    assert_eq!(progress.len(), 1);
+    assert_eq!(progress[0].index, 0);
+    assert_eq!(progress[0].hash, m.fragments[0].blake3);
+    assert!(!progress[0].has(0) && !progress[0].has(1) && progress[0].has(2));
+}
+
+#[test]
+fn downloads_of_one_fragment_start_at_different_chunks() {
+    let m = manifest(&[bytes(12, 64 * CS as usize)]);
+    let seeder = PeerId::random();
+    let firsts: BTreeSet<u32> = (0..8)
+        .map(|_| {
+            let mut d = Download::new(&m, &[0], 1, Instant::now());
+            d.add_holders(0, [seeder]);
+            d.hand_out(Instant::now())[0].chunk
+        })
+        .collect();
+    // Eight random starts among 64 chunks: all equal has odds of 64^-7.
+    assert!(firsts.len() > 1, "{firsts:?}");
 }

@@ -18,6 +18,10 @@ use crate::store::StoreError;
 
 /// How often a running download asks the source's slow lookup (the DHT) for more holders.
 pub const LOOKUP_EVERY: Duration = Duration::from_secs(3);
+/// How often, at most, a download tells the swarm which chunks it has verified (and serves):
+/// often enough that peers trade chunks within a fraction of a second of their arrival, seldom
+/// enough that the gossip stays small beside the chunks.
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// What a running download reports as it goes (for events, logs, progress bars).
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +63,10 @@ pub async fn run<S: ChunkSource, K: FragmentSink>(
     start_lookups(&mut lookups, &download, &*source);
     let mut last_lookup = Instant::now();
     let mut last_progress = Instant::now();
+    // Peers fetching this video too learn of this node now and connect before there is
+    // anything to trade.
+    source.progress(download.progress(true));
+    let mut last_told = Instant::now();
     let mut wait = Duration::from_millis(100);
     while !download.is_complete() {
         if let Some(p) = &playhead {
@@ -67,6 +75,7 @@ pub async fn run<S: ChunkSource, K: FragmentSink>(
         // New holders: the gossip table every round (a map lookup), the slow lookup now and then.
         for (index, _) in download.unfinished() {
             download.add_holders(index, source.announced(index));
+            download.add_partial_holders(index, source.announced_partial(index));
         }
         if lookups.is_empty() && last_lookup.elapsed() >= LOOKUP_EVERY {
             start_lookups(&mut lookups, &download, &*source);
@@ -113,6 +122,9 @@ pub async fn run<S: ChunkSource, K: FragmentSink>(
                 });
                 if complete {
                     commit(&download, &*source, &sink, &request, report).await?;
+                } else if now.duration_since(last_told) >= PROGRESS_EVERY {
+                    last_told = now;
+                    source.progress(download.progress(false));
                 }
             }
             Verdict::Misbehaved { reason } => report(Progress::Misbehaved {
@@ -190,7 +202,13 @@ async fn attempt<S: ChunkSource, K: FragmentSink>(
     request: ChunkRequest,
 ) -> (ChunkRequest, Result<Outcome, FetchError>) {
     let answer = source
-        .chunk(request.peer, request.hash, request.offset, request.len)
+        .chunk(
+            request.peer,
+            request.hash,
+            request.offset,
+            request.len,
+            request.may_decline,
+        )
         .await;
     let outcome = match answer {
         ChunkAnswer::Data(data) if data.len() != request.len as usize => Ok(Outcome::BadBytes(
@@ -210,6 +228,7 @@ async fn attempt<S: ChunkSource, K: FragmentSink>(
         }
         ChunkAnswer::NotHeld => Ok(Outcome::NotHeld),
         ChunkAnswer::Busy => Ok(Outcome::Busy),
+        ChunkAnswer::Declined => Ok(Outcome::Declined),
         ChunkAnswer::Failed(reason) => Ok(Outcome::Failed(reason)),
         ChunkAnswer::Wrong(reason) => Ok(Outcome::BadBytes(reason)),
     };

@@ -3,6 +3,7 @@
 
 use futures::future::BoxFuture;
 use libp2p::PeerId;
+use vidswarm_proto::wire::PartialFragment;
 use vidswarm_proto::Hash;
 
 use super::FetchError;
@@ -14,6 +15,8 @@ pub enum ChunkAnswer {
     Data(Vec<u8>),
     NotHeld,
     Busy,
+    /// Sent to another peer a moment ago: get it from the peers that have it now.
+    Declined,
     /// Refused, timed out, disconnected.
     Failed(String),
     /// Answered with something that is not a chunk.
@@ -22,13 +25,15 @@ pub enum ChunkAnswer {
 
 /// Where a download's chunks and holders come from, and whom it tells what it gained.
 pub trait ChunkSource: Send + Sync + 'static {
-    /// Asks `peer` for `len` bytes at `offset` of fragment `hash`.
+    /// Asks `peer` for `len` bytes at `offset` of fragment `hash`; with `may_decline`, a busy
+    /// peer that sent that chunk to someone else a moment ago may answer [`ChunkAnswer::Declined`].
     fn chunk(
         &self,
         peer: PeerId,
         hash: Hash,
         offset: u64,
         len: u32,
+        may_decline: bool,
     ) -> BoxFuture<'static, ChunkAnswer>;
 
     /// Holders of fragment `index` known without asking anyone (gossip): cheap, called often.
@@ -43,6 +48,16 @@ pub trait ChunkSource: Send + Sync + 'static {
 
     /// Fragment `index` is now held here, verified and durable: provide and announce it.
     fn gained(&self, index: u32, hash: Hash) -> BoxFuture<'static, Result<(), FetchError>>;
+
+    /// Peers fetching fragment `index` (known without asking: gossip), each with the bitmap of
+    /// the chunks it has verified (`PartialFragment::have`). They serve those chunks already.
+    fn announced_partial(&self, _index: u32) -> Vec<(PeerId, Vec<u8>)> {
+        Vec::new()
+    }
+
+    /// Tells the swarm which chunks of the fragments in progress are verified here (and served):
+    /// `(index, hash, bitmap)`. Called now and then while chunks arrive; must not block.
+    fn progress(&self, _partial: Vec<PartialFragment>) {}
 }
 
 /// Why a chunk could not be written.

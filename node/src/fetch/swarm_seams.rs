@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use libp2p::PeerId;
 use vidswarm_proto::wire::{
-    AnnouncedFragment, Announcement, ErrorCode, NamedUpload, Request, Response,
+    AnnouncedFragment, Announcement, ErrorCode, NamedUpload, PartialFragment, Request, Response,
 };
 use vidswarm_proto::{Hash, Manifest, VideoId};
 
@@ -70,6 +70,7 @@ impl ChunkSource for SwarmSource {
         hash: Hash,
         offset: u64,
         len: u32,
+        may_decline: bool,
     ) -> BoxFuture<'static, ChunkAnswer> {
         let client = self.client.clone();
         async move {
@@ -77,6 +78,7 @@ impl ChunkSource for SwarmSource {
                 fragment: hash,
                 offset,
                 len,
+                may_decline,
             };
             match client.request(peer, request).await {
                 Ok(Response::Chunk { data }) => ChunkAnswer::Data(data.into_vec()),
@@ -88,6 +90,10 @@ impl ChunkSource for SwarmSource {
                     code: ErrorCode::Busy,
                     ..
                 }) => ChunkAnswer::Busy,
+                Ok(Response::Error {
+                    code: ErrorCode::Declined,
+                    ..
+                }) => ChunkAnswer::Declined,
                 Ok(Response::Error { code, message }) => {
                     ChunkAnswer::Failed(format!("{code:?}: {message}"))
                 }
@@ -127,6 +133,28 @@ impl ChunkSource for SwarmSource {
         .boxed()
     }
 
+    fn announced_partial(&self, index: u32) -> Vec<(PeerId, Vec<u8>)> {
+        let partial = self
+            .client
+            .availability()
+            .partial_holders(&self.video, index);
+        let live = reachable_now(&self.client, partial.iter().map(|(p, _)| *p));
+        partial
+            .into_iter()
+            .filter(|(p, _)| live.contains(p))
+            .collect()
+    }
+
+    fn progress(&self, partial: Vec<PartialFragment>) {
+        let client = self.client.clone();
+        let announcement = self.progress_announcement(partial);
+        tokio::spawn(async move {
+            if let Err(e) = client.announce(announcement).await {
+                tracing::debug!(error = %e, "cannot announce the fetch's progress");
+            }
+        });
+    }
+
     /// Provides the fragment and announces it alone (announcements add to what a peer is heard
     /// to hold): O(1) per gained fragment. The periodic announcer still re-announces everything.
     fn gained(&self, index: u32, hash: Hash) -> BoxFuture<'static, Result<(), FetchError>> {
@@ -147,6 +175,13 @@ impl ChunkSource for SwarmSource {
 }
 
 impl SwarmSource {
+    fn progress_announcement(&self, partial: Vec<PartialFragment>) -> Announcement {
+        Announcement {
+            partial,
+            ..announcement(&self.client, &self.store, self.video, vec![])
+        }
+    }
+
     /// Remembers DHT holders of fragment `index`, for `announced` to hand over once connected.
     fn found_for(&self, index: u32) -> impl FnOnce(&[PeerId]) + Send + 'static {
         let found = Arc::clone(&self.found);
@@ -181,6 +216,7 @@ pub(crate) fn announcement(
         fragments,
         named,
         leaving: false,
+        partial: vec![],
     }
 }
 

@@ -126,6 +126,7 @@ impl ChunkSource for FakeSource {
         hash: Hash,
         offset: u64,
         len: u32,
+        _may_decline: bool,
     ) -> BoxFuture<'static, ChunkAnswer> {
         let mut state = self.state.lock().unwrap();
         state.asked.push((peer, hash, offset));

@@ -21,6 +21,7 @@ pub fn answer(store: &Store, peer: &PeerId, request: Request, metrics: &Metrics)
             fragment,
             offset,
             len,
+            ..
         } => match store.read_chunk(&fragment, offset, len) {
             Ok(data) => {
                 debug!(fragment = %fragment.short(), offset, len, "served chunk");
@@ -34,8 +35,31 @@ pub fn answer(store: &Store, peer: &PeerId, request: Request, metrics: &Metrics)
                     data: ByteBuf::from(data),
                 }
             }
+            // Not held whole: a fragment this node is fetching serves its verified chunks.
             Err(StoreError::FragmentNotFound(_)) => {
-                Response::error(ErrorCode::NotFound, format!("no fragment {fragment}"))
+                match store
+                    .partials()
+                    .get(&fragment)
+                    .and_then(|p| p.read_verified(offset, len))
+                {
+                    Some(Ok(data)) => {
+                        debug!(fragment = %fragment.short(), offset, len, "served a chunk of a partial fragment");
+                        metrics.bytes(TRANSFER, Direction::Sent, data.len());
+                        metrics.chunks_served.inc();
+                        Response::Chunk {
+                            data: ByteBuf::from(data),
+                        }
+                    }
+                    Some(Err(e)) => internal(StoreError::Io {
+                        op: "read a partial fragment",
+                        path: fragment.to_string().into(),
+                        source: e,
+                    }),
+                    None => Response::error(
+                        ErrorCode::NotFound,
+                        format!("no fragment {fragment}, or not that chunk yet"),
+                    ),
+                }
             }
             Err(e @ StoreError::OutOfRange { .. }) => {
                 Response::error(ErrorCode::BadRequest, e.to_string())
@@ -48,4 +72,66 @@ pub fn answer(store: &Store, peer: &PeerId, request: Request, metrics: &Metrics)
 fn internal(e: StoreError) -> Response {
     tracing::warn!(error = %e, "store failed while serving");
     Response::error(ErrorCode::Internal, "the store failed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vidswarm_proto::Hash;
+
+    fn chunk(fragment: Hash, offset: u64, len: u32) -> Request {
+        Request::Chunk {
+            fragment,
+            offset,
+            len,
+            may_decline: false,
+        }
+    }
+
+    #[test]
+    fn a_fragment_being_fetched_serves_its_verified_chunks_and_only_those() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(dir.path()).unwrap();
+        let metrics = Metrics::new(prometheus_client::registry::Registry::default());
+        let peer = PeerId::random();
+        let data: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+        let hash = Hash::of(&data);
+        let cs = 16_384;
+        let writer = store.begin_fragment(hash, data.len() as u64).unwrap();
+        store
+            .partials()
+            .begin(hash, writer.reader().unwrap(), data.len() as u64, cs);
+        // Chunk 1 written and verified; chunk 0 written but not (yet) verified.
+        writer.write_at(0, &data[..cs as usize]).unwrap();
+        writer.write_at(16_384, &data[16_384..32_768]).unwrap();
+        store.partials().verified(&hash, 1);
+        match answer(&store, &peer, chunk(hash, 16_384, cs), &metrics) {
+            Response::Chunk { data: got } => assert_eq!(got.as_slice(), &data[16_384..32_768]),
+            other => panic!("expected the chunk, got {other:?}"),
+        }
+        for (offset, len, why) in [
+            (0, cs, "not verified"),
+            (16_384, 100, "not a whole chunk"),
+            (32_768, 40_000 - 32_768, "not written"),
+        ] {
+            match answer(&store, &peer, chunk(hash, offset, len), &metrics) {
+                Response::Error {
+                    code: ErrorCode::NotFound,
+                    ..
+                } => {}
+                other => panic!("{why}: expected NotFound, got {other:?}"),
+            }
+        }
+        // Once the download is abandoned nothing of it is served.
+        store
+            .partials()
+            .end(&hash, crate::store::partial::End::Abandoned);
+        assert!(matches!(
+            answer(&store, &peer, chunk(hash, 16_384, cs), &metrics),
+            Response::Error {
+                code: ErrorCode::NotFound,
+                ..
+            }
+        ));
+    }
 }

@@ -51,6 +51,16 @@ impl Partial {
         self.state.subscribe()
     }
 
+    /// The bytes at `offset..offset + len` if they are one whole chunk that is verified: what a
+    /// peer may be served from a fragment still being fetched. `None` otherwise.
+    pub fn read_verified(&self, offset: u64, len: u32) -> Option<std::io::Result<Vec<u8>>> {
+        let k = offset / u64::from(self.chunk_size);
+        let range = vidswarm_proto::chunk_range(self.size, self.chunk_size, k)?;
+        let k = u32::try_from(k).ok()?;
+        let verified = self.state.borrow().verified.get(k as usize).copied();
+        (range == (offset, len) && verified == Some(true)).then(|| self.read_chunk(k))
+    }
+
     /// Chunk `k`'s bytes; call only once it is verified (or the fragment committed).
     pub fn read_chunk(&self, k: u32) -> std::io::Result<Vec<u8>> {
         let (offset, len) = vidswarm_proto::chunk_range(self.size, self.chunk_size, u64::from(k))
@@ -143,6 +153,14 @@ mod tests {
         assert_eq!(rx.borrow().verified, vec![false, false, true]);
         assert_eq!(p.read_chunk(2).unwrap(), b"cc");
         assert!(p.read_chunk(3).is_err());
+        assert_eq!(p.read_verified(8, 2).unwrap().unwrap(), b"cc");
+        assert!(
+            p.read_verified(0, 4).is_none(),
+            "chunk 0 is not verified yet"
+        );
+        assert!(p.read_verified(8, 1).is_none(), "not a whole chunk");
+        assert!(p.read_verified(9, 1).is_none(), "not at a chunk's start");
+        assert!(p.read_verified(12, 4).is_none(), "past the end");
         partials.verified(&hash, 99); // out of range: ignored
         partials.end(&hash, End::Committed);
         assert_eq!(rx.borrow().end, Some(End::Committed));

@@ -65,16 +65,24 @@ impl EventLoop {
                     let indices: Vec<u32> = a.fragments.iter().map(|f| f.index).collect();
                     self.availability
                         .record(a.video, peer, indices.iter().copied());
+                    for p in &a.partial {
+                        self.availability
+                            .record_partial(a.video, peer, p.index, &p.have);
+                    }
                     self.inbox.announced(a.video, a.named.clone());
-                    emit(
-                        &self.events,
-                        NodeEvent::AnnouncementReceived {
-                            from: peer,
-                            video: a.video,
-                            fragments: indices,
-                            named: a.named,
-                        },
-                    );
+                    // A fetcher's progress (chunks only) is not an event: it comes several
+                    // times a second while a fetch runs.
+                    if !indices.is_empty() || a.partial.is_empty() {
+                        emit(
+                            &self.events,
+                            NodeEvent::AnnouncementReceived {
+                                from: peer,
+                                video: a.video,
+                                fragments: indices,
+                                named: a.named,
+                            },
+                        );
+                    }
                 }
                 gossipsub::MessageAcceptance::Accept
             }

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use futures::StreamExt;
 use libp2p::kad::{self, QueryId};
 use libp2p::metrics::Recorder;
-use libp2p::request_response::{OutboundRequestId, ResponseChannel};
+use libp2p::request_response::{InboundRequestId, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{gossipsub, identify, multiaddr::Protocol, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tracing::{debug, warn};
-use vidswarm_proto::wire::Response;
+use vidswarm_proto::wire::{self, Response};
 
 use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
 use super::client::{Command, NetError};
@@ -27,11 +27,21 @@ use crate::store::Store;
 
 use super::MAX_SERVING;
 
+/// A request served on the blocking pool: its peer, id, channel and answer.
+type Answered = (
+    PeerId,
+    InboundRequestId,
+    ResponseChannel<Response>,
+    Response,
+);
+
 mod addresses;
 pub(super) mod dialing;
 mod gossip;
 pub(super) mod links;
+mod spread;
 mod transfer;
+mod uploads;
 
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,
@@ -61,10 +71,14 @@ pub struct EventLoop {
     linger_until: Option<tokio::time::Instant>,
     /// Responses handed to the behaviour and not yet written out (or failed).
     unsent: usize,
-    responses_tx: mpsc::UnboundedSender<(PeerId, ResponseChannel<Response>, Response)>,
-    responses_rx: mpsc::UnboundedReceiver<(PeerId, ResponseChannel<Response>, Response)>,
+    responses_tx: mpsc::UnboundedSender<Answered>,
+    responses_rx: mpsc::UnboundedReceiver<Answered>,
+    /// Each peer's chunk requests, answered one at a time (`uploads.rs`).
+    uploads: uploads::Uploads<InboundRequestId, (wire::Request, ResponseChannel<Response>)>,
     /// Each connected peer's connection, round trip and bytes (`links.rs`).
     links: HashMap<PeerId, links::PeerLink>,
+    /// The chunks sent a moment ago, to spread new ones first (`spread.rs`).
+    recently_sent: spread::RecentlySent,
 }
 
 impl EventLoop {
@@ -103,6 +117,8 @@ impl EventLoop {
             responses_tx,
             responses_rx,
             links: HashMap::new(),
+            recently_sent: spread::RecentlySent::default(),
+            uploads: uploads::Uploads::default(),
         }
     }
 
@@ -116,6 +132,7 @@ impl EventLoop {
                 let idle = self.serving.available_permits() == MAX_SERVING
                     && self.responses_rx.is_empty()
                     && self.unsent == 0
+                    && self.uploads.waiting() == 0
                     && self.linger_until.is_none_or(|t| now >= t);
                 if idle || now >= *deadline {
                     break;
@@ -129,11 +146,11 @@ impl EventLoop {
                     Some(command) => self.on_command(command),
                     None => break,
                 },
-                Some((peer, channel, response)) = self.responses_rx.recv() => {
+                Some((peer, id, channel, response)) = self.responses_rx.recv() => {
                     if let Response::Chunk { data } = &response {
                         self.link_bytes(&peer, 0, data.len());
                     }
-                    self.respond(channel, response);
+                    self.respond(id, channel, response);
                 }
                 _ = tick.tick() => {
                     self.expire_dials();
@@ -295,6 +312,7 @@ impl EventLoop {
                 self.peers.disconnected(&peer_id);
                 self.link_down(&peer_id);
                 self.availability.forget_peer(&peer_id);
+                self.uploads.forget(&peer_id);
                 emit(&self.events, NodeEvent::PeerDisconnected { peer: peer_id });
             }
             SwarmEvent::OutgoingConnectionError {

@@ -1,13 +1,15 @@
 //! The transfer protocol in the loop: answers to our requests go back to their askers; requests
 //! from peers are served on the blocking pool (at most `MAX_SERVING` at once, `Busy` beyond, and
-//! none once the node is stopping), their responses sent when ready.
+//! none once the node is stopping), their responses sent when ready. A peer's chunk requests take
+//! turns (`uploads.rs`), and a busy node declines chunks it just sent elsewhere (`spread.rs`).
 
-use libp2p::request_response::{self, ResponseChannel};
+use libp2p::request_response::{self, InboundRequestId, ResponseChannel};
 use libp2p::PeerId;
 use tracing::debug;
 use vidswarm_proto::wire::{self, Response};
 
 use super::super::serve;
+use super::uploads::Admit;
 use super::EventLoop;
 use crate::metrics::{Direction, TRANSFER};
 use crate::net::NetError;
@@ -17,8 +19,10 @@ impl EventLoop {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
-                    request, channel, ..
-                } => self.serve(peer, request, channel),
+                    request_id,
+                    request,
+                    channel,
+                } => self.serve(peer, request_id, request, channel),
                 request_response::Message::Response {
                     request_id,
                     response,
@@ -46,41 +50,113 @@ impl EventLoop {
                     }));
                 }
             }
-            request_response::Event::InboundFailure { peer, error, .. } => {
+            request_response::Event::InboundFailure {
+                peer,
+                error,
+                request_id,
+                ..
+            } => {
                 debug!(%peer, %error, "inbound request failed");
                 self.unsent = self.unsent.saturating_sub(1);
+                self.next_turn(request_id);
             }
-            request_response::Event::ResponseSent { .. } => {
+            request_response::Event::ResponseSent { request_id, .. } => {
                 self.unsent = self.unsent.saturating_sub(1);
+                self.next_turn(request_id);
             }
         }
     }
 
-    fn serve(&mut self, peer: PeerId, request: wire::Request, channel: ResponseChannel<Response>) {
+    /// A chunk request waits for its peer's turn (`uploads.rs`); anything else is served now.
+    fn serve(
+        &mut self,
+        peer: PeerId,
+        id: InboundRequestId,
+        request: wire::Request,
+        channel: ResponseChannel<Response>,
+    ) {
+        if !matches!(request, wire::Request::Chunk { .. }) {
+            return self.serve_now(peer, id, request, channel);
+        }
+        match self.uploads.admit(peer, id, (request, channel)) {
+            Admit::Now(id, (request, channel)) => self.serve_now(peer, id, request, channel),
+            Admit::Queued => {}
+            Admit::Full((_, channel)) => {
+                let busy = Response::error(wire::ErrorCode::Busy, "too many requests waiting");
+                self.respond(id, channel, busy);
+            }
+        }
+    }
+
+    /// Request `id` is answered: its peer's next chunk request, if one waits, is served.
+    fn next_turn(&mut self, id: InboundRequestId) {
+        if let Some((peer, next, (request, channel))) = self.uploads.done(id) {
+            self.serve_now(peer, next, request, channel);
+        }
+    }
+
+    fn serve_now(
+        &mut self,
+        peer: PeerId,
+        id: InboundRequestId,
+        request: wire::Request,
+        channel: ResponseChannel<Response>,
+    ) {
         let permit = match &self.stopping {
             Some(_) => None,
             None => self.serving.clone().try_acquire_owned().ok(),
         };
         let Some(permit) = permit else {
             let busy = Response::error(wire::ErrorCode::Busy, "too many requests in flight");
-            self.respond(channel, busy);
+            self.respond(id, channel, busy);
             return;
         };
+        if let wire::Request::Chunk {
+            fragment,
+            offset,
+            may_decline,
+            ..
+        } = &request
+        {
+            // Busy: serving other peers too. A lone asker is never declined: it may be the only
+            // one left, and the peer that got the chunk may have gone.
+            let busy = self.uploads.serving_others(&peer);
+            let now = std::time::Instant::now();
+            if self
+                .recently_sent
+                .decline(peer, *fragment, *offset, *may_decline, busy, now)
+            {
+                self.metrics.chunks_declined.inc();
+                let declined = Response::error(
+                    wire::ErrorCode::Declined,
+                    "sent to another peer a moment ago; get it from the peers that have it",
+                );
+                self.respond(id, channel, declined);
+                return;
+            }
+        }
         let store = self.store.clone();
         let done = self.responses_tx.clone();
         let metrics = self.metrics.clone();
         tokio::task::spawn_blocking(move || {
             let response = serve::answer(&store, &peer, request, &metrics);
             drop(permit);
-            let _ = done.send((peer, channel, response));
+            let _ = done.send((peer, id, channel, response));
         });
     }
 
-    pub(super) fn respond(&mut self, channel: ResponseChannel<Response>, response: Response) {
-        // The asker may have gone; nothing to do about it.
+    pub(super) fn respond(
+        &mut self,
+        id: InboundRequestId,
+        channel: ResponseChannel<Response>,
+        response: Response,
+    ) {
+        // The asker may have gone; then no event comes for it, and its peer's turn passes now.
         let transfer = &mut self.swarm.behaviour_mut().transfer;
         if transfer.send_response(channel, response).is_ok() {
             self.unsent += 1;
+        } else {
+            self.next_turn(id);
         }
     }
 }

@@ -1,0 +1,84 @@
+//! New chunks first: a node whose upload is busy declines a chunk it sent to another peer a
+//! moment ago (when the asker allows it), so its upload goes to chunks the swarm does not have
+//! yet and the peers trade the rest among themselves. A lone seeder then sends each chunk about
+//! once before it sends any twice (BitTorrent's super-seeding, decided per request rather than by
+//! hiding pieces). An upload that serves nobody else never declines: sending a duplicate beats
+//! sending nothing, and the peer that got the chunk may have gone.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
+use vidswarm_proto::Hash;
+
+/// How long after sending a chunk to one peer a busy node declines it to others: about how long
+/// the receiver takes to verify it and tell the swarm (`PROGRESS_EVERY`), with room for a slow link.
+pub const DECLINE_WINDOW: Duration = Duration::from_secs(2);
+/// Entries kept at most; past it the oldest half goes (a bound against peers asking for
+/// endless distinct chunks, which are served, not declined).
+const MAX_ENTRIES: usize = 1 << 16;
+
+/// The chunks sent in the last [`DECLINE_WINDOW`], to whom and when.
+#[derive(Debug, Default)]
+pub struct RecentlySent {
+    sent: HashMap<(Hash, u64), (PeerId, Instant)>,
+}
+
+impl RecentlySent {
+    /// Whether to decline `peer`'s request for the chunk at `offset` of `fragment`: only if it
+    /// allows it, the upload is `busy`, and another peer got that chunk within the window.
+    /// A request that is not declined is recorded as sent.
+    pub fn decline(
+        &mut self,
+        peer: PeerId,
+        fragment: Hash,
+        offset: u64,
+        may_decline: bool,
+        busy: bool,
+        now: Instant,
+    ) -> bool {
+        let key = (fragment, offset);
+        let recent = self
+            .sent
+            .get(&key)
+            .is_some_and(|(to, at)| *to != peer && now.duration_since(*at) < DECLINE_WINDOW);
+        if may_decline && busy && recent {
+            return true;
+        }
+        if self.sent.len() >= MAX_ENTRIES {
+            self.sent
+                .retain(|_, (_, at)| now.duration_since(*at) < DECLINE_WINDOW);
+            if self.sent.len() >= MAX_ENTRIES {
+                self.sent.clear();
+            }
+        }
+        self.sent.insert(key, (peer, now));
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_node_declines_a_chunk_it_just_sent_elsewhere_and_nothing_else() {
+        let mut r = RecentlySent::default();
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let f = Hash::of(b"f");
+        let t = Instant::now();
+        assert!(!r.decline(a, f, 0, true, true, t), "first send");
+        assert!(r.decline(b, f, 0, true, true, t), "just sent to a");
+        assert!(!r.decline(a, f, 0, true, true, t), "a again (a retry)");
+        assert!(!r.decline(b, f, 16_384, true, true, t), "another chunk");
+        assert!(
+            !r.decline(b, f, 0, true, false, t),
+            "an idle upload sends it"
+        );
+        // Sent to b now: a would be declined, unless it does not allow it.
+        assert!(r.decline(a, f, 0, true, true, t));
+        assert!(!r.decline(a, f, 0, false, true, t), "a does not allow it");
+        let later = t + DECLINE_WINDOW;
+        assert!(!r.decline(b, f, 0, true, true, later), "past the window");
+    }
+}

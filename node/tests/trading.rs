@@ -1,0 +1,120 @@
+//! Peers trade chunks before they hold whole fragments: a node still fetching a fragment
+//! announces the chunks it has verified and serves them, and another fetch takes those chunks
+//! from it (issue #14).
+
+mod common;
+
+use std::time::Duration;
+
+use common::swarm::{merged_events, start, wait_until};
+use vidswarm_node::events::NodeEvent;
+use vidswarm_node::fetch::FetchOptions;
+use vidswarm_proto::wire::{Announcement, PartialFragment};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_still_fetching_a_fragment_serves_the_chunks_it_has_verified() {
+    let split = tempfile::tempdir().unwrap();
+    // One fragment of 5 chunks (16 KiB each, the last short).
+    let m = common::write_split_dir(split.path(), &[common::bytes(7, 4 * 16_384 + 100)]);
+    let data = std::fs::read(split.path().join(&m.fragments[0].name)).unwrap();
+    let (hash, size, cs) = (m.fragments[0].blake3, data.len() as u64, m.chunk_size);
+
+    // A node midway through fetching fragment 0: chunks 0, 1 and 2 written and verified, as the
+    // store's sink leaves them, nothing committed.
+    let partial = start(&[], false).await;
+    let store = partial.node.store();
+    store.put_manifest(&m).unwrap();
+    let writer = store.begin_fragment(hash, size).unwrap();
+    store
+        .partials()
+        .begin(hash, writer.reader().unwrap(), size, cs);
+    for k in 0..3u32 {
+        let at = u64::from(k * cs) as usize;
+        writer
+            .write_at(u64::from(k * cs), &data[at..at + cs as usize])
+            .unwrap();
+        store.partials().verified(&hash, k);
+    }
+    assert!(!store.has_fragment(&hash));
+
+    // A fetcher that knows only that node hears its progress (what a fetch gossips).
+    let fetcher = start(&[&partial], false).await;
+    let have = PartialFragment::bitmap(&[true, true, true, false, false]);
+    let progress = Announcement {
+        video: m.video_id,
+        peer: partial.node.client().peer_id().to_string(),
+        manifest: true,
+        fragments: vec![],
+        named: None,
+        leaving: false,
+        partial: vec![PartialFragment {
+            index: 0,
+            hash,
+            have,
+        }],
+    };
+    let availability = fetcher.node.client().availability().clone();
+    let mut announced = tokio::time::Instant::now() - Duration::from_secs(1);
+    wait_until(
+        &[&partial, &fetcher],
+        Duration::from_secs(20),
+        "the fetcher hears which chunks the partial holder has",
+        || {
+            if announced.elapsed() >= Duration::from_millis(300) {
+                let (client, a) = (partial.node.client().clone(), progress.clone());
+                tokio::spawn(async move { client.announce(a).await });
+                announced = tokio::time::Instant::now();
+            }
+            !availability.partial_holders(&m.video_id, 0).is_empty()
+        },
+    )
+    .await;
+
+    // The fetch takes chunks 0-2 from the partial holder; the rest come once a seeder joins.
+    let mut events = merged_events(&[&fetcher]);
+    let fetch = {
+        let service = fetcher.node.service().clone();
+        let video = m.video_id;
+        tokio::spawn(async move { service.fetch(video, &FetchOptions::default()).await })
+    };
+    let from_partial = partial.node.client().peer_id();
+    let mut got = std::collections::BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while got.len() < 3 {
+        let event = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .expect("chunks 0-2 arrive from the partial holder within 20 s");
+        if let Some((
+            _,
+            NodeEvent::ChunkReceived {
+                fragment: 0,
+                chunk,
+                from,
+                ..
+            },
+        )) = event
+        {
+            assert_eq!(from, from_partial, "only the partial holder has chunks yet");
+            got.insert(chunk);
+        }
+    }
+    assert_eq!(got, [0, 1, 2].into(), "exactly the chunks it has verified");
+    assert!(!fetch.is_finished(), "chunks 3 and 4 have no holder yet");
+
+    let seeder = start(&[&fetcher], false).await;
+    seeder.node.seed(&m, split.path(), &[0]).await.unwrap();
+    seeder.node.publish(&m.video_id).await.unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(30), fetch)
+        .await
+        .expect("the fetch completes once a seeder joins")
+        .unwrap()
+        .expect("the fetch succeeds");
+    assert_eq!(
+        report.per_peer.get(&from_partial).copied(),
+        Some(3 * u64::from(cs)),
+        "3 chunks from the partial holder: {:?}",
+        report.per_peer
+    );
+    let fetched = std::fs::read(fetcher.node.store().fragment_path(&hash).unwrap()).unwrap();
+    assert!(fetched == data, "the fragment is exact");
+}
