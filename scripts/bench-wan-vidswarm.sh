@@ -98,6 +98,7 @@ for ((i = 1; i < HOSTS; i++)); do read -r _ RX1[i] <<<"$(wan_counters "$i")"; do
 RX_MEDIAN_MB=$(for ((i = 1; i < HOSTS; i++)); do echo $(( RX1[i] - RX0[i] )); done | sort -n |
   awk '{a[NR] = $1} END {printf "%.1f", a[int((NR + 1) / 2)] / 1048576}')
 SEED_UP_BYTES=$(wan_exec 0 curl -sf http://127.0.0.1:8000/api/v1/traffic | python3 -c 'import json,sys; print(json.load(sys.stdin)["bytes_out"])')
+SEED_DECLINED=$(wan_exec 0 curl -sf http://127.0.0.1:8000/metrics | awk '/^vidswarm_chunks_declined_total/ {print $2}')
 
 # Control traffic: every host's wire bytes (both ways) over a window in which no fragment moves.
 declare -a C0 C1
@@ -130,7 +131,7 @@ RATIO=$(awk -v l="$LAST" -v b="$T_BOUND" 'BEGIN{printf "%.2f", l / b}')
 echo "tool=vidswarm $("$BIN" --version | awk '{print $2}') transport=$TRANSPORT scenario=$SCENARIO_TAG, fragments verified on all $LEECHERS fetches"
 echo "$BOUND"
 echo "completion times (s from start): $(tr '\n' ' ' <<<"$TIMES")"
-echo "seeder uploaded $SEED_UP_MB MiB of fragments = $COPIES copies ($SEED_TX_MB MiB on the wire until the last fetch finished)"
+echo "seeder uploaded $SEED_UP_MB MiB of fragments = $COPIES copies ($SEED_TX_MB MiB on the wire until the last fetch finished); it declined ${SEED_DECLINED:-?} requests"
 echo "each fetch received (median) $RX_MEDIAN_MB MiB on the wire for a $(awk -v b="$SPLIT_BYTES" 'BEGIN{printf "%.1f", b / 1048576}') MiB video"
 echo "control traffic per host, idle ${CONTROL_WINDOW} s window, bytes/s: median $CONTROL_MEDIAN, max $CONTROL_MAX"
 echo "last fetch $LAST s = $RATIO x bound $T_BOUND s; peak RSS seeder $RSS_SEED MiB, max $RSS_MAX MiB"
@@ -141,5 +142,5 @@ if [[ -s $WORK/timeline ]]; then
 fi
 echo "RESULT impl=vidswarm hosts=$HOSTS size_mb=$SIZE_MB last_s=$LAST first_s=$FIRST seed_up_mb=$SEED_UP_MB" \
   "seed_tx_mb=$SEED_TX_MB bound_s=$T_BOUND ratio=$RATIO scenario=$SCENARIO_TAG transport=$TRANSPORT" \
-  "up=$UP seed_up=$WAN_UP_0 down=$DOWN delay_ms=$DELAY_MS loss_pct=$LOSS copies=$COPIES" \
+  "up=$UP seed_up=$WAN_UP_0 down=$DOWN delay_ms=$DELAY_MS loss_pct=$LOSS copies=$COPIES declined=${SEED_DECLINED:-0}" \
   "control_bps=$CONTROL_MEDIAN rx_per_fetch_mb=$RX_MEDIAN_MB rss_seed_mib=$RSS_SEED rss_max_mib=$RSS_MAX"

@@ -22,13 +22,14 @@
 //! starts a fragment at a random chunk, so peers that start together on one fragment ask the
 //! seeder for different chunks; a fragment being played goes in order.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
+use fragment::Fragment;
 use libp2p::PeerId;
 use vidswarm_proto::wire::PartialFragment;
-use vidswarm_proto::{chunk_range, Hash, Manifest};
+use vidswarm_proto::{Hash, Manifest};
 
 /// Failed requests (timeouts, refusals) after which a peer is not asked again in this download.
 pub const MAX_PEER_FAILURES: u32 = 3;
@@ -91,77 +92,6 @@ pub enum Verdict {
     Misbehaved { reason: String },
     /// The peer failed too often and is not asked again.
     GaveUp { reason: String },
-}
-
-struct Fragment {
-    hash: Hash,
-    size: u64,
-    chunks: u32,
-    todo: VecDeque<u32>,
-    /// Which chunks are verified and written.
-    got: Vec<bool>,
-    done: u32,
-    holders: Vec<PeerId>,
-    /// Peers fetching it too, with the chunks they have verified.
-    partial: HashMap<PeerId, PartialHolder>,
-    /// Chunks a partial holder was asked for and did not have (its fetch stopped, or it lost
-    /// them): not taken from its announcements again in this download.
-    denied: BTreeSet<(PeerId, u32)>,
-    /// Chunks a peer declined, and until when it is not asked for them again.
-    declined: HashMap<(PeerId, u32), Instant>,
-    /// Peers that said they do not hold it: not taken back as holders in this download, however
-    /// often gossip or the DHT still name them (else a stale entry is asked again every round).
-    refused: BTreeSet<PeerId>,
-    sources: BTreeSet<PeerId>,
-    started: Instant,
-}
-
-impl Fragment {
-    fn complete(&self) -> bool {
-        self.done == self.chunks
-    }
-
-    /// Copies of its chunks known out there: a whole holder counts every chunk.
-    fn copies(&self) -> u64 {
-        let partial: u64 = self.partial.values().map(|p| u64::from(p.count)).sum();
-        self.holders.len() as u64 * u64::from(self.chunks) + partial
-    }
-
-    fn declined_by(&self, peer: &PeerId, chunk: u32, now: Instant) -> bool {
-        self.declined.get(&(*peer, chunk)).is_some_and(|t| *t > now)
-    }
-
-    fn partial_has(&self, peer: &PeerId, chunk: u32) -> bool {
-        self.partial
-            .get(peer)
-            .is_some_and(|p| p.have.get(chunk as usize) == Some(&true))
-    }
-
-    /// Where in `todo` (within the first [`SCAN`]) the chunk fewest partial holders have is,
-    /// of those `peer` has not declined lately; ties go to the earliest.
-    fn rarest_todo(&self, peer: &PeerId, now: Instant) -> Option<usize> {
-        self.todo
-            .iter()
-            .take(SCAN)
-            .enumerate()
-            .filter(|(_, &chunk)| !self.declined_by(peer, chunk, now))
-            .min_by_key(|(pos, &chunk)| {
-                let copies = self
-                    .partial
-                    .values()
-                    .filter(|p| p.have.get(chunk as usize) == Some(&true))
-                    .count();
-                (copies, *pos)
-            })
-            .map(|(pos, _)| pos)
-    }
-}
-
-/// A peer fetching a fragment: which chunks it has verified, and how many.
-#[derive(Debug, Default)]
-struct PartialHolder {
-    have: Vec<bool>,
-    count: u32,
 }
 
 #[derive(Default)]
@@ -334,233 +264,6 @@ impl Download {
         self.playhead = index;
     }
 
-    /// The fragments in hand-out order: the playback window in playback order, then rarest
-    /// first. The one place a priority policy goes.
-    pub(crate) fn order(&self) -> Vec<u32> {
-        let urgent = |i: u32| {
-            self.playhead
-                .filter(|&p| (p..p.saturating_add(PLAYBACK_WINDOW)).contains(&i))
-                .map(|p| i - p)
-        };
-        let mut order: Vec<u32> = self
-            .fragments
-            .iter()
-            .filter(|(_, f)| !f.todo.is_empty())
-            .map(|(i, _)| *i)
-            .collect();
-        order.sort_by_key(|&i| match urgent(i) {
-            Some(distance) => (0, u64::from(distance), 0),
-            None => (1, self.fragments[&i].copies(), self.salt.hash_one(i)),
-        });
-        order
-    }
-
-    /// Hands out all the work that usable holders have room for, then the end game's second
-    /// requests. Every request returned must come back through [`Download::on_outcome`].
-    pub fn hand_out(&mut self, now: Instant) -> Vec<ChunkRequest> {
-        let mut out = Vec::new();
-        for index in self.order() {
-            self.hand_out_partial(index, now, &mut out);
-            // The rest to holders of the whole fragment: in order while it is played, else the
-            // chunks fewest fetchers have.
-            let urgent = self.is_urgent(index);
-            // Holders that declined every chunk within reach: not asked again this round.
-            let mut passed = Vec::new();
-            while !self.fragments[&index].todo.is_empty() {
-                let pick = if urgent {
-                    self.soonest(index, None, &passed, now)
-                } else {
-                    self.least_busy(index, None, &passed, now)
-                };
-                let Some(peer) = pick else {
-                    break;
-                };
-                let f = self.fragments.get_mut(&index).expect("in the order");
-                let pos = if urgent {
-                    f.todo
-                        .iter()
-                        .take(SCAN)
-                        .enumerate()
-                        .min_by_key(|(_, c)| **c)
-                        .map(|(pos, _)| pos)
-                } else {
-                    f.rarest_todo(&peer, now)
-                };
-                let Some(pos) = pos else {
-                    passed.push(peer);
-                    continue;
-                };
-                let chunk = f.todo.remove(pos).expect("todo is not empty");
-                out.push(self.ask(peer, index, chunk, !urgent, now));
-            }
-        }
-        // The playhead's own end game: the one fragment the viewer waits for now.
-        if let Some(index) = self.playhead.filter(|i| {
-            self.fragments
-                .get(i)
-                .is_some_and(|f| f.todo.is_empty() && !f.complete())
-        }) {
-            let mut outstanding: Vec<u32> = self
-                .asked
-                .iter()
-                .filter(|((i, _), askees)| *i == index && askees.len() == 1)
-                .map(|((_, chunk), _)| *chunk)
-                .collect();
-            outstanding.sort_unstable();
-            for chunk in outstanding {
-                let skip = self.asked[&(index, chunk)].clone();
-                if let Some(peer) = self.soonest(index, Some(chunk), &skip, now) {
-                    tracing::debug!(fragment = index, chunk, %peer, "urgent: asking a second holder");
-                    out.push(self.ask(peer, index, chunk, false, now));
-                }
-            }
-        }
-        let all_handed_out = self.fragments.values().all(|f| f.todo.is_empty());
-        if all_handed_out && self.in_flight > 0 && self.in_flight <= ENDGAME_IN_FLIGHT {
-            let mut outstanding: Vec<(u32, u32)> = self
-                .asked
-                .iter()
-                .filter(|(_, askees)| askees.len() == 1)
-                .map(|(key, _)| *key)
-                .collect();
-            outstanding.sort_unstable();
-            for (index, chunk) in outstanding {
-                if self.fragments[&index].got[chunk as usize] {
-                    continue;
-                }
-                let skip = self.asked[&(index, chunk)].clone();
-                if let Some(peer) = self.least_busy(index, Some(chunk), &skip, now) {
-                    tracing::debug!(fragment = index, chunk, %peer, "end game: asking a second holder");
-                    out.push(self.ask(peer, index, chunk, false, now));
-                }
-            }
-        }
-        out
-    }
-
-    /// Hands the chunks of `index` that fetching peers have verified to those peers, least busy
-    /// first, as many as each has room for.
-    fn hand_out_partial(&mut self, index: u32, now: Instant, out: &mut Vec<ChunkRequest>) {
-        let f = &self.fragments[&index];
-        if f.partial.is_empty() || f.todo.is_empty() {
-            return;
-        }
-        let mut peers: Vec<(usize, PeerId)> = f
-            .partial
-            .keys()
-            .map(|p| (self.peers.get(p).map_or(0, |s| s.in_flight), *p))
-            .collect();
-        peers.sort_unstable();
-        for (_, peer) in peers {
-            while self
-                .peers
-                .get(&peer)
-                .is_none_or(|s| s.usable(self.per_peer, now))
-            {
-                let f = self.fragments.get_mut(&index).expect("in the order");
-                let Some(pos) = f
-                    .todo
-                    .iter()
-                    .take(SCAN)
-                    .position(|&c| f.partial_has(&peer, c) && !f.declined_by(&peer, c, now))
-                else {
-                    break;
-                };
-                let chunk = f.todo.remove(pos).expect("found in todo");
-                out.push(self.ask(peer, index, chunk, true, now));
-            }
-        }
-    }
-
-    fn ask(
-        &mut self,
-        peer: PeerId,
-        index: u32,
-        chunk: u32,
-        may_decline: bool,
-        now: Instant,
-    ) -> ChunkRequest {
-        let f = &self.fragments[&index];
-        let (offset, len) = chunk_range(f.size, self.chunk_size, u64::from(chunk))
-            .expect("chunk indices come from the manifest's own chunk list");
-        let request = ChunkRequest {
-            peer,
-            fragment: index,
-            chunk,
-            hash: f.hash,
-            offset,
-            len,
-            asked_at: now,
-            may_decline,
-        };
-        self.peers.entry(peer).or_default().in_flight += 1;
-        self.asked.entry((index, chunk)).or_default().push(peer);
-        self.in_flight += 1;
-        request
-    }
-
-    /// The holders of `index` not in `skip` that can take a request now, with what is known of
-    /// each (nothing yet for a peer never asked): the whole fragment's holders, and with a
-    /// `chunk`, the fetching peers that have it too.
-    fn usable_holders<'a>(
-        &'a self,
-        index: u32,
-        chunk: Option<u32>,
-        skip: &'a [PeerId],
-        now: Instant,
-    ) -> impl Iterator<Item = (PeerId, Option<&'a Peer>)> + 'a {
-        let f = &self.fragments[&index];
-        let partial = f
-            .partial
-            .keys()
-            .filter(move |p| chunk.is_some_and(|c| f.partial_has(p, c)));
-        f.holders
-            .iter()
-            .chain(partial)
-            .filter(move |p| !skip.contains(p))
-            .map(|p| (*p, self.peers.get(p)))
-            .filter(move |(_, s)| s.is_none_or(|s| s.usable(self.per_peer, now)))
-    }
-
-    /// The usable holder of `index` (not in `skip`) with the fewest requests in flight.
-    fn least_busy(
-        &self,
-        index: u32,
-        chunk: Option<u32>,
-        skip: &[PeerId],
-        now: Instant,
-    ) -> Option<PeerId> {
-        self.usable_holders(index, chunk, skip, now)
-            .min_by_key(|(_, s)| s.map_or(0, |s| s.in_flight))
-            .map(|(p, _)| p)
-    }
-
-    /// Whether fragment `index` is in the playback window.
-    fn is_urgent(&self, index: u32) -> bool {
-        self.playhead
-            .is_some_and(|p| (p..p.saturating_add(PLAYBACK_WINDOW)).contains(&index))
-    }
-
-    /// The usable holder of `index` (not in `skip`) expected to answer soonest: its recent
-    /// answer time times the requests it would have waiting. A holder not measured yet counts
-    /// as fast, so it gets tried.
-    fn soonest(
-        &self,
-        index: u32,
-        chunk: Option<u32>,
-        skip: &[PeerId],
-        now: Instant,
-    ) -> Option<PeerId> {
-        self.usable_holders(index, chunk, skip, now)
-            .min_by_key(|(_, s)| {
-                s.map_or((Duration::ZERO, 0), |s| {
-                    let waiting = s.in_flight as u32 + 1;
-                    (s.latency.unwrap_or(Duration::ZERO) * waiting, s.in_flight)
-                })
-            })
-            .map(|(p, _)| p)
-    }
-
     /// Takes the answer to `req`.
     pub fn on_outcome(&mut self, req: &ChunkRequest, outcome: Outcome, now: Instant) -> Verdict {
         let (index, chunk, peer) = (req.fragment, req.chunk, req.peer);
@@ -660,6 +363,10 @@ impl Download {
     }
 }
 
+#[path = "download_fragment.rs"]
+mod fragment;
+#[path = "download_hand_out.rs"]
+mod hand_out;
 #[cfg(test)]
 #[path = "download_tests.rs"]
 mod tests;

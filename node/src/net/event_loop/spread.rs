@@ -14,6 +14,9 @@ use vidswarm_proto::Hash;
 /// How long after sending a chunk to one peer a busy node declines it to others: about how long
 /// the receiver takes to verify it and tell the swarm (`PROGRESS_EVERY`), with room for a slow link.
 pub const DECLINE_WINDOW: Duration = Duration::from_secs(2);
+/// A node counts as busy while it has sent a chunk to another peer this recently: its upload
+/// is shared, so a duplicate would take the place of a new chunk.
+pub const BUSY_WINDOW: Duration = Duration::from_millis(250);
 /// Entries kept at most; past it the oldest half goes (a bound against peers asking for
 /// endless distinct chunks, which are served, not declined).
 const MAX_ENTRIES: usize = 1 << 16;
@@ -22,21 +25,27 @@ const MAX_ENTRIES: usize = 1 << 16;
 #[derive(Debug, Default)]
 pub struct RecentlySent {
     sent: HashMap<(Hash, u64), (PeerId, Instant)>,
+    /// When each peer was last sent a chunk.
+    peers: HashMap<PeerId, Instant>,
 }
 
 impl RecentlySent {
     /// Whether to decline `peer`'s request for the chunk at `offset` of `fragment`: only if it
-    /// allows it, the upload is `busy`, and another peer got that chunk within the window.
-    /// A request that is not declined is recorded as sent.
+    /// allows it, another peer was sent a chunk within [`BUSY_WINDOW`] (the upload is shared),
+    /// and another peer got this chunk within [`DECLINE_WINDOW`]. A request that is not
+    /// declined is recorded as sent.
     pub fn decline(
         &mut self,
         peer: PeerId,
         fragment: Hash,
         offset: u64,
         may_decline: bool,
-        busy: bool,
         now: Instant,
     ) -> bool {
+        let busy = self
+            .peers
+            .iter()
+            .any(|(p, at)| *p != peer && now.duration_since(*at) < BUSY_WINDOW);
         let key = (fragment, offset);
         let recent = self
             .sent
@@ -52,7 +61,12 @@ impl RecentlySent {
                 self.sent.clear();
             }
         }
+        if self.peers.len() >= MAX_ENTRIES {
+            self.peers
+                .retain(|_, at| now.duration_since(*at) < BUSY_WINDOW);
+        }
         self.sent.insert(key, (peer, now));
+        self.peers.insert(peer, now);
         false
     }
 }
@@ -67,18 +81,29 @@ mod tests {
         let (a, b) = (PeerId::random(), PeerId::random());
         let f = Hash::of(b"f");
         let t = Instant::now();
-        assert!(!r.decline(a, f, 0, true, true, t), "first send");
-        assert!(r.decline(b, f, 0, true, true, t), "just sent to a");
-        assert!(!r.decline(a, f, 0, true, true, t), "a again (a retry)");
-        assert!(!r.decline(b, f, 16_384, true, true, t), "another chunk");
+        assert!(!r.decline(a, f, 0, true, t), "first send");
         assert!(
-            !r.decline(b, f, 0, true, false, t),
-            "an idle upload sends it"
+            r.decline(b, f, 0, true, t),
+            "just sent to a, and a is being served"
         );
+        assert!(!r.decline(a, f, 0, true, t), "a again (a retry)");
+        assert!(!r.decline(b, f, 16_384, true, t), "another chunk");
         // Sent to b now: a would be declined, unless it does not allow it.
-        assert!(r.decline(a, f, 0, true, true, t));
-        assert!(!r.decline(a, f, 0, false, true, t), "a does not allow it");
+        assert!(r.decline(a, f, 16_384, true, t));
+        assert!(!r.decline(a, f, 16_384, false, t), "a does not allow it");
         let later = t + DECLINE_WINDOW;
-        assert!(!r.decline(b, f, 0, true, true, later), "past the window");
+        assert!(!r.decline(b, f, 0, true, later), "past the window");
+    }
+
+    #[test]
+    fn a_lone_asker_is_never_declined() {
+        let mut r = RecentlySent::default();
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let f = Hash::of(b"f");
+        let t = Instant::now();
+        assert!(!r.decline(a, f, 0, true, t));
+        // a got the chunk and left; b asks when nobody else has been served for a while.
+        let quiet = t + BUSY_WINDOW;
+        assert!(!r.decline(b, f, 0, true, quiet), "only b is served now");
     }
 }

@@ -118,13 +118,10 @@ impl EventLoop {
             ..
         } = &request
         {
-            // Busy: serving other peers too. A lone asker is never declined: it may be the only
-            // one left, and the peer that got the chunk may have gone.
-            let busy = self.uploads.serving_others(&peer);
             let now = std::time::Instant::now();
             if self
                 .recently_sent
-                .decline(peer, *fragment, *offset, *may_decline, busy, now)
+                .decline(peer, *fragment, *offset, *may_decline, now)
             {
                 self.metrics.chunks_declined.inc();
                 let declined = Response::error(

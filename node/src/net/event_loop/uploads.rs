@@ -98,11 +98,6 @@ impl<K: Copy + Eq + Hash, V> Uploads<K, V> {
         }
     }
 
-    /// Whether peers other than `peer` are being served (or wait to be).
-    pub fn serving_others(&self, peer: &PeerId) -> bool {
-        self.peers.len() > usize::from(self.peers.contains_key(peer))
-    }
-
     /// Requests waiting for their turn, over all peers.
     pub fn waiting(&self) -> usize {
         self.waiting
@@ -120,12 +115,10 @@ mod tests {
         assert!(matches!(u.admit(a, 1, "a1"), Admit::Now(1, "a1")));
         assert!(matches!(u.admit(a, 2, "a2"), Admit::Queued));
         assert!(matches!(u.admit(a, 3, "a3"), Admit::Queued));
-        assert!(!u.serving_others(&a));
         assert!(
             matches!(u.admit(b, 4, "b1"), Admit::Now(4, "b1")),
             "another peer's turn"
         );
-        assert!(u.serving_others(&a) && u.serving_others(&b));
         assert_eq!(u.waiting(), 2);
         assert_eq!(u.done(1), Some((a, 2, "a2")));
         assert_eq!(u.done(99), None, "an id that held no turn");

@@ -1,0 +1,238 @@
+//! The hand-out: which chunk is asked of whom, in what order (see `download.rs` for the policy).
+
+use std::hash::BuildHasher;
+use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
+use vidswarm_proto::chunk_range;
+
+use super::{ChunkRequest, Download, Peer, ENDGAME_IN_FLIGHT, PLAYBACK_WINDOW, SCAN};
+
+impl Download {
+    /// The fragments in hand-out order: the playback window in playback order, then rarest
+    /// first. The one place a priority policy goes.
+    pub(crate) fn order(&self) -> Vec<u32> {
+        let urgent = |i: u32| {
+            self.playhead
+                .filter(|&p| (p..p.saturating_add(PLAYBACK_WINDOW)).contains(&i))
+                .map(|p| i - p)
+        };
+        let mut order: Vec<u32> = self
+            .fragments
+            .iter()
+            .filter(|(_, f)| !f.todo.is_empty())
+            .map(|(i, _)| *i)
+            .collect();
+        order.sort_by_key(|&i| match urgent(i) {
+            Some(distance) => (0, u64::from(distance), 0),
+            None => (1, self.fragments[&i].copies(), self.salt.hash_one(i)),
+        });
+        order
+    }
+
+    /// Hands out all the work that usable holders have room for, then the end game's second
+    /// requests. Every request returned must come back through [`Download::on_outcome`].
+    pub fn hand_out(&mut self, now: Instant) -> Vec<ChunkRequest> {
+        let mut out = Vec::new();
+        for index in self.order() {
+            self.hand_out_partial(index, now, &mut out);
+            // The rest to holders of the whole fragment: in order while it is played, else the
+            // chunks fewest fetchers have.
+            let urgent = self.is_urgent(index);
+            // Holders that declined every chunk within reach: not asked again this round.
+            let mut passed = Vec::new();
+            while !self.fragments[&index].todo.is_empty() {
+                let pick = if urgent {
+                    self.soonest(index, None, &passed, now)
+                } else {
+                    self.least_busy(index, None, &passed, now)
+                };
+                let Some(peer) = pick else {
+                    break;
+                };
+                let f = self.fragments.get_mut(&index).expect("in the order");
+                let pos = if urgent {
+                    f.todo
+                        .iter()
+                        .take(SCAN)
+                        .enumerate()
+                        .min_by_key(|(_, c)| **c)
+                        .map(|(pos, _)| pos)
+                } else {
+                    f.rarest_todo(&peer, now)
+                };
+                let Some(pos) = pos else {
+                    passed.push(peer);
+                    continue;
+                };
+                let chunk = f.todo.remove(pos).expect("todo is not empty");
+                out.push(self.ask(peer, index, chunk, !urgent, now));
+            }
+        }
+        // The playhead's own end game: the one fragment the viewer waits for now.
+        if let Some(index) = self.playhead.filter(|i| {
+            self.fragments
+                .get(i)
+                .is_some_and(|f| f.todo.is_empty() && !f.complete())
+        }) {
+            let mut outstanding: Vec<u32> = self
+                .asked
+                .iter()
+                .filter(|((i, _), askees)| *i == index && askees.len() == 1)
+                .map(|((_, chunk), _)| *chunk)
+                .collect();
+            outstanding.sort_unstable();
+            for chunk in outstanding {
+                let skip = self.asked[&(index, chunk)].clone();
+                if let Some(peer) = self.soonest(index, Some(chunk), &skip, now) {
+                    tracing::debug!(fragment = index, chunk, %peer, "urgent: asking a second holder");
+                    out.push(self.ask(peer, index, chunk, false, now));
+                }
+            }
+        }
+        let all_handed_out = self.fragments.values().all(|f| f.todo.is_empty());
+        if all_handed_out && self.in_flight > 0 && self.in_flight <= ENDGAME_IN_FLIGHT {
+            let mut outstanding: Vec<(u32, u32)> = self
+                .asked
+                .iter()
+                .filter(|(_, askees)| askees.len() == 1)
+                .map(|(key, _)| *key)
+                .collect();
+            outstanding.sort_unstable();
+            for (index, chunk) in outstanding {
+                if self.fragments[&index].got[chunk as usize] {
+                    continue;
+                }
+                let skip = self.asked[&(index, chunk)].clone();
+                if let Some(peer) = self.least_busy(index, Some(chunk), &skip, now) {
+                    tracing::debug!(fragment = index, chunk, %peer, "end game: asking a second holder");
+                    out.push(self.ask(peer, index, chunk, false, now));
+                }
+            }
+        }
+        out
+    }
+
+    /// Hands the chunks of `index` that fetching peers have verified to those peers, least busy
+    /// first, as many as each has room for.
+    fn hand_out_partial(&mut self, index: u32, now: Instant, out: &mut Vec<ChunkRequest>) {
+        let f = &self.fragments[&index];
+        if f.partial.is_empty() || f.todo.is_empty() {
+            return;
+        }
+        let mut peers: Vec<(usize, PeerId)> = f
+            .partial
+            .keys()
+            .map(|p| (self.peers.get(p).map_or(0, |s| s.in_flight), *p))
+            .collect();
+        peers.sort_unstable();
+        for (_, peer) in peers {
+            while self
+                .peers
+                .get(&peer)
+                .is_none_or(|s| s.usable(self.per_peer, now))
+            {
+                let f = self.fragments.get_mut(&index).expect("in the order");
+                let Some(pos) = f
+                    .todo
+                    .iter()
+                    .take(SCAN)
+                    .position(|&c| f.partial_has(&peer, c) && !f.declined_by(&peer, c, now))
+                else {
+                    break;
+                };
+                let chunk = f.todo.remove(pos).expect("found in todo");
+                out.push(self.ask(peer, index, chunk, true, now));
+            }
+        }
+    }
+
+    fn ask(
+        &mut self,
+        peer: PeerId,
+        index: u32,
+        chunk: u32,
+        may_decline: bool,
+        now: Instant,
+    ) -> ChunkRequest {
+        let f = &self.fragments[&index];
+        let (offset, len) = chunk_range(f.size, self.chunk_size, u64::from(chunk))
+            .expect("chunk indices come from the manifest's own chunk list");
+        let request = ChunkRequest {
+            peer,
+            fragment: index,
+            chunk,
+            hash: f.hash,
+            offset,
+            len,
+            asked_at: now,
+            may_decline,
+        };
+        self.peers.entry(peer).or_default().in_flight += 1;
+        self.asked.entry((index, chunk)).or_default().push(peer);
+        self.in_flight += 1;
+        request
+    }
+
+    /// The holders of `index` not in `skip` that can take a request now, with what is known of
+    /// each (nothing yet for a peer never asked): the whole fragment's holders, and with a
+    /// `chunk`, the fetching peers that have it too.
+    fn usable_holders<'a>(
+        &'a self,
+        index: u32,
+        chunk: Option<u32>,
+        skip: &'a [PeerId],
+        now: Instant,
+    ) -> impl Iterator<Item = (PeerId, Option<&'a Peer>)> + 'a {
+        let f = &self.fragments[&index];
+        let partial = f
+            .partial
+            .keys()
+            .filter(move |p| chunk.is_some_and(|c| f.partial_has(p, c)));
+        f.holders
+            .iter()
+            .chain(partial)
+            .filter(move |p| !skip.contains(p))
+            .map(|p| (*p, self.peers.get(p)))
+            .filter(move |(_, s)| s.is_none_or(|s| s.usable(self.per_peer, now)))
+    }
+
+    /// The usable holder of `index` (not in `skip`) with the fewest requests in flight.
+    fn least_busy(
+        &self,
+        index: u32,
+        chunk: Option<u32>,
+        skip: &[PeerId],
+        now: Instant,
+    ) -> Option<PeerId> {
+        self.usable_holders(index, chunk, skip, now)
+            .min_by_key(|(_, s)| s.map_or(0, |s| s.in_flight))
+            .map(|(p, _)| p)
+    }
+
+    /// Whether fragment `index` is in the playback window.
+    fn is_urgent(&self, index: u32) -> bool {
+        self.playhead
+            .is_some_and(|p| (p..p.saturating_add(PLAYBACK_WINDOW)).contains(&index))
+    }
+
+    /// The usable holder of `index` (not in `skip`) expected to answer soonest: its recent
+    /// answer time times the requests it would have waiting. A holder not measured yet counts
+    /// as fast, so it gets tried.
+    fn soonest(
+        &self,
+        index: u32,
+        chunk: Option<u32>,
+        skip: &[PeerId],
+        now: Instant,
+    ) -> Option<PeerId> {
+        self.usable_holders(index, chunk, skip, now)
+            .min_by_key(|(_, s)| {
+                s.map_or((Duration::ZERO, 0), |s| {
+                    let waiting = s.in_flight as u32 + 1;
+                    (s.latency.unwrap_or(Duration::ZERO) * waiting, s.in_flight)
+                })
+            })
+            .map(|(p, _)| p)
+    }
+}
