@@ -59,7 +59,10 @@ one() {  # impl scenario hosts
   esac
   local out
   if out=$(env "${env[@]}" WAN_QUIET=1 bash "$script" 2>&1); then
-    grep '^RESULT' <<<"$out" | sed "s/^RESULT /RESULT name=$2 /" | tee -a "$results"
+    # The harness's CPU figure goes beside each result: where the two cores bind first.
+    local cpu
+    cpu=$(grep -o 'cpu_busy_pct=[0-9]*' <<<"$out" | head -1)
+    grep '^RESULT' <<<"$out" | sed "s/^RESULT /RESULT name=$2 /; s/\$/ ${cpu:-cpu_busy_pct=-}/" | tee -a "$results"
   else
     echo "bench-wan: $1 $2 hosts=$3 failed:" >&2
     tail -5 <<<"$out" >&2
@@ -87,8 +90,8 @@ for line in open(sys.argv[1]):
 def med(rs, key):
     vals = [float(r[key]) for r in rs if key in r]
     return f"{statistics.median(vals):.2f}" if vals else "-"
-print("| scenario | hosts | impl | last_s | first_s | ratio to T* | T* | seeder copies | seeder MiB | control B/s per node | peak RSS MiB | failed |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| scenario | hosts | impl | last_s | first_s | ratio to T* | T* | seeder copies | seeder MiB | control B/s per node | peak RSS MiB | cpu busy % | failed |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for (name, hosts, impl), rs in rows.items():
     ok = [r for r in rs if "failed" not in r]
     size = float(ok[0]["size_mb"]) if ok else 0
@@ -97,5 +100,5 @@ for (name, hosts, impl), rs in rows.items():
         copies = f"{statistics.median(float(r['seed_up_mb']) for r in ok) / size:.2f}"
     print(f"| {name} | {hosts} | {impl} | {med(ok, 'last_s')} | {med(ok, 'first_s')} | {med(ok, 'ratio')} "
           f"| {med(ok, 'bound_s')} | {copies} | {med(ok, 'seed_up_mb')} | {med(ok, 'control_bps')} "
-          f"| {med(ok, 'rss_max_mib')} | {len(rs) - len(ok)} |")
+          f"| {med(ok, 'rss_max_mib')} | {med([r for r in ok if r.get('cpu_busy_pct', '-') != '-'], 'cpu_busy_pct')} | {len(rs) - len(ok)} |")
 EOF
