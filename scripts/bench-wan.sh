@@ -8,6 +8,7 @@
 #   scripts/bench-wan.sh                       # lan, home, loss; 3 runs each; 8 hosts (~25 min)
 #   SCENARIOS="home" RUNS=1 scripts/bench-wan.sh
 #   SCALE="16 32" scripts/bench-wan.sh         # also the home scenario with 16 and 32 hosts
+#   SCENARIOS= SCALE=32 RUNS=1 scripts/bench-wan.sh   # only home with 32 hosts
 #   IMPLS="vidswarm" TRANSPORT=quic scripts/bench-wan.sh
 # Scenarios: lan (100/100 Mbit/s, 10 ms one way), home (seeder up 100, peers up 20, down 100,
 # 25 ms), loss (home with 1 % loss on every link). BENCH_SECONDS: the test video's length
@@ -25,7 +26,7 @@ for b in aria2c opentracker curl cmp; do command -v "$b" >/dev/null || { apt_ins
 [[ -n ${VIDSWARM_BIN:-} ]] || cargo build --quiet --release --locked -p vidswarm
 export VIDSWARM_BIN=${VIDSWARM_BIN:-$ROOT/target/release/vidswarm}
 
-SCENARIOS=${SCENARIOS:-lan home loss}
+SCENARIOS=${SCENARIOS-lan home loss}
 SCALE=${SCALE:-}
 RUNS=${RUNS:-3}
 IMPLS=${IMPLS:-vidswarm libtorrent aria2c}
@@ -43,7 +44,7 @@ export SPLIT=$work/split-${secs}s
 [[ -s $SPLIT/manifest.json ]] || "$VIDSWARM_BIN" split "$video" --fragments 10 --mode copy --no-verify-decode --out "$SPLIT" --force >/dev/null
 bytes=$(python3 -c 'import json,sys; print(sum(f["size"] for f in json.load(open(sys.argv[1]))["fragments"]))' "$SPLIT/manifest.json")
 size_mb=$(( (bytes + 524288) / 1048576 ))
-echo "bench-wan: a $((bytes / 1048576)) MiB video in 10 fragments; the anchors move $size_mb MiB; $RUNS run(s) each of: $SCENARIOS${SCALE:+, home with $SCALE hosts}"
+echo "bench-wan: a $((bytes / 1048576)) MiB video in 10 fragments; the anchors move $size_mb MiB; $RUNS run(s) each of: ${SCENARIOS:-no 8-host scenario}${SCALE:+, home with $SCALE hosts}"
 
 results=$work/results-$(date +%Y%m%d-%H%M%S).txt
 one() {  # impl scenario hosts
