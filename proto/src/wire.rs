@@ -132,10 +132,13 @@ impl PartialFragment {
 
     /// Whether chunk `k` is set.
     pub fn has(&self, k: u32) -> bool {
+        Self::bit(&self.have, k)
+    }
+
+    /// Whether bit `k` of a `have` bitmap is set (false past its end).
+    pub fn bit(have: &[u8], k: u32) -> bool {
         let k = k as usize;
-        self.have
-            .get(k / 8)
-            .is_some_and(|b| b & (1 << (k % 8)) != 0)
+        have.get(k / 8).is_some_and(|b| b & (1 << (k % 8)) != 0)
     }
 }
 

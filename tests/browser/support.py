@@ -11,6 +11,14 @@ import urllib.request
 from pathlib import Path
 
 
+# What the player page shows of itself (`window.vidswarmPlayer`, see player.js) and of its video.
+PLAYER_STATE = """
+    const v = document.getElementById('player');
+    const p = window.vidswarmPlayer || {};
+    return {t: v.currentTime, paused: v.paused, error: v.error && v.error.message,
+            errors: p.errors || [], firstFrameMs: p.firstFrameMs, stalls: p.stalls};"""
+
+
 def log(msg):
     print(f"test-browser: {msg}", file=sys.stderr, flush=True)
 

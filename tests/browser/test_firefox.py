@@ -15,13 +15,7 @@ import time
 from pathlib import Path
 
 from marionette import Firefox
-from support import log, make_video, split, start_pair, wait_until
-
-PLAYER_STATE = """
-    const v = document.getElementById('player');
-    const p = window.vidswarmPlayer || {};
-    return {t: v.currentTime, paused: v.paused, error: v.error && v.error.message,
-            errors: p.errors || [], firstFrameMs: p.firstFrameMs};"""
+from support import PLAYER_STATE, log, make_video, split, start_pair, wait_until
 
 
 def count(ff, selector):

@@ -31,7 +31,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-from support import log, make_video, split, start_pair, upload, wait_until
+from support import PLAYER_STATE, log, make_video, split, start_pair, upload, wait_until
 
 
 def browser():
@@ -52,11 +52,7 @@ def js_errors(driver):
 
 
 def player_state(driver):
-    return driver.execute_script("""
-        const v = document.getElementById('player');
-        const p = window.vidswarmPlayer || {};
-        return {t: v.currentTime, paused: v.paused, error: v.error && v.error.message,
-                errors: p.errors || [], firstFrameMs: p.firstFrameMs, stalls: p.stalls};""")
+    return driver.execute_script(PLAYER_STATE)
 
 
 def ui_tests(args, driver):

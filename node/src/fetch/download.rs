@@ -210,12 +210,12 @@ impl Download {
             let chunks = f.chunks as usize;
             let holder = f.partial.entry(peer).or_default();
             holder.have.resize(chunks, false);
-            for k in 0..chunks.min(bits.len() * 8) {
-                if bits[k / 8] & (1 << (k % 8)) != 0
-                    && !holder.have[k]
-                    && !f.denied.contains(&(peer, k as u32))
+            for k in 0..chunks.min(bits.len() * 8) as u32 {
+                if PartialFragment::bit(&bits, k)
+                    && !holder.has(k)
+                    && !f.denied.contains(&(peer, k))
                 {
-                    holder.have[k] = true;
+                    holder.have[k as usize] = true;
                     holder.count += 1;
                 }
             }

@@ -47,9 +47,7 @@ impl Fragment {
     }
 
     pub(super) fn partial_has(&self, peer: &PeerId, chunk: u32) -> bool {
-        self.partial
-            .get(peer)
-            .is_some_and(|p| p.have.get(chunk as usize) == Some(&true))
+        self.partial.get(peer).is_some_and(|p| p.has(chunk))
     }
 
     /// Where in `todo` (within the first [`SCAN`]) the chunk fewest partial holders have is,
@@ -61,11 +59,7 @@ impl Fragment {
             .enumerate()
             .filter(|(_, &chunk)| !self.declined_by(peer, chunk, now))
             .min_by_key(|(pos, &chunk)| {
-                let copies = self
-                    .partial
-                    .values()
-                    .filter(|p| p.have.get(chunk as usize) == Some(&true))
-                    .count();
+                let copies = self.partial.values().filter(|p| p.has(chunk)).count();
                 (copies, *pos)
             })
             .map(|(pos, _)| pos)
@@ -77,4 +71,10 @@ impl Fragment {
 pub(super) struct PartialHolder {
     pub(super) have: Vec<bool>,
     pub(super) count: u32,
+}
+
+impl PartialHolder {
+    pub(super) fn has(&self, chunk: u32) -> bool {
+        self.have.get(chunk as usize) == Some(&true)
+    }
 }

@@ -22,50 +22,47 @@ pub fn answer(store: &Store, peer: &PeerId, request: Request, metrics: &Metrics)
             offset,
             len,
             ..
-        } => match store.read_chunk(&fragment, offset, len) {
-            Ok(data) => {
-                debug!(fragment = %fragment.short(), offset, len, "served chunk");
-                metrics.bytes(TRANSFER, Direction::Sent, data.len());
-                metrics.chunks_served.inc();
-                let end = offset + u64::from(len);
-                if store.fragment_size(&fragment) == Some(end) {
-                    metrics.fragment_served("swarm");
+        } => {
+            let data = match store.read_chunk(&fragment, offset, len) {
+                Ok(data) => {
+                    if store.fragment_size(&fragment) == Some(offset + u64::from(len)) {
+                        metrics.fragment_served("swarm");
+                    }
+                    data
                 }
-                Response::Chunk {
-                    data: ByteBuf::from(data),
-                }
-            }
-            // Not held whole: a fragment this node is fetching serves its verified chunks.
-            Err(StoreError::FragmentNotFound(_)) => {
-                match store
+                // Not held whole: a fragment this node is fetching serves its verified chunks.
+                Err(StoreError::FragmentNotFound(_)) => match store
                     .partials()
                     .get(&fragment)
                     .and_then(|p| p.read_verified(offset, len))
                 {
-                    Some(Ok(data)) => {
-                        debug!(fragment = %fragment.short(), offset, len, "served a chunk of a partial fragment");
-                        metrics.bytes(TRANSFER, Direction::Sent, data.len());
-                        metrics.chunks_served.inc();
-                        Response::Chunk {
-                            data: ByteBuf::from(data),
-                        }
+                    Some(Ok(data)) => data,
+                    Some(Err(e)) => {
+                        return internal(StoreError::Io {
+                            op: "read a partial fragment",
+                            path: fragment.to_string().into(),
+                            source: e,
+                        })
                     }
-                    Some(Err(e)) => internal(StoreError::Io {
-                        op: "read a partial fragment",
-                        path: fragment.to_string().into(),
-                        source: e,
-                    }),
-                    None => Response::error(
-                        ErrorCode::NotFound,
-                        format!("no fragment {fragment}, or not that chunk yet"),
-                    ),
+                    None => {
+                        return Response::error(
+                            ErrorCode::NotFound,
+                            format!("no fragment {fragment}, or not that chunk yet"),
+                        )
+                    }
+                },
+                Err(e @ StoreError::OutOfRange { .. }) => {
+                    return Response::error(ErrorCode::BadRequest, e.to_string())
                 }
+                Err(e) => return internal(e),
+            };
+            debug!(fragment = %fragment.short(), offset, len, "served chunk");
+            metrics.bytes(TRANSFER, Direction::Sent, data.len());
+            metrics.chunks_served.inc();
+            Response::Chunk {
+                data: ByteBuf::from(data),
             }
-            Err(e @ StoreError::OutOfRange { .. }) => {
-                Response::error(ErrorCode::BadRequest, e.to_string())
-            }
-            Err(e) => internal(e),
-        },
+        }
     }
 }
 
