@@ -6,7 +6,9 @@
 #   2. 1 -> 1: `vidswarm fetch` of the whole video from one seeder: wall time, rate, peak RSS;
 #   3. with BENCH_BITTORRENT=1 (default), the BitTorrent anchor (../shared/bench/peer_bittorrent.sh,
 #      aria2c + opentracker, 100 MiB, 5 peers) in the same run, for a side-by-side figure;
-#   4. with BENCH_SENDME=1, iroh's sendme 1 -> 1 anchor (../shared/bench/peer_sendme.sh) in the same
+#   4. with BENCH_LIBTORRENT=1, the libtorrent 1 -> 4 anchor (../shared/bench/peer_libtorrent.py,
+#      libtorrent-rasterbar 2.0, 100 MiB, 5 peers told each other's ports) in the same run;
+#   5. with BENCH_SENDME=1, iroh's sendme 1 -> 1 anchor (../shared/bench/peer_sendme.sh) in the same
 #      run (installs sendme with `cargo install sendme --locked` when missing: ~8 min).
 # Usage: scripts/bench-swarm.sh            (TRANSPORT=tcp|quic, default tcp; RUNS=3)
 #   BENCH_NODE_ARGS: extra `vidswarm node` arguments in place of the default `--http 127.0.0.1:0`
@@ -23,6 +25,9 @@ if [[ -z ${VIDSWARM_BENCH_IN_NETNS:-} ]]; then
   command -v /usr/bin/time >/dev/null || apt_install time
   if [[ ${BENCH_BITTORRENT:-1} == 1 ]] && ! command -v aria2c >/dev/null; then
     apt_install aria2 opentracker mktorrent curl
+  fi
+  if [[ ${BENCH_LIBTORRENT:-0} == 1 ]] && ! python3 -c 'import libtorrent' 2>/dev/null; then
+    apt_install python3-libtorrent
   fi
   if [[ ${BENCH_SENDME:-0} == 1 ]] && ! command -v sendme >/dev/null && [[ ! -x $HOME/.cargo/bin/sendme ]]; then
     cargo install sendme --locked
@@ -114,6 +119,13 @@ if [[ ${BENCH_BITTORRENT:-1} == 1 && -x "$root/../shared/bench/peer_bittorrent.s
   echo "BitTorrent anchor (aria2c + opentracker, 1 -> 4, 100 MiB), same machine, same run:"
   for run in $(seq "$RUNS"); do
     ISOLATE=0 SIZE_MB=100 PEERS=5 "$root/../shared/bench/peer_bittorrent.sh" 2>&1 | grep -E "^RESULT|last leecher|peak" | sed "s/^/  run $run: /"
+  done
+fi
+
+if [[ ${BENCH_LIBTORRENT:-0} == 1 ]]; then
+  echo "libtorrent anchor (1 -> 4, 100 MiB), same machine, same run:"
+  for run in $(seq "$RUNS"); do
+    SIZE_MB=100 PEERS=5 /usr/bin/python3 "$root/../shared/bench/peer_libtorrent.py" 2>&1 | grep -E "^RESULT" | sed "s/^/  run $run: /"
   done
 fi
 

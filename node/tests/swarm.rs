@@ -342,12 +342,20 @@ async fn lists_provider(
 
 /// A node that stops says goodbye: its peers drop the provider records they store for it at
 /// once (the DHT has no withdrawal; without this they would hand it out for their 30 min TTL),
-/// and say so in an event.
+/// and say so in an event. It stops as soon as its peer confirms the goodbye arrived, not after
+/// its longest wait for that (`goodbye_wait`, made long here so that the test tells them apart).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_stops_says_goodbye_and_its_provider_records_go_with_it() {
     use vidswarm_node::net::{fragment_key, manifest_key};
     let a = start(&[], false).await;
-    let b = start(&[&a], false).await;
+    let b_dir = tempfile::tempdir().unwrap();
+    let mut b_cfg = common::swarm::config(b_dir.path(), false);
+    b_cfg.net.goodbye_wait = Duration::from_secs(30);
+    b_cfg.bootstrap = vec![a.node.listen_addrs()[0].clone()];
+    let b = TestNode {
+        node: vidswarm_node::node::Node::start(b_cfg).await.unwrap(),
+        dir: b_dir,
+    };
     let split = tempfile::tempdir().unwrap();
     let m = video(split.path(), 13);
     b.node.import_split(split.path()).await.unwrap();
@@ -364,9 +372,15 @@ async fn a_node_that_stops_says_goodbye_and_its_provider_records_go_with_it() {
     assert!(lists_provider(&a, fragment.clone(), b_id).await);
 
     let mut events = merged_events(&[&a]);
+    let stopping = std::time::Instant::now();
     assert!(
-        b.node.shutdown(Duration::from_secs(5)).await,
+        b.node.shutdown(Duration::from_secs(60)).await,
         "b stops cleanly"
+    );
+    let took = stopping.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "b waited {took:?} to stop: a's confirmation of the goodbye never came"
     );
     let said = tokio::time::timeout(Duration::from_secs(5), async {
         while let Some((_, e)) = events.recv().await {

@@ -62,13 +62,28 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         may_decline: bool,
     },
+    /// "I am stopping; tell me when this arrived." A stopping node sends it to each connected
+    /// peer after its goodbyes: it travels on the same connection behind them, so the answer
+    /// ([`Response::Bye`]) means they arrived and the node can close now, instead of waiting a
+    /// fixed time for gossip that has no "sent" signal. Older nodes cannot decode it and reset
+    /// the stream, which tells the same.
+    Leaving,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
-    Manifest { json: ByteBuf },
-    Chunk { data: ByteBuf },
-    Error { code: ErrorCode, message: String },
+    Manifest {
+        json: ByteBuf,
+    },
+    Chunk {
+        data: ByteBuf,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+    /// The answer to [`Request::Leaving`].
+    Bye,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,7 +226,31 @@ fn byte_string_header(len: usize) -> Vec<u8> {
     }
 }
 
+/// The length a CBOR byte string header at the start of `rest` declares, and the header's own
+/// length; `None` if `rest` does not start with a whole one.
+fn byte_string_len(rest: &[u8]) -> Option<(usize, usize)> {
+    match *rest {
+        [b, ..] if (0x40..=0x57).contains(&b) => Some((usize::from(b - 0x40), 1)),
+        [0x58, n, ..] => Some((usize::from(n), 2)),
+        [0x59, a, b, ..] => Some((usize::from(u16::from_be_bytes([a, b])), 3)),
+        [0x5a, a, b, c, d, ..] => Some((u32::from_be_bytes([a, b, c, d]) as usize, 5)),
+        _ => None,
+    }
+}
+
+/// How many bytes [`Response::encoded_len`] needs to see.
+pub const RESPONSE_HEAD: usize = CHUNK_PREFIX.len() + 5;
+
 impl Response {
+    /// The whole message's length, when its first bytes (up to [`RESPONSE_HEAD`]) start a chunk
+    /// response: a reader can then allocate once, and only when the chunk begins to arrive.
+    /// Only a hint: the length a peer declares is checked against the bytes that come.
+    pub fn encoded_len(head: &[u8]) -> Option<usize> {
+        let rest = head.strip_prefix(CHUNK_PREFIX)?;
+        let (len, header) = byte_string_len(rest)?;
+        Some(CHUNK_PREFIX.len() + header + len)
+    }
+
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         decode(bytes, MAX_RESPONSE_BYTES)
     }
@@ -220,17 +259,8 @@ impl Response {
     /// transfer. Same result as [`Response::decode`].
     pub fn decode_owned(mut bytes: Vec<u8>) -> Result<Self, WireError> {
         if let Some(rest) = bytes.strip_prefix(CHUNK_PREFIX) {
-            let (len, header) = match rest.first() {
-                Some(&b) if (0x40..=0x57).contains(&b) => (usize::from(b - 0x40), 1),
-                Some(0x58) if rest.len() >= 2 => (usize::from(rest[1]), 2),
-                Some(0x59) if rest.len() >= 3 => {
-                    (usize::from(u16::from_be_bytes([rest[1], rest[2]])), 3)
-                }
-                Some(0x5a) if rest.len() >= 5 => (
-                    u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize,
-                    5,
-                ),
-                _ => return Self::decode(&bytes),
+            let Some((len, header)) = byte_string_len(rest) else {
+                return Self::decode(&bytes);
             };
             if bytes.len() > MAX_RESPONSE_BYTES {
                 return Err(WireError::TooLarge {
@@ -349,6 +379,30 @@ mod tests {
         assert!(Announcement::decode(&encode(&out_of_range)).is_err());
     }
 
+    /// What a node from before `Request::Leaving` decodes: the variant is refused (its stream
+    /// is reset), so a stopping node's wait for the answer ends on older peers too.
+    #[test]
+    fn older_nodes_refuse_leaving_rather_than_misread_it() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        enum OldRequest {
+            Manifest {
+                video: VideoId,
+            },
+            Chunk {
+                fragment: Hash,
+                offset: u64,
+                len: u32,
+            },
+        }
+        let bytes = encode(&Request::Leaving);
+        assert!(cbor4ii::serde::from_slice::<OldRequest>(&bytes).is_err());
+        let manifest = encode(&Request::Manifest {
+            video: VideoId(Hash::of(b"v")),
+        });
+        assert!(cbor4ii::serde::from_slice::<OldRequest>(&manifest).is_ok());
+    }
+
     #[test]
     fn round_trips_and_carries_bytes_as_a_byte_string() {
         let data = vec![7u8; 1000];
@@ -378,6 +432,14 @@ mod tests {
         assert_eq!(Request::decode(&encode(&trading)).unwrap(), trading);
         let declined = Response::error(ErrorCode::Declined, "sent a moment ago");
         assert_eq!(Response::decode(&encode(&declined)).unwrap(), declined);
+        assert_eq!(
+            Request::decode(&encode(&Request::Leaving)).unwrap(),
+            Request::Leaving
+        );
+        assert_eq!(
+            Response::decode(&encode(&Response::Bye)).unwrap(),
+            Response::Bye
+        );
         let ann = Announcement {
             video: VideoId(Hash::of(b"v")),
             peer: "12D3KooW".into(),
@@ -483,6 +545,15 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn encoded_len_tells_a_chunk_response_length_from_its_head(len in 0usize..70_000) {
+            let bytes = encode(&Response::Chunk { data: ByteBuf::from(vec![1u8; len]) });
+            let head = &bytes[..bytes.len().min(RESPONSE_HEAD)];
+            prop_assert_eq!(Response::encoded_len(head), Some(bytes.len()));
+            let other = encode(&Response::error(ErrorCode::Busy, "x".repeat(len % 64)));
+            prop_assert_eq!(Response::encoded_len(&other[..other.len().min(RESPONSE_HEAD)]), None);
+        }
+
         #[test]
         // The fast path may refuse more (trailing bytes, which cbor4ii ignores), never accept
         // anything the generic decoder would read differently.

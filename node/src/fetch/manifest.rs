@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p::PeerId;
+use tokio::sync::broadcast;
 use tracing::info;
 use vidswarm_proto::wire::{Request, Response};
 use vidswarm_proto::{Manifest, VideoId};
@@ -36,6 +37,8 @@ pub async fn get(
         return Ok(m);
     }
     let deadline = Instant::now() + opts.stall_timeout;
+    // Subscribed before the first look, so a peer that connects meanwhile is not missed.
+    let mut events = client.subscribe();
     let mut asked: BTreeSet<PeerId> = BTreeSet::new();
     let mut providers: Vec<PeerId> = Vec::new();
     let mut lookup = Some(providers_of(client, video));
@@ -67,7 +70,10 @@ pub async fn get(
             });
         }
         // Nobody had it yet: announcements, DHT answers or dials may still be on their way.
+        // A new peer or an announcement of the video ends the nap at once (at start-up the
+        // bootstrap peers connect a few milliseconds after the first look).
         let nap = tokio::time::sleep(wait.min(deadline - Instant::now()));
+        let news = new_candidate(&mut events, video, &asked);
         match lookup.as_mut() {
             Some(running) => tokio::select! {
                 found = running => {
@@ -75,13 +81,32 @@ pub async fn get(
                     lookup = None;
                 }
                 _ = nap => {}
+                _ = news => {}
             },
-            None => {
-                nap.await;
-                lookup = Some(providers_of(client, video));
-            }
+            None => tokio::select! {
+                _ = nap => lookup = Some(providers_of(client, video)),
+                _ = news => {}
+            },
         }
         wait = (wait * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Resolves when a peer not asked yet connects, or one announces `video`: someone new to ask.
+/// Also when events were lost (the channel lagged): one look too many costs nothing.
+async fn new_candidate(
+    events: &mut broadcast::Receiver<NodeEvent>,
+    video: VideoId,
+    asked: &BTreeSet<PeerId>,
+) {
+    loop {
+        match events.recv().await {
+            Ok(NodeEvent::PeerConnected { peer }) if !asked.contains(&peer) => return,
+            Ok(NodeEvent::AnnouncementReceived { video: v, .. }) if v == video => return,
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+        }
     }
 }
 

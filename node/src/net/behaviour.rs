@@ -46,6 +46,9 @@ pub struct NetConfig {
     /// Addresses the operator knows others can reach this node at (`--external-address`). When
     /// set, the node advertises only these, not its listen addresses.
     pub external: Vec<libp2p::Multiaddr>,
+    /// How long a stopping node waits at most for its peers to confirm that its goodbyes
+    /// arrived (`Request::Leaving`); usually they do within a round trip.
+    pub goodbye_wait: Duration,
 }
 
 impl Default for NetConfig {
@@ -55,6 +58,7 @@ impl Default for NetConfig {
             provider_republish: Duration::from_secs(10 * 60),
             idle_timeout: Duration::from_secs(5 * 60),
             external: Vec::new(),
+            goodbye_wait: Duration::from_secs(1),
         }
     }
 }

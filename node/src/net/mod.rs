@@ -83,7 +83,15 @@ pub fn spawn(
         peers: Peers::default(),
     };
     let advertise_listen = cfg.external.is_empty();
-    let event_loop = event_loop::EventLoop::new(swarm, store, rx, &client, topic, advertise_listen);
+    let event_loop = event_loop::EventLoop::new(
+        swarm,
+        store,
+        rx,
+        &client,
+        topic,
+        advertise_listen,
+        cfg.goodbye_wait,
+    );
     let task = tokio::spawn(event_loop.run());
     Ok((client, task))
 }

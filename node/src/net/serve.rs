@@ -17,6 +17,8 @@ pub fn answer(store: &Store, peer: &PeerId, request: Request, metrics: &Metrics)
             },
             None => Response::error(ErrorCode::NotFound, format!("no manifest {video}")),
         },
+        // Answered by the event loop itself; the same answer here.
+        Request::Leaving => Response::Bye,
         Request::Chunk {
             fragment,
             offset,

@@ -1,8 +1,6 @@
 //! The announcement topic: publishing this node's announcements and validating what peers
 //! publish (a valid one updates the availability table and the inbox; an invalid one is rejected).
 
-use std::time::Duration;
-
 use libp2p::kad::{self, store::RecordStore};
 use libp2p::{gossipsub, PeerId};
 use tokio::time::Instant;
@@ -14,10 +12,6 @@ use crate::events::{emit, NodeEvent};
 use crate::metrics::{Direction, ANNOUNCE};
 use crate::net::{fragment_key, manifest_key};
 
-/// How long a stopping node keeps its connections after publishing a goodbye, so the message
-/// leaves before they close (gossipsub has no "sent" signal).
-pub(super) const GOODBYE_FLUSH: Duration = Duration::from_millis(300);
-
 impl EventLoop {
     pub(super) fn publish(&mut self, announcement: &Announcement) {
         let topic = self.topic.clone();
@@ -28,7 +22,7 @@ impl EventLoop {
                 self.metrics.bytes(ANNOUNCE, Direction::Sent, len);
                 if announcement.leaving {
                     // Stopping now would drop the goodbye queued on the connections.
-                    self.linger_until = Some(Instant::now() + GOODBYE_FLUSH);
+                    self.linger_until = Some(Instant::now() + self.goodbye_wait);
                 }
                 debug!(video = %announcement.video.short(), leaving = announcement.leaving, "announced")
             }
@@ -36,6 +30,19 @@ impl EventLoop {
                 debug!("no peer subscribed yet; the next re-announcement will reach them")
             }
             Err(e) => warn!(error = %e, "cannot publish an announcement"),
+        }
+    }
+
+    /// Asks each connected peer to confirm it got what this stopping node sent: gossipsub has no
+    /// "sent" signal, and closing the connections now would drop the goodbyes still queued on
+    /// them. The request travels behind them on the same connection, so its answer (or an older
+    /// node's reset of a request it cannot read) means they arrived.
+    pub(super) fn send_farewells(&mut self) {
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in peers {
+            let transfer = &mut self.swarm.behaviour_mut().transfer;
+            self.farewells
+                .insert(transfer.send_request(&peer, wire::Request::Leaving));
         }
     }
 
@@ -134,6 +141,7 @@ impl EventLoop {
             store.remove_provider(&fragment_key(&f.hash), &peer);
         }
         self.peers.left(peer);
+        self.recently_sent.forget(&peer);
         emit(
             &self.events,
             NodeEvent::PeerLeaving {

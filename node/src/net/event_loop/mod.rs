@@ -67,8 +67,12 @@ pub struct EventLoop {
     inbox: Arc<Inbox>,
     /// Set once asked to stop: the deadline for serves in flight, and whom to tell when done.
     stopping: Option<(tokio::time::Instant, oneshot::Sender<()>)>,
-    /// A stopping loop runs at least until then (a goodbye is on its way out: `gossip.rs`).
+    /// A stopping loop that published goodbyes runs until its peers confirm that they arrived
+    /// (`farewells`), or until then at the latest (`gossip.rs`).
     linger_until: Option<tokio::time::Instant>,
+    goodbye_wait: std::time::Duration,
+    /// The `Request::Leaving` sent to each connected peer once stopping, not yet answered.
+    farewells: HashSet<OutboundRequestId>,
     /// Responses handed to the behaviour and not yet written out (or failed).
     unsent: usize,
     responses_tx: mpsc::UnboundedSender<Answered>,
@@ -91,6 +95,7 @@ impl EventLoop {
         client: &super::Client,
         topic: gossipsub::IdentTopic,
         advertise_listen: bool,
+        goodbye_wait: std::time::Duration,
     ) -> Self {
         let (responses_tx, responses_rx) = mpsc::unbounded_channel();
         Self {
@@ -103,6 +108,8 @@ impl EventLoop {
             inbox: client.inbox.clone(),
             stopping: None,
             linger_until: None,
+            goodbye_wait,
+            farewells: HashSet::new(),
             unsent: 0,
             topic,
             listen_addrs: Vec::new(),
@@ -133,12 +140,18 @@ impl EventLoop {
                     && self.responses_rx.is_empty()
                     && self.unsent == 0
                     && self.uploads.waiting() == 0
-                    && self.linger_until.is_none_or(|t| now >= t);
+                    && (self.farewells.is_empty() || self.linger_until.is_none_or(|t| now >= t));
                 if idle || now >= *deadline {
                     break;
                 }
             }
-            let deadline = self.stopping.as_ref().map(|(d, _)| *d);
+            let deadline = self
+                .stopping
+                .as_ref()
+                .map(|(d, _)| match self.linger_until {
+                    Some(t) if !self.farewells.is_empty() => t.min(*d),
+                    _ => *d,
+                });
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {}
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
@@ -263,6 +276,9 @@ impl EventLoop {
             Command::Shutdown { within, reply } => {
                 debug!("stopping: finishing the requests being served");
                 self.stopping = Some((tokio::time::Instant::now() + within, reply));
+                if self.linger_until.is_some() {
+                    self.send_farewells();
+                }
             }
         }
     }
@@ -313,6 +329,7 @@ impl EventLoop {
                 self.link_down(&peer_id);
                 self.availability.forget_peer(&peer_id);
                 self.uploads.forget(&peer_id);
+                self.recently_sent.forget(&peer_id);
                 emit(&self.events, NodeEvent::PeerDisconnected { peer: peer_id });
             }
             SwarmEvent::OutgoingConnectionError {

@@ -69,6 +69,13 @@ impl RecentlySent {
         self.peers.insert(peer, now);
         false
     }
+
+    /// `peer` left (disconnected, or said goodbye): what it was sent cannot be passed on by it,
+    /// so those chunks are no reason to decline, and serving it no longer keeps the upload busy.
+    pub fn forget(&mut self, peer: &PeerId) {
+        self.sent.retain(|_, (to, _)| to != peer);
+        self.peers.remove(peer);
+    }
 }
 
 #[cfg(test)]
@@ -105,5 +112,26 @@ mod tests {
         // a got the chunk and left; b asks when nobody else has been served for a while.
         let quiet = t + BUSY_WINDOW;
         assert!(!r.decline(b, f, 0, true, quiet), "only b is served now");
+    }
+
+    #[test]
+    fn what_a_peer_that_left_was_sent_is_sent_again() {
+        let mut r = RecentlySent::default();
+        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let f = Hash::of(b"f");
+        let t = Instant::now();
+        assert!(!r.decline(a, f, 0, true, t));
+        assert!(!r.decline(c, f, 16_384, true, t));
+        r.forget(&a);
+        assert!(
+            !r.decline(b, f, 0, true, t),
+            "a is gone: only b can have it now"
+        );
+        r.forget(&c);
+        r.forget(&b);
+        assert!(
+            !r.decline(a, f, 16_384, true, t),
+            "c is gone, and nobody else is being served"
+        );
     }
 }

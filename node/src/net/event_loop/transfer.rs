@@ -27,6 +27,9 @@ impl EventLoop {
                     request_id,
                     response,
                 } => {
+                    if self.farewells.remove(&request_id) {
+                        return;
+                    }
                     if let Response::Chunk { data } = &response {
                         self.metrics
                             .bytes(TRANSFER, Direction::Received, data.len());
@@ -43,7 +46,9 @@ impl EventLoop {
                 error,
                 ..
             } => {
-                if let Some(reply) = self.pending_requests.remove(&request_id) {
+                if self.farewells.remove(&request_id) {
+                    debug!(%peer, %error, "no answer to our farewell");
+                } else if let Some(reply) = self.pending_requests.remove(&request_id) {
                     let _ = reply.send(Err(NetError::Request {
                         peer,
                         reason: error.to_string(),
@@ -75,8 +80,13 @@ impl EventLoop {
         request: wire::Request,
         channel: ResponseChannel<Response>,
     ) {
-        if !matches!(request, wire::Request::Chunk { .. }) {
-            return self.serve_now(peer, id, request, channel);
+        match request {
+            wire::Request::Chunk { .. } => {}
+            wire::Request::Leaving => {
+                debug!(%peer, "peer is stopping");
+                return self.respond(id, channel, Response::Bye);
+            }
+            wire::Request::Manifest { .. } => return self.serve_now(peer, id, request, channel),
         }
         match self.uploads.admit(peer, id, (request, channel)) {
             Admit::Now(id, (request, channel)) => self.serve_now(peer, id, request, channel),
