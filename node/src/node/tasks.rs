@@ -46,7 +46,7 @@ pub(super) async fn announcer(service: Service, every: Duration) {
     let inbox = service.client().inbox();
     let stop = service.stopping().clone();
     let mut tick = tokio::time::interval(every);
-    let mut last: Option<tokio::time::Instant> = None;
+    let mut rounds = Rounds::default();
     let mut deferred: Option<tokio::time::Instant> = None;
     let mut first = true;
     loop {
@@ -54,15 +54,14 @@ pub(super) async fn announcer(service: Service, every: Duration) {
             _ = tick.tick() => {}
             _ = tokio::time::sleep_until(deferred.unwrap_or_else(tokio::time::Instant::now)), if deferred.is_some() => {}
             _ = inbox.next_subscribed() => {
-                // A burst of subscriptions (a swarm starting) is one announcement.
-                if let Some(due) = last.map(|t| t + ANNOUNCE_GAP).filter(|d| *d > tokio::time::Instant::now()) {
+                if let Some(due) = rounds.subscribed(tokio::time::Instant::now()) {
                     deferred = Some(due);
                     continue;
                 }
             }
             _ = stop.cancelled() => return,
         }
-        last = Some(tokio::time::Instant::now());
+        rounds.round(tokio::time::Instant::now());
         deferred = None;
         for m in service.store().manifests() {
             // Provide once at start; the DHT re-provides on its own schedule after that.
@@ -72,6 +71,29 @@ pub(super) async fn announcer(service: Service, every: Duration) {
             }
         }
         first = false;
+    }
+}
+
+/// When a subscription is answered with a round of announcements.
+#[derive(Debug, Default)]
+struct Rounds {
+    /// The last round that may have reached a subscribed peer.
+    last: Option<tokio::time::Instant>,
+    heard_a_subscriber: bool,
+}
+
+impl Rounds {
+    /// A peer subscribed: `None` to announce now, or when to. A burst of subscriptions (a swarm
+    /// starting) is one round, [`ANNOUNCE_GAP`] after the last.
+    fn subscribed(&mut self, now: tokio::time::Instant) -> Option<tokio::time::Instant> {
+        self.heard_a_subscriber = true;
+        self.last.map(|t| t + ANNOUNCE_GAP).filter(|due| *due > now)
+    }
+
+    /// A round of announcements went out. Rounds before any peer subscribed reached nobody, so
+    /// they hold nothing back: a swarm started all at once hears at once.
+    fn round(&mut self, now: tokio::time::Instant) {
+        self.last = self.heard_a_subscriber.then_some(now);
     }
 }
 
@@ -215,5 +237,30 @@ pub(super) async fn rejoin(
         });
         futures::future::join_all(dials).await;
         let _ = client.bootstrap().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subscription_is_answered_at_once_unless_a_round_just_reached_a_subscriber() {
+        let mut r = Rounds::default();
+        let t = tokio::time::Instant::now();
+        r.round(t); // at start: nobody subscribed yet
+        assert_eq!(
+            r.subscribed(t + ANNOUNCE_GAP / 5),
+            None,
+            "that round reached nobody"
+        );
+        r.round(t + ANNOUNCE_GAP / 5);
+        let soon = t + ANNOUNCE_GAP / 2;
+        assert_eq!(
+            r.subscribed(soon),
+            Some(t + ANNOUNCE_GAP / 5 + ANNOUNCE_GAP),
+            "a burst of joins is one round"
+        );
+        assert_eq!(r.subscribed(t + ANNOUNCE_GAP * 2), None, "past the gap");
     }
 }
