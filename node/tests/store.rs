@@ -420,3 +420,69 @@ fn concurrent_writers_in_one_process_do_not_collide() {
     assert_eq!(store.fragment_hashes().unwrap().len(), 8 + 8 * 8);
     assert!(tmp_is_empty(&store));
 }
+
+#[cfg(unix)]
+#[test]
+fn the_identity_key_is_readable_by_its_owner_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let key = store
+        .load_or_create_identity(|| b"secret".to_vec())
+        .unwrap();
+    let path = dir.path().join("identity.key");
+    let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600, "a new key");
+    // One written by an older version, or copied in, world-readable: the same key, made 0600.
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    let again = store.load_or_create_identity(|| b"other".to_vec()).unwrap();
+    assert_eq!(again, key);
+    assert_eq!(mode(&path), 0o600, "an old key is restricted on load");
+}
+
+#[test]
+fn a_name_dated_far_ahead_is_refused_and_no_date_overflows() {
+    use vidswarm_node::store::{Claim, NamedEntry, MAX_AHEAD_MS};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let (a, b) = (VideoId(Hash::of(b"a")), VideoId(Hash::of(b"b")));
+    let now = 1_800_000_000_000;
+    let pinned = NamedEntry {
+        uploaded_at_ms: u64::MAX,
+        video: a,
+    };
+    assert!(!store.observe_name("film.mp4", pinned, now).unwrap());
+    let ahead = NamedEntry {
+        uploaded_at_ms: now + MAX_AHEAD_MS + 1,
+        video: a,
+    };
+    assert!(!store.observe_name("film.mp4", ahead, now).unwrap());
+    let drifted = NamedEntry {
+        uploaded_at_ms: now + MAX_AHEAD_MS,
+        video: a,
+    };
+    assert!(
+        store.observe_name("film.mp4", drifted, now).unwrap(),
+        "a drifting clock is fine"
+    );
+    assert_eq!(store.named("film.mp4"), Some(drifted));
+    // A collection from before the bound may hold u64::MAX: replacing it does not overflow.
+    fs::write(
+        dir.path().join("collection.json"),
+        format!(
+            r#"{{"names":{{"old.mp4":{{"uploaded_at_ms":{},"video":"{a}"}}}}}}"#,
+            u64::MAX
+        ),
+    )
+    .unwrap();
+    drop(store);
+    let store = open_store(dir.path());
+    assert_eq!(
+        store.named("old.mp4").map(|e| e.uploaded_at_ms),
+        Some(u64::MAX)
+    );
+    match store.claim_name("old.mp4", b, now, true).unwrap() {
+        Claim::Recorded(e) => assert_eq!((e.uploaded_at_ms, e.video), (u64::MAX, b)),
+        other => panic!("{other:?}"),
+    }
+}

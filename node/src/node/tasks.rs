@@ -119,7 +119,7 @@ pub(super) async fn on_announced(service: Service, auto_fetch: bool) {
                 let name = named.name.clone();
                 match service
                     .store()
-                    .call(move |s| s.observe_name(&name, entry))
+                    .call(move |s| s.observe_name(&name, entry, crate::service::now_ms()))
                     .await
                 {
                     Ok(true) => info!(name = %named.name, video = %video.short(), "learned a name"),

@@ -17,6 +17,9 @@ use super::{read_bounded, Store};
 pub(super) const COLLECTION: &str = "collection.json";
 /// Names kept at most: a swarm cannot grow a node's table (or its file) without bound.
 pub const MAX_NAMES: usize = 10_000;
+/// How far ahead of this node's clock a peer's name entry may be dated: clocks drift, but an
+/// entry dated far ahead (up to `u64::MAX`) would win over every later upload of that name.
+pub const MAX_AHEAD_MS: u64 = 24 * 60 * 60 * 1000;
 const MAX_COLLECTION_BYTES: usize = 4 << 20;
 
 /// What a name means. Ordered by time, then video id: the greater entry wins.
@@ -83,12 +86,19 @@ impl Store {
             .map(|(n, e)| (n.clone(), *e))
     }
 
-    /// Records what a peer announced: `name` means `entry` if that is newer than what it meant.
-    /// Returns whether anything changed.
-    pub fn observe_name(&self, name: &str, entry: NamedEntry) -> Result<bool, StoreError> {
+    /// Records what a peer announced: `name` means `entry` if that is newer than what it meant,
+    /// and not dated more than [`MAX_AHEAD_MS`] past `now_ms` (this node's clock). Returns
+    /// whether anything changed.
+    pub fn observe_name(
+        &self,
+        name: &str,
+        entry: NamedEntry,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
         let mut names = self.names();
         let newer = names.get(name).is_none_or(|old| entry > *old);
-        if !newer || !is_plain_file_name(name) || !room_for(&names, name) {
+        let plausible = entry.uploaded_at_ms <= now_ms.saturating_add(MAX_AHEAD_MS);
+        if !newer || !plausible || !is_plain_file_name(name) || !room_for(&names, name) {
             return Ok(false);
         }
         let previous = names.insert(name.to_owned(), entry);
@@ -120,7 +130,7 @@ impl Store {
             return Err(StoreError::CollectionFull(MAX_NAMES));
         }
         let entry = NamedEntry {
-            uploaded_at_ms: old.map_or(now_ms, |o| now_ms.max(o.uploaded_at_ms + 1)),
+            uploaded_at_ms: old.map_or(now_ms, |o| now_ms.max(o.uploaded_at_ms.saturating_add(1))),
             video,
         };
         let previous = names.insert(name.to_owned(), entry);

@@ -25,10 +25,19 @@ impl Store {
                 path,
                 limit: MAX_IDENTITY_BYTES,
             }),
-            Ok(_) => fs::read(&path).map_err(io_err("read", &path)),
+            Ok(meta) => {
+                owner_only(&path, &meta)?;
+                fs::read(&path).map_err(io_err("read", &path))
+            }
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 let bytes = generate();
                 let mut tmp = TempFile::create(&self.tmp_dir(), "identity-")?;
+                // Readable by the owner alone before the key is in it (as ssh and Kubo keep
+                // theirs): whoever reads it can act as this node.
+                #[cfg(unix)]
+                tmp.file
+                    .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                    .map_err(io_err("restrict", &tmp.path))?;
                 tmp.write_all(&bytes)?;
                 tmp.persist(&path)?;
                 Ok(bytes)
@@ -36,4 +45,23 @@ impl Store {
             Err(e) => Err(io_err("read", &path)(e)),
         }
     }
+}
+
+/// An identity key others may read (one written before keys were made 0600, or copied in) is
+/// made owner-only, and said so.
+#[cfg(unix)]
+fn owner_only(path: &std::path::Path, meta: &fs::Metadata) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "the identity key was readable by others; now owner-only (0600)");
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+            .map_err(io_err("restrict", path))?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn owner_only(_: &std::path::Path, _: &fs::Metadata) -> Result<(), StoreError> {
+    Ok(())
 }

@@ -41,7 +41,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use vidswarm_proto::{Hash, Manifest, VideoId, MAX_CHUNK_SIZE};
 
-pub use collection::{Claim, NamedEntry, MAX_NAMES};
+pub use collection::{Claim, NamedEntry, MAX_AHEAD_MS, MAX_NAMES};
 use error::io_err;
 pub use error::{ImportReport, OpenReport, StoreError};
 pub use upload::{Upload, Verified};
