@@ -32,6 +32,10 @@ fn docs_protocol_quotes_the_limits_from_their_constants() {
             net.request_timeout.as_secs()
         ),
         format!("a request is at most {} KiB", MAX_REQUEST_BYTES / 1024),
+        format!(
+            "for at most {} s (`NetConfig::goodbye_wait`)",
+            net.goodbye_wait.as_secs()
+        ),
         format!("a chunk 1 byte to {} MiB", MAX_CHUNK_SIZE / (1024 * 1024)),
         format!("at most {} KiB, listing", MAX_ANNOUNCEMENT_BYTES / 1024),
         format!(
