@@ -198,6 +198,25 @@ async fn malformed_and_oversized_requests_fail_alone_and_the_node_keeps_serving(
         "{answer:?}"
     );
 
+    // More than one of the manifest's chunks (16 KiB here), though within the fragment: refused.
+    let too_long = wire::encode(&Request::Chunk {
+        fragment: m.fragments[0].blake3,
+        offset: 0,
+        len: m.chunk_size * 2,
+        may_decline: false,
+    });
+    let answer = Response::decode(&send_raw(&mut hostile, &addr, too_long).await.unwrap()).unwrap();
+    assert!(
+        matches!(
+            answer,
+            Response::Error {
+                code: ErrorCode::BadRequest,
+                ..
+            }
+        ),
+        "{answer:?}"
+    );
+
     // The node still serves an honest peer.
     let b = start(&[&a], false).await;
     b.node

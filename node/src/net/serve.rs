@@ -25,6 +25,14 @@ pub fn answer(store: &Store, peer: &PeerId, request: Request, metrics: &Metrics)
             len,
             ..
         } => {
+            // No more than a chunk of a manifest that lists the fragment: a peer cannot make
+            // each of the node's serves read and hold the protocol's 4 MiB largest chunk.
+            if let Some(most) = store.chunk_size_of(&fragment).filter(|most| len > *most) {
+                return Response::error(
+                    ErrorCode::BadRequest,
+                    format!("{len} bytes asked; this fragment's chunks are at most {most}"),
+                );
+            }
             let data = match store.read_chunk(&fragment, offset, len) {
                 Ok(data) => {
                     if store.fragment_size(&fragment) == Some(offset + u64::from(len)) {

@@ -32,7 +32,7 @@ mod upload;
 mod verify;
 mod write;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
@@ -64,6 +64,9 @@ struct Inner {
     /// Every manifest held, parsed and validated once (on open or on put): `resolve` is called per
     /// request and must not re-parse megabytes of JSON.
     manifests: RwLock<BTreeMap<VideoId, Arc<Manifest>>>,
+    /// Per fragment, the largest chunk size of the manifests that list it: what a chunk request
+    /// for it may ask at most.
+    chunk_sizes: RwLock<HashMap<Hash, u32>>,
     /// The default collection (see `collection.rs`); writes hold the lock while they persist.
     names: Mutex<collection::Names>,
     /// Serialises `put_manifest`, so "is it new?" has one answer.
@@ -96,6 +99,17 @@ impl Store {
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         map.get(id).cloned()
+    }
+
+    /// The most one chunk request for fragment `h` may ask: the largest chunk size of the
+    /// manifests held that list it (a fragment may be in several videos). `None` if none does.
+    pub fn chunk_size_of(&self, h: &Hash) -> Option<u32> {
+        let sizes = self
+            .inner
+            .chunk_sizes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        sizes.get(h).copied()
     }
 
     /// Every manifest held, sorted by video id.
@@ -231,4 +245,12 @@ fn read_bounded(path: &Path, limit: usize) -> Result<Vec<u8>, StoreError> {
         });
     }
     Ok(bytes)
+}
+
+/// Records `m`'s chunk size for each fragment it lists (see `Inner::chunk_sizes`).
+fn note_chunk_sizes(sizes: &mut HashMap<Hash, u32>, m: &Manifest) {
+    for f in &m.fragments {
+        let size = sizes.entry(f.blake3).or_insert(m.chunk_size);
+        *size = (*size).max(m.chunk_size);
+    }
 }

@@ -1,7 +1,7 @@
 //! Opening a data dir: take its lock, create its layout, and check everything it holds, so that
 //! whatever a crash or a stray hand left behind is gone before the store serves anything.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::error::Error;
 use std::fs::{self, DirEntry, File, OpenOptions, TryLockError};
 use std::path::Path;
@@ -50,6 +50,13 @@ impl Store {
             tasks: tokio_util::task::TaskTracker::new(),
             partials: Default::default(),
             root,
+            chunk_sizes: RwLock::new({
+                let mut sizes = HashMap::new();
+                for m in manifests.values() {
+                    super::note_chunk_sizes(&mut sizes, m);
+                }
+                sizes
+            }),
             manifests: RwLock::new(manifests),
             names: Mutex::new(names),
             put_manifest: Mutex::new(()),

@@ -42,6 +42,12 @@ impl Store {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(m.video_id, Arc::new(m.clone()));
+        let mut sizes = self
+            .inner
+            .chunk_sizes
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        super::note_chunk_sizes(&mut sizes, m);
         Ok(true)
     }
 
