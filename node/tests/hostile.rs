@@ -349,3 +349,59 @@ async fn a_stalled_holder_costs_nothing_once_the_end_game_starts() {
         started.elapsed()
     );
 }
+
+/// One peer dialing a node again and again keeps at most `MAX_CONNECTIONS_PER_PEER` of them: the
+/// rest are refused as they come, and an honest peer fetches meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_dials_again_and_again_keeps_a_bounded_number_of_connections() {
+    use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+    use vidswarm_node::net::MAX_CONNECTIONS_PER_PEER;
+    let a = start(&[], false).await;
+    let split = tempfile::tempdir().unwrap();
+    let frags: Vec<Vec<u8>> = (0..3).map(|i| common::bytes(90 + i, 40_000)).collect();
+    let m = common::write_split_dir(split.path(), &frags);
+    a.node.import_split(split.path()).await.unwrap();
+    let addr = a.node.listen_addrs()[0].clone();
+    let Some(libp2p::multiaddr::Protocol::P2p(peer)) = addr.iter().last() else {
+        panic!("address without /p2p: {addr}");
+    };
+    let mut hostile = hostile_swarm();
+    let dials = 3 * MAX_CONNECTIONS_PER_PEER as usize;
+    for _ in 0..dials {
+        let opts = DialOpts::peer_id(peer)
+            .addresses(vec![addr.clone()])
+            .condition(PeerCondition::Always)
+            .build();
+        hostile.dial(opts).unwrap();
+    }
+    // Every dial ends (established, then perhaps closed by the node, or failed), and the node
+    // has closed all but the allowed number.
+    let mut ended = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let open = hostile
+            .network_info()
+            .connection_counters()
+            .num_established();
+        if ended >= dials && open <= MAX_CONNECTIONS_PER_PEER {
+            break;
+        }
+        let event = tokio::time::timeout_at(deadline, hostile.select_next_some()).await;
+        let event = event.unwrap_or_else(|_| {
+            panic!("after {ended} of {dials} dials, {open} connections are still open")
+        });
+        match event {
+            SwarmEvent::ConnectionEstablished { .. }
+            | SwarmEvent::OutgoingConnectionError { .. } => ended += 1,
+            _ => {}
+        }
+    }
+    assert!(hostile.is_connected(&peer), "the allowed ones stay");
+
+    let b = start(&[&a], false).await;
+    b.node
+        .fetch(m.video_id, &FetchOptions::default())
+        .await
+        .unwrap();
+    assert!(holds_all(&b, &m));
+}

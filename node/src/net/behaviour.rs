@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use libp2p::connection_limits::{self, ConnectionLimits};
 use libp2p::identity::Keypair;
 use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
 use libp2p::request_response::{self, ProtocolSupport};
@@ -19,6 +20,8 @@ pub const IDENTIFY_PROTOCOL: &str = "/vidswarm/id/1.0.0";
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    /// Connections beyond these are refused as they come (`docs/security.md`).
+    pub limits: connection_limits::Behaviour,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub kad: kad::Behaviour<MemoryStore>,
@@ -36,6 +39,16 @@ pub const QUIC_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How many of a peer's addresses are dialed at once: the first to connect wins, so an address
 /// that drops packets does not hold up one that answers.
 pub const DIAL_CONCURRENCY: std::num::NonZeroU8 = std::num::NonZeroU8::new(8).unwrap();
+
+/// Connections per peer: one is all a peer needs; two dialing each other at once make two, and
+/// a TCP and a QUIC one may overlap while one replaces the other.
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 3;
+/// Connections being set up at once, each way: a flood of half-open handshakes is refused early.
+pub const MAX_PENDING_CONNECTIONS: u32 = 64;
+/// Established connections from peers that dialed this node, and in all. Each holds a socket
+/// (the descriptors the store needs too) and its buffers.
+pub const MAX_INBOUND_CONNECTIONS: u32 = 256;
+pub const MAX_CONNECTIONS: u32 = 512;
 
 /// Tunables that tests and the demo shorten.
 #[derive(Debug, Clone)]
@@ -121,7 +134,14 @@ impl Behaviour {
                 .with_max_concurrent_streams(512),
         );
 
+        let limits = ConnectionLimits::default()
+            .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+            .with_max_pending_incoming(Some(MAX_PENDING_CONNECTIONS))
+            .with_max_pending_outgoing(Some(MAX_PENDING_CONNECTIONS))
+            .with_max_established_incoming(Some(MAX_INBOUND_CONNECTIONS))
+            .with_max_established(Some(MAX_CONNECTIONS));
         Ok(Self {
+            limits: connection_limits::Behaviour::new(limits),
             identify: identify::Behaviour::new(
                 // What peers learn is the swarm's external addresses: the operator's, or the
                 // listen addresses worth advertising (`advertise.rs`).

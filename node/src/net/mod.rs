@@ -25,7 +25,10 @@ use tokio::sync::mpsc;
 use vidswarm_proto::wire::ANNOUNCE_TOPIC;
 use vidswarm_proto::{Hash, VideoId};
 
-pub use behaviour::{NetConfig, CONNECTION_TIMEOUT, DIAL_CONCURRENCY, QUIC_HANDSHAKE_TIMEOUT};
+pub use behaviour::{
+    NetConfig, CONNECTION_TIMEOUT, DIAL_CONCURRENCY, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER,
+    MAX_INBOUND_CONNECTIONS, MAX_PENDING_CONNECTIONS, QUIC_HANDSHAKE_TIMEOUT,
+};
 pub use client::{Client, NetError};
 pub use event_loop::dialing::DIAL_TIMEOUT;
 pub use event_loop::links::PeerLink;

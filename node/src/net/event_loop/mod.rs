@@ -360,6 +360,7 @@ impl EventLoop {
             BehaviourEvent::Gossipsub(e) => self.metrics.libp2p.record(e),
             BehaviourEvent::Ping(e) => self.metrics.libp2p.record(e),
             BehaviourEvent::Transfer(_) => {}
+            BehaviourEvent::Limits(never) => match *never {},
         }
         match event {
             // Identify is how a peer's listen addresses reach the DHT routing table, so a node
