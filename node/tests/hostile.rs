@@ -101,6 +101,26 @@ fn raw_swarm(timeout: Duration) -> Swarm<Raw> {
         .build()
 }
 
+/// Asks the peer at `addr` for a chunk it must refuse, and returns the error code it answered.
+async fn chunk_refusal(
+    swarm: &mut Swarm<Raw>,
+    addr: &Multiaddr,
+    fragment: Hash,
+    offset: u64,
+    len: u32,
+) -> ErrorCode {
+    let request = wire::encode(&Request::Chunk {
+        fragment,
+        offset,
+        len,
+        may_decline: false,
+    });
+    match Response::decode(&send_raw(swarm, addr, request).await.unwrap()).unwrap() {
+        Response::Error { code, .. } => code,
+        other => panic!("{len} bytes at {offset} were answered {other:?}"),
+    }
+}
+
 /// Sends `bytes` as a request to the peer at `addr` and returns its raw answer, or the failure.
 async fn send_raw(
     swarm: &mut Swarm<Raw>,
@@ -162,59 +182,20 @@ async fn malformed_and_oversized_requests_fail_alone_and_the_node_keeps_serving(
     });
     assert!(send_raw(&mut hostile, &addr, zero).await.is_err());
     // Well-formed but out of range: a clear error answer.
-    let beyond = wire::encode(&Request::Chunk {
-        fragment: m.fragments[0].blake3,
-        offset: 1 << 40,
-        len: 1024,
-        may_decline: false,
-    });
-    let answer = Response::decode(&send_raw(&mut hostile, &addr, beyond).await.unwrap()).unwrap();
-    assert!(
-        matches!(
-            answer,
-            Response::Error {
-                code: ErrorCode::BadRequest,
-                ..
-            }
-        ),
-        "{answer:?}"
+    let first = m.fragments[0].blake3;
+    assert_eq!(
+        chunk_refusal(&mut hostile, &addr, first, 1 << 40, 1024).await,
+        ErrorCode::BadRequest
     );
     // Unknown content: NotFound.
-    let unknown = wire::encode(&Request::Chunk {
-        fragment: Hash::of(b"?"),
-        offset: 0,
-        len: 1024,
-        may_decline: false,
-    });
-    let answer = Response::decode(&send_raw(&mut hostile, &addr, unknown).await.unwrap()).unwrap();
-    assert!(
-        matches!(
-            answer,
-            Response::Error {
-                code: ErrorCode::NotFound,
-                ..
-            }
-        ),
-        "{answer:?}"
+    assert_eq!(
+        chunk_refusal(&mut hostile, &addr, Hash::of(b"?"), 0, 1024).await,
+        ErrorCode::NotFound
     );
-
     // More than one of the manifest's chunks (16 KiB here), though within the fragment: refused.
-    let too_long = wire::encode(&Request::Chunk {
-        fragment: m.fragments[0].blake3,
-        offset: 0,
-        len: m.chunk_size * 2,
-        may_decline: false,
-    });
-    let answer = Response::decode(&send_raw(&mut hostile, &addr, too_long).await.unwrap()).unwrap();
-    assert!(
-        matches!(
-            answer,
-            Response::Error {
-                code: ErrorCode::BadRequest,
-                ..
-            }
-        ),
-        "{answer:?}"
+    assert_eq!(
+        chunk_refusal(&mut hostile, &addr, first, 0, m.chunk_size * 2).await,
+        ErrorCode::BadRequest
     );
 
     // The node still serves an honest peer.
