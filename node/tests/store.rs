@@ -486,3 +486,66 @@ fn a_name_dated_far_ahead_is_refused_and_no_date_overflows() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_damaged_collection_keeps_its_good_names_and_is_kept_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = VideoId(Hash::of(b"a"));
+    let good = format!(r#""good.mp4":{{"uploaded_at_ms":5,"video":"{a}"}}"#);
+    // One entry damaged, one name that is not a plain file name, one good entry.
+    let damaged = format!(
+        r#"{{"names":{{"bad.mp4":{{"uploaded_at_ms":"x"}},"a/b":{{"uploaded_at_ms":1,"video":"{a}"}},{good}}}}}"#
+    );
+    fs::write(dir.path().join("collection.json"), &damaged).unwrap();
+    let (store, report) = Store::open(dir.path()).unwrap();
+    assert_eq!(store.named("good.mp4").map(|e| e.video), Some(a));
+    assert_eq!(store.collection().len(), 1);
+    assert_eq!(report.dropped.len(), 1, "{report:?}");
+    let aside: Vec<String> = names(dir.path())
+        .into_iter()
+        .filter(|n| n.starts_with("collection.damaged-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{:?}", names(dir.path()));
+    assert_eq!(
+        fs::read_to_string(dir.path().join(&aside[0])).unwrap(),
+        damaged
+    );
+    drop(store);
+    // The good names were written back: the next start is clean and keeps them.
+    let store = open_store(dir.path());
+    assert_eq!(store.named("good.mp4").map(|e| e.video), Some(a));
+
+    // A file that is not JSON at all: no names, the file kept aside, the node starts.
+    drop(store);
+    fs::write(dir.path().join("collection.json"), b"{\"names\": {\"trunc").unwrap();
+    let (store, report) = Store::open(dir.path()).unwrap();
+    assert!(store.collection().is_empty());
+    assert_eq!(report.dropped.len(), 1);
+}
+
+#[test]
+fn the_largest_collection_the_store_can_write_reads_back() {
+    use vidswarm_node::store::MAX_NAMES;
+    use vidswarm_proto::MAX_SOURCE_NAME_BYTES;
+    let dir = tempfile::tempdir().unwrap();
+    let video = VideoId(Hash::of(b"v")).to_string();
+    // MAX_NAMES names of the longest length, all quotes (each escaped to two bytes) but for a
+    // distinct tail, dated u64::MAX: the worst case for the file's size.
+    let names: serde_json::Map<String, serde_json::Value> = (0..MAX_NAMES)
+        .map(|i| {
+            let tail = format!("{i:05}");
+            let name = format!("{}{tail}", "\"".repeat(MAX_SOURCE_NAME_BYTES - tail.len()));
+            let entry = serde_json::json!({ "uploaded_at_ms": u64::MAX, "video": video });
+            (name, entry)
+        })
+        .collect();
+    let json = serde_json::to_vec_pretty(&serde_json::json!({ "names": names })).unwrap();
+    assert!(
+        json.len() > 4 << 20,
+        "the case the old 4 MiB limit failed: {}",
+        json.len()
+    );
+    fs::write(dir.path().join("collection.json"), json).unwrap();
+    let store = open_store(dir.path());
+    assert_eq!(store.collection().len(), MAX_NAMES);
+}

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::PoisonError;
 
 use serde::{Deserialize, Serialize};
-use vidswarm_proto::{is_plain_file_name, VideoId};
+use vidswarm_proto::{is_plain_file_name, VideoId, MAX_SOURCE_NAME_BYTES};
 
 use super::error::StoreError;
 use super::{read_bounded, Store};
@@ -20,7 +20,10 @@ pub const MAX_NAMES: usize = 10_000;
 /// How far ahead of this node's clock a peer's name entry may be dated: clocks drift, but an
 /// entry dated far ahead (up to `u64::MAX`) would win over every later upload of that name.
 pub const MAX_AHEAD_MS: u64 = 24 * 60 * 60 * 1000;
-const MAX_COLLECTION_BYTES: usize = 4 << 20;
+/// The collection file's read limit, above the largest file the store can write: `MAX_NAMES`
+/// names of `MAX_SOURCE_NAME_BYTES` bytes that all need escaping (`"` becomes `\"`; names hold
+/// no `\` or control characters), each with its entry and pretty-printing.
+const MAX_COLLECTION_BYTES: usize = MAX_NAMES * (2 * MAX_SOURCE_NAME_BYTES + 256) + 1024;
 
 /// What a name means. Ordered by time, then video id: the greater entry wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -47,24 +50,58 @@ struct CollectionFile {
 
 pub(super) type Names = BTreeMap<String, NamedEntry>;
 
-/// Reads `ROOT/collection.json`; a missing file is an empty collection. Names that are not plain
-/// file names are left out (the file is only ever written by the store, but stay strict).
-pub(super) fn load(root: &Path) -> Result<Names, StoreError> {
+/// What `ROOT/collection.json` held: the good names, and what was wrong with the rest.
+pub(super) struct Loaded {
+    pub names: Names,
+    /// Why some entries were left out (their file should be kept aside), if any were.
+    pub damage: Option<String>,
+}
+
+/// Reads `ROOT/collection.json`; a missing file is an empty collection. An entry that does not
+/// parse, or whose name is not a plain file name, is left out and the others kept: damage to
+/// one entry never costs the node the rest of its names.
+pub(super) fn load(root: &Path) -> Result<Loaded, StoreError> {
     let path = root.join(COLLECTION);
     if !super::write::exists(&path)? {
-        return Ok(Names::new());
+        return Ok(Loaded {
+            names: Names::new(),
+            damage: None,
+        });
     }
     let bytes = read_bounded(&path, MAX_COLLECTION_BYTES)?;
-    let file: CollectionFile = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+    let file: LenientFile = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
         path: path.clone(),
         reason: e.to_string(),
     })?;
-    Ok(file
-        .names
-        .into_iter()
-        .filter(|(name, _)| is_plain_file_name(name))
-        .take(MAX_NAMES)
-        .collect())
+    let mut names = Names::new();
+    let mut bad = 0;
+    for (name, entry) in file.names {
+        match serde_json::from_value::<NamedEntry>(entry) {
+            Ok(entry) if is_plain_file_name(&name) && names.len() < MAX_NAMES => {
+                names.insert(name, entry);
+            }
+            _ => bad += 1,
+        }
+    }
+    let damage = (bad > 0).then(|| format!("{bad} entries are not valid names"));
+    Ok(Loaded { names, damage })
+}
+
+/// The file's shape, with each entry still unparsed.
+#[derive(Deserialize)]
+struct LenientFile {
+    names: BTreeMap<String, serde_json::Value>,
+}
+
+/// Writes `names` as `ROOT/collection.json`, durably (through a temp file in `tmp`).
+pub(super) fn write(root: &Path, tmp: &Path, names: &Names) -> Result<(), StoreError> {
+    let json = serde_json::to_vec_pretty(&CollectionFile {
+        names: names.clone(),
+    })
+    .expect("the collection serialises");
+    let mut file = super::write::TempFile::create(tmp, "collection-")?;
+    file.write_all(&json)?;
+    file.persist(&root.join(COLLECTION))
 }
 
 impl Store {
@@ -153,14 +190,7 @@ impl Store {
         name: &str,
         previous: Option<NamedEntry>,
     ) -> Result<(), StoreError> {
-        let json = serde_json::to_vec_pretty(&CollectionFile {
-            names: names.clone(),
-        })
-        .expect("the collection serialises");
-        let written = self
-            .temp()
-            .and_then(|mut tmp| tmp.write_all(&json).map(|()| tmp))
-            .and_then(|tmp| tmp.persist(&self.inner.root.join(COLLECTION)));
+        let written = write(&self.inner.root, &self.tmp_dir(), names);
         if written.is_err() {
             match previous {
                 Some(old) => names.insert(name.to_owned(), old),

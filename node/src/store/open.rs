@@ -152,19 +152,37 @@ impl Check<'_> {
         Ok(held)
     }
 
-    /// The default collection; an unreadable one is deleted and reported (names are re-learned
-    /// from the swarm's announcements).
+    /// The default collection. A damaged file is kept aside (`collection.damaged-<ms>.json`)
+    /// and reported, and the names that could be read are written back: none are lost that
+    /// could be read, and what could not stays for the operator to look at.
     fn collection(&mut self) -> Result<super::collection::Names, StoreError> {
-        let reason = match super::collection::load(self.root) {
-            Err(StoreError::Corrupt { reason, .. }) => reason,
-            Err(e @ StoreError::TooLarge { .. }) => e.to_string(),
-            other => return other,
+        let (names, reason) = match super::collection::load(self.root) {
+            Ok(loaded) => match loaded.damage {
+                None => return Ok(loaded.names),
+                Some(reason) => (loaded.names, reason),
+            },
+            Err(StoreError::Corrupt { reason, .. }) => (Default::default(), reason),
+            Err(e @ StoreError::TooLarge { .. }) => (Default::default(), e.to_string()),
+            Err(other) => return Err(other),
         };
         let path = self.root.join(super::collection::COLLECTION);
-        tracing::warn!(path = %path.display(), %reason, "deleting from the data dir");
-        fs::remove_file(&path).map_err(io_err("delete", &path))?;
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let aside = self.root.join(format!("collection.damaged-{ms}.json"));
+        fs::rename(&path, &aside).map_err(io_err("keep aside", &path))?;
+        sync_dir(self.root)?;
+        tracing::warn!(path = %path.display(), kept_as = %aside.display(), %reason, good = names.len(), "the collection file is damaged");
+        if !names.is_empty() {
+            super::collection::write(self.root, &self.root.join(TMP), &names)?;
+        }
+        let reason = format!(
+            "{reason}; kept as {}, {} names read",
+            aside.display(),
+            names.len()
+        );
         self.report.dropped.push((path, reason));
-        Ok(Default::default())
+        Ok(names)
     }
 
     fn drop(&mut self, entry: &DirEntry, reason: String) -> Result<(), StoreError> {
