@@ -101,6 +101,17 @@ fn raw_swarm(timeout: Duration) -> Swarm<Raw> {
         .build()
 }
 
+/// A node holding a small video (3 fragments of 40,000 bytes, from `seed`), and its address.
+async fn seeded_node(seed: u64) -> (common::swarm::TestNode, vidswarm_proto::Manifest, Multiaddr) {
+    let a = start(&[], false).await;
+    let split = tempfile::tempdir().unwrap();
+    let frags: Vec<Vec<u8>> = (0..3).map(|i| common::bytes(seed + i, 40_000)).collect();
+    let m = common::write_split_dir(split.path(), &frags);
+    a.node.import_split(split.path()).await.unwrap();
+    let addr = a.node.listen_addrs()[0].clone();
+    (a, m, addr)
+}
+
 /// Asks the peer at `addr` for a chunk it must refuse, and returns the error code it answered.
 async fn chunk_refusal(
     swarm: &mut Swarm<Raw>,
@@ -158,12 +169,7 @@ async fn send_raw(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_oversized_requests_fail_alone_and_the_node_keeps_serving() {
-    let a = start(&[], false).await;
-    let split = tempfile::tempdir().unwrap();
-    let frags: Vec<Vec<u8>> = (0..3).map(|i| common::bytes(70 + i, 40_000)).collect();
-    let m = common::write_split_dir(split.path(), &frags);
-    a.node.import_split(split.path()).await.unwrap();
-    let addr = a.node.listen_addrs()[0].clone();
+    let (a, m, addr) = seeded_node(70).await;
     let mut hostile = hostile_swarm();
 
     // Garbage and a request far over the 1 KiB limit: the node drops the stream, nothing else.
@@ -337,12 +343,7 @@ async fn a_stalled_holder_costs_nothing_once_the_end_game_starts() {
 async fn a_peer_that_dials_again_and_again_keeps_a_bounded_number_of_connections() {
     use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
     use vidswarm_node::net::MAX_CONNECTIONS_PER_PEER;
-    let a = start(&[], false).await;
-    let split = tempfile::tempdir().unwrap();
-    let frags: Vec<Vec<u8>> = (0..3).map(|i| common::bytes(90 + i, 40_000)).collect();
-    let m = common::write_split_dir(split.path(), &frags);
-    a.node.import_split(split.path()).await.unwrap();
-    let addr = a.node.listen_addrs()[0].clone();
+    let (a, m, addr) = seeded_node(90).await;
     let Some(libp2p::multiaddr::Protocol::P2p(peer)) = addr.iter().last() else {
         panic!("address without /p2p: {addr}");
     };
