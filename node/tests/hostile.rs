@@ -101,6 +101,16 @@ fn raw_swarm(timeout: Duration) -> Swarm<Raw> {
         .build()
 }
 
+/// A new node bootstrapped from `a` fetches all of `m` from it.
+async fn an_honest_peer_fetches(a: &common::swarm::TestNode, m: &vidswarm_proto::Manifest) {
+    let b = start(&[a], false).await;
+    b.node
+        .fetch(m.video_id, &FetchOptions::default())
+        .await
+        .unwrap();
+    assert!(holds_all(&b, m));
+}
+
 /// A node holding a small video (3 fragments of 40,000 bytes, from `seed`), and its address.
 async fn seeded_node(seed: u64) -> (common::swarm::TestNode, vidswarm_proto::Manifest, Multiaddr) {
     let a = start(&[], false).await;
@@ -205,12 +215,7 @@ async fn malformed_and_oversized_requests_fail_alone_and_the_node_keeps_serving(
     );
 
     // The node still serves an honest peer.
-    let b = start(&[&a], false).await;
-    b.node
-        .fetch(m.video_id, &FetchOptions::default())
-        .await
-        .unwrap();
-    assert!(holds_all(&b, &m));
+    an_honest_peer_fetches(&a, &m).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -380,10 +385,5 @@ async fn a_peer_that_dials_again_and_again_keeps_a_bounded_number_of_connections
     }
     assert!(hostile.is_connected(&peer), "the allowed ones stay");
 
-    let b = start(&[&a], false).await;
-    b.node
-        .fetch(m.video_id, &FetchOptions::default())
-        .await
-        .unwrap();
-    assert!(holds_all(&b, &m));
+    an_honest_peer_fetches(&a, &m).await;
 }
