@@ -203,8 +203,8 @@ impl SseParser {
 mod tests {
     use super::*;
 
-    /// A server on 127.0.0.1 that answers any request with `head` and then `body_byte` for ever
-    /// (until the client goes).
+    /// A server on 127.0.0.1 that answers any request with `head` and then a chunked body that
+    /// never ends (until the client goes).
     async fn endless_server(head: &'static str) -> String {
         use tokio::io::AsyncWriteExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

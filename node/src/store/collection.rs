@@ -94,7 +94,7 @@ struct LenientFile {
 }
 
 /// Writes `names` as `ROOT/collection.json`, durably (through a temp file in `tmp`).
-pub(super) fn write(root: &Path, tmp: &Path, names: &Names) -> Result<(), StoreError> {
+pub(super) fn write_file(root: &Path, tmp: &Path, names: &Names) -> Result<(), StoreError> {
     let json = serde_json::to_vec_pretty(&CollectionFile {
         names: names.clone(),
     })
@@ -190,7 +190,7 @@ impl Store {
         name: &str,
         previous: Option<NamedEntry>,
     ) -> Result<(), StoreError> {
-        let written = write(&self.inner.root, &self.tmp_dir(), names);
+        let written = write_file(&self.inner.root, &self.tmp_dir(), names);
         if written.is_err() {
             match previous {
                 Some(old) => names.insert(name.to_owned(), old),

@@ -174,7 +174,7 @@ impl Check<'_> {
         sync_dir(self.root)?;
         tracing::warn!(path = %path.display(), kept_as = %aside.display(), %reason, good = names.len(), "the collection file is damaged");
         if !names.is_empty() {
-            super::collection::write(self.root, &self.root.join(TMP), &names)?;
+            super::collection::write_file(self.root, &self.root.join(TMP), &names)?;
         }
         let reason = format!(
             "{reason}; kept as {}, {} names read",
