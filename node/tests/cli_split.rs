@@ -91,6 +91,35 @@ impl Rng {
     }
 }
 
+/// No ffmpeg or ffprobe started by a killed split is still running a moment later: an orphan
+/// would go on writing into the staging dir the next split clears.
+fn assert_no_tool_outlives_its_split(out: &Path, round: u32) {
+    let needle = out.as_os_str().as_encoded_bytes();
+    let running = || -> Vec<String> {
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        procs
+            .flatten()
+            .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+            .filter(|cmd| cmd.windows(needle.len()).any(|w| w == needle))
+            .map(|cmd| String::from_utf8_lossy(&cmd).replace('\0', " "))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let left = running();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "round {round}: tools of the killed split still run: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_split_killed_at_random_points_never_stops_the_next_split_into_the_same_dir() {
     if !have_ffmpeg() {
@@ -141,6 +170,7 @@ fn a_split_killed_at_random_points_never_stops_the_next_split_into_the_same_dir(
                 child.kill().unwrap();
                 child.wait().unwrap();
                 eprintln!("round {round}: killed at {} ms", at.as_millis());
+                assert_no_tool_outlives_its_split(&out, round);
                 // Whatever a kill leaves, a manifest that is there is whole.
                 if out.join("manifest.json").exists() {
                     let m = vidswarm_splitter::read_manifest(&out).unwrap();

@@ -92,7 +92,7 @@ impl OutputDir {
                 .starts_with(STAGING_PREFIX)
             {
                 tracing::info!(path = %entry.path().display(), "removing the staging dir of an interrupted split");
-                fs::remove_dir_all(entry.path())
+                remove_dir_settled(&entry.path())
                     .map_err(|e| io("cannot remove stale staging dir", &entry.path(), e))?;
             }
         }
@@ -171,5 +171,21 @@ fn io(what: &'static str, path: &Path, source: std::io::Error) -> SplitError {
         what,
         path: path.to_owned(),
         source,
+    }
+}
+
+/// Removes `dir`, trying again for a moment when something still creates files in it: a tool
+/// child of a killed split gets its SIGKILL as its parent dies, but may finish one last write.
+fn remove_dir_settled(dir: &Path) -> std::io::Result<()> {
+    const ATTEMPTS: u32 = 20;
+    let mut attempt = 0;
+    loop {
+        match fs::remove_dir_all(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && attempt < ATTEMPTS => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            other => return other,
+        }
     }
 }

@@ -62,7 +62,7 @@ impl Tools {
 
     /// Decodes every stream of `path` and returns what ffmpeg complained about (empty: clean).
     pub fn decode_errors(&self, path: &std::path::Path) -> Result<String, ToolError> {
-        let out = Command::new(&self.ffmpeg)
+        let out = tool_command(&self.ffmpeg)
             .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
             .arg(file_url(path))
             .args(["-f", "null", "-"])
@@ -114,7 +114,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let mut cmd = Command::new(path);
+    let mut cmd = tool_command(path);
     cmd.args(args).stdin(Stdio::null());
     tracing::debug!(?cmd, "running {tool}");
     let out = cmd.output().map_err(|e| spawn_error(tool, env, path, e))?;
@@ -126,6 +126,33 @@ where
         });
     }
     Ok(out.stdout)
+}
+
+/// A command for a tool that dies with the process that started it: a split killed with
+/// SIGKILL must not leave an ffmpeg writing into its staging dir while the next split clears it.
+fn tool_command(path: &Path) -> Command {
+    #[allow(unused_mut)]
+    let mut cmd = Command::new(path);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        let parent = std::process::id();
+        // SAFETY: the closure runs in the forked child before exec and only calls prctl and
+        // getppid, both async-signal-safe; it allocates nothing and takes no lock.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent may have died between fork and prctl: then nobody waits for us.
+                if libc::getppid() as u32 != parent {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+    }
+    cmd
 }
 
 fn spawn_error(tool: &'static str, env: &'static str, path: &Path, e: std::io::Error) -> ToolError {
