@@ -73,3 +73,36 @@ fn docs_protocol_quotes_the_limits_from_their_constants() {
         "docs/protocol.md no longer says: {missing:#?}"
     );
 }
+
+const SECURITY: &str = include_str!("../../docs/security.md");
+
+#[test]
+fn docs_security_quotes_the_http_limits_from_their_constants() {
+    use vidswarm_node::http::{
+        DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_SEND_TIMEOUT,
+    };
+    let doc = SECURITY.split_whitespace().collect::<Vec<_>>().join(" ");
+    let quoted = [
+        format!("{DEFAULT_MAX_CONNECTIONS} at once (`--http-max-connections`)"),
+        format!(
+            "within {} s (`--http-header-timeout`)",
+            DEFAULT_HEADER_TIMEOUT.as_secs()
+        ),
+        format!(
+            "after {} s with no byte (`--http-body-timeout`)",
+            DEFAULT_BODY_TIMEOUT.as_secs()
+        ),
+        format!(
+            "after {} s in which the client read nothing (`--http-send-timeout`)",
+            DEFAULT_SEND_TIMEOUT.as_secs()
+        ),
+    ];
+    let missing: Vec<&String> = quoted
+        .iter()
+        .filter(|q| !doc.contains(q.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/security.md no longer says: {missing:#?}"
+    );
+}

@@ -45,6 +45,36 @@ pub struct NodeArgs {
     /// HTTP uploads streaming in at once; more are answered 503.
     #[arg(long, env = "VIDSWARM_MAX_UPLOADS", default_value_t = crate::http::DEFAULT_MAX_UPLOADS)]
     pub max_uploads: usize,
+    /// HTTP connections served at once; the listener waits beyond.
+    #[arg(long, env = "VIDSWARM_HTTP_MAX_CONNECTIONS", default_value_t = crate::http::DEFAULT_MAX_CONNECTIONS)]
+    pub http_max_connections: usize,
+    /// Seconds a client has to send a request's headers (also the idle time of a kept-alive
+    /// connection).
+    #[arg(long, env = "VIDSWARM_HTTP_HEADER_TIMEOUT", default_value_t = crate::http::DEFAULT_HEADER_TIMEOUT.as_secs_f64())]
+    pub http_header_timeout: f64,
+    /// Seconds a request body may send nothing before the request fails.
+    #[arg(long, env = "VIDSWARM_HTTP_BODY_TIMEOUT", default_value_t = crate::http::DEFAULT_BODY_TIMEOUT.as_secs_f64())]
+    pub http_body_timeout: f64,
+    /// Seconds a response may wait for a client that reads nothing before its connection ends.
+    #[arg(long, env = "VIDSWARM_HTTP_SEND_TIMEOUT", default_value_t = crate::http::DEFAULT_SEND_TIMEOUT.as_secs_f64())]
+    pub http_send_timeout: f64,
+    /// A host name the HTTP API answers for, beside IP addresses, localhost and *.localhost
+    /// (requests for other names are refused, against DNS rebinding); repeatable; `*` for any.
+    #[arg(long, env = "VIDSWARM_ALLOW_HOST", value_delimiter = ',')]
+    pub allow_host: Vec<String>,
+    /// An origin (`https://app.example`) whose web pages may use the API (CORS) and write to
+    /// it; repeatable; `*` lets any page read. Off by default: only the node's own pages.
+    #[arg(long, env = "VIDSWARM_CORS_ORIGIN", value_delimiter = ',')]
+    pub cors_origin: Vec<String>,
+}
+
+/// Seconds from the command line as a duration: at least 1 ms, at most a day.
+fn seconds(s: f64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(if s.is_finite() {
+        s.clamp(0.001, 86_400.0)
+    } else {
+        86_400.0
+    })
 }
 
 pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
@@ -85,6 +115,16 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
             max_upload: args.max_upload,
             api_token: args.api_token.map(Into::into),
             max_uploads: args.max_uploads.max(1),
+            limits: crate::http::ServerLimits {
+                max_connections: args.http_max_connections.max(1),
+                header_timeout: seconds(args.http_header_timeout),
+                body_timeout: seconds(args.http_body_timeout),
+                send_timeout: seconds(args.http_send_timeout),
+            },
+            web: crate::http::WebPolicy {
+                allowed_hosts: args.allow_host,
+                cors_origins: args.cors_origin,
+            },
         });
         let stopped = stop.clone().cancelled_owned();
         http = Some(tokio::spawn(async move {

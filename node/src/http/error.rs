@@ -12,7 +12,7 @@ use crate::store::StoreError;
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// A stable, machine-readable code: `bad_request`, `unauthorized`, `not_found`, `conflict`,
+    /// A stable, machine-readable code: `bad_request`, `unauthorized`, `forbidden`, `not_found`, `conflict`,
     /// `too_large`, `range_not_satisfiable`, `unavailable`, `internal`.
     pub error: String,
     /// What went wrong, for a person.
@@ -61,6 +61,13 @@ impl ApiError {
         }
     }
 
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            message: message.into(),
+        }
+    }
+
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::SERVICE_UNAVAILABLE,
@@ -79,6 +86,7 @@ impl ApiError {
         match self.status {
             StatusCode::BAD_REQUEST => "bad_request",
             StatusCode::UNAUTHORIZED => "unauthorized",
+            StatusCode::FORBIDDEN => "forbidden",
             StatusCode::NOT_FOUND => "not_found",
             StatusCode::CONFLICT => "conflict",
             StatusCode::PAYLOAD_TOO_LARGE => "too_large",

@@ -22,10 +22,13 @@ mod conn;
 mod error;
 mod events;
 mod extract;
+mod guard;
 mod incoming;
 mod legacy;
 mod playback;
 mod range;
+mod server;
+mod stall;
 mod ui;
 mod upload;
 
@@ -39,6 +42,11 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use error::{ApiError, ErrorBody};
+pub use guard::WebPolicy;
+pub use server::{
+    ServerLimits, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_SEND_TIMEOUT,
+};
 
 use crate::service::Service;
 
@@ -52,6 +60,10 @@ pub struct HttpConfig {
     /// Fragment uploads streaming in at once; more are answered 503 (each may fill `max_upload`
     /// bytes of the data dir's `tmp/` before it is checked).
     pub max_uploads: usize,
+    /// Connections and timeouts.
+    pub limits: ServerLimits,
+    /// Which hosts the API answers for, and which other sites' pages may use it.
+    pub web: WebPolicy,
 }
 
 /// 1 GiB: a fragment of a long 4K video, far above the 10 % of a typical upload.
@@ -65,6 +77,8 @@ impl Default for HttpConfig {
             max_upload: DEFAULT_MAX_UPLOAD,
             api_token: None,
             max_uploads: DEFAULT_MAX_UPLOADS,
+            limits: ServerLimits::default(),
+            web: WebPolicy::default(),
         }
     }
 }
@@ -151,7 +165,7 @@ impl AppState {
         legacy::SentReport,
         legacy::SendFailure,
     )),
-    modifiers(&BearerScheme),
+    modifiers(&BearerScheme, &ForbiddenEverywhere),
     tags(
         (name = "node", description = "This node"),
         (name = "videos", description = "Videos and fragments"),
@@ -173,8 +187,36 @@ impl Modify for BearerScheme {
     }
 }
 
+/// Every route may answer 403: the host and cross-site checks (`guard.rs`) run before any handler.
+struct ForbiddenEverywhere;
+
+impl Modify for ForbiddenEverywhere {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Content, Ref, ResponseBuilder};
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.put, &mut item.post];
+            for operation in operations.into_iter().flatten() {
+                operation
+                    .responses
+                    .responses
+                    .entry("403".to_owned())
+                    .or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description("A host name this node does not answer for (--allow-host), or a write from another site's page (--cors-origin)")
+                            .content(
+                                "application/json",
+                                Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                            )
+                            .into()
+                    });
+            }
+        }
+    }
+}
+
 /// The whole router; `tests.rs` calls it without a socket.
 pub fn app(state: AppState) -> Router {
+    let web = Arc::new(state.config.web.clone());
     // Routes that change state: behind the bearer token when one is set.
     let writes = Router::new()
         // Bodies read whole get their own, small limits (the router's is for fragment uploads).
@@ -197,8 +239,12 @@ pub fn app(state: AppState) -> Router {
             state.config.api_token.clone(),
             auth::require_token,
         ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            web.clone(),
+            guard::refuse_cross_site,
+        ))
         .route_layer(axum::middleware::from_fn(conn::close_if_body_unread));
-    Router::new()
+    let router = Router::new()
         .route("/health", get(api::health))
         .route("/events", get(events::events))
         .route("/metrics", get(api::metrics))
@@ -240,7 +286,13 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(
             usize::try_from(state.config.max_upload.saturating_add(64 << 10)).unwrap_or(usize::MAX),
         ))
-        .merge(SwaggerUi::new("/swagger-ui").url("/api-docs/openapi.json", ApiDoc::openapi()))
+        .merge(SwaggerUi::new("/swagger-ui").url("/api-docs/openapi.json", ApiDoc::openapi()));
+    let router = match web.cors() {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
+        .layer(axum::middleware::from_fn_with_state(web, guard::check_host))
         .with_state(state)
 }
 /// Serves `app` on `listener` until `shutdown` completes.
@@ -249,9 +301,8 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = state.config.limits.clone();
+    server::serve_router(listener, app(state), limits, shutdown).await
 }
 
 #[cfg(test)]
