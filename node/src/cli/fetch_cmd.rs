@@ -27,6 +27,7 @@ pub struct FetchArgs {
     pub data: Option<PathBuf>,
     pub seed_after: u64,
     pub timeout: u64,
+    pub swarm_key: Option<libp2p::pnet::PreSharedKey>,
 }
 
 pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
@@ -54,6 +55,7 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
         cfg.listen = args.listen;
     }
     cfg.bootstrap = args.bootstrap;
+    cfg.net.swarm_key = args.swarm_key;
     cfg.auto_fetch = false;
     cfg.fetch.provide = args.seed_after > 0;
     let node = Node::start(cfg)

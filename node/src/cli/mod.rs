@@ -107,7 +107,12 @@ enum Command {
         /// Give up after this many seconds without progress.
         #[arg(long, default_value_t = 30)]
         timeout: u64,
+        /// The private swarm's key file (Kubo's `swarm.key` format); see `vidswarm node --help`.
+        #[arg(long, env = "VIDSWARM_SWARM_KEY", conflicts_with = "node")]
+        swarm_key: Option<PathBuf>,
     },
+    /// Print a new private swarm key (Kubo's `swarm.key` format) for `--swarm-key FILE`.
+    SwarmKey,
     /// Show a running node's state through its HTTP API; exits non-zero if it does not answer.
     Status {
         /// The node's HTTP API.
@@ -208,6 +213,16 @@ pub fn run() -> anyhow::Result<ExitCode> {
             let fragments = fetch_cmd::parse_fragments(&fragments)?;
             runtime()?.block_on(remote_cmd::fetch(&api, video, fragments, &out))
         }
+        Command::SwarmKey => {
+            use std::io::Read;
+            let mut key = [0u8; 32];
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| f.read_exact(&mut key))
+                .context("cannot read random bytes from /dev/urandom")?;
+            let text = libp2p::pnet::PreSharedKey::new(key).to_string();
+            println!("{}", text.trim_end());
+            Ok(())
+        }
         Command::Status { node, quiet } => {
             init_logging("warn");
             let api = remote::Api::new(&node, None)?;
@@ -235,9 +250,14 @@ pub fn run() -> anyhow::Result<ExitCode> {
             listen,
             seed_after,
             timeout,
+            swarm_key,
             ..
         } => {
             init_logging("warn");
+            let swarm_key = swarm_key
+                .as_deref()
+                .map(node_cmd::read_swarm_key)
+                .transpose()?;
             runtime()?.block_on(fetch_cmd::run(fetch_cmd::FetchArgs {
                 video,
                 fragments,
@@ -247,6 +267,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 data,
                 seed_after,
                 timeout,
+                swarm_key,
             }))
         }
         Command::Demo {

@@ -66,6 +66,29 @@ pub struct NodeArgs {
     /// it; repeatable; `*` lets any page read. Off by default: only the node's own pages.
     #[arg(long, env = "VIDSWARM_CORS_ORIGIN", value_delimiter = ',')]
     pub cors_origin: Vec<String>,
+    /// Join a private swarm: only nodes with this pre-shared key (a file in Kubo's `swarm.key`
+    /// format: `/key/swarm/psk/1.0.0/`, `/base16/`, 64 hex digits) can connect. libp2p's pnet
+    /// runs over TCP only, so such a node neither listens nor dials on QUIC.
+    #[arg(long, env = "VIDSWARM_SWARM_KEY")]
+    pub swarm_key: Option<PathBuf>,
+}
+
+/// Reads and parses a swarm key file, refusing anything larger than a key file can be.
+pub fn read_swarm_key(path: &std::path::Path) -> anyhow::Result<libp2p::pnet::PreSharedKey> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| {
+            f.take(crate::net::MAX_SWARM_KEY_BYTES + 1)
+                .read_to_string(&mut text)
+        })
+        .with_context(|| format!("cannot read the swarm key {}", path.display()))?;
+    anyhow::ensure!(
+        text.len() as u64 <= crate::net::MAX_SWARM_KEY_BYTES,
+        "{} is too large for a swarm key",
+        path.display()
+    );
+    crate::net::parse_swarm_key(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// Seconds from the command line as a duration: at least 1 ms, at most a day.
@@ -86,6 +109,11 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     cfg.net.external = args.external_address;
     cfg.auto_fetch = !args.no_auto_fetch;
     cfg.announce_every = std::time::Duration::from_secs(args.announce_every.max(1));
+    if let Some(path) = &args.swarm_key {
+        let key = read_swarm_key(path)?;
+        tracing::info!(target: "vidswarm", fingerprint = %key.fingerprint(), "private swarm: only nodes with this key can connect (TCP only)");
+        cfg.net.swarm_key = Some(key);
+    }
     let node = Node::start(cfg)
         .await
         .with_context(|| format!("cannot start a node on {}", args.data.display()))?;

@@ -8,7 +8,7 @@ use libp2p::identity::Keypair;
 use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{gossipsub, identify, kad, noise, ping, tcp, yamux, StreamProtocol, Swarm};
+use libp2p::{gossipsub, identify, kad, ping, StreamProtocol, Swarm};
 use vidswarm_proto::wire::{MAX_ANNOUNCEMENT_BYTES, TRANSFER_PROTOCOL};
 
 use super::client::NetError;
@@ -62,6 +62,9 @@ pub struct NetConfig {
     /// How long a stopping node waits at most for its peers to confirm that its goodbyes
     /// arrived (`Request::Leaving`); usually they do within a round trip.
     pub goodbye_wait: Duration,
+    /// A private swarm's pre-shared key (`--swarm-key`): only nodes with the same key can
+    /// connect, over TCP only.
+    pub swarm_key: Option<libp2p::pnet::PreSharedKey>,
 }
 
 impl Default for NetConfig {
@@ -72,6 +75,7 @@ impl Default for NetConfig {
             idle_timeout: Duration::from_secs(5 * 60),
             external: Vec::new(),
             goodbye_wait: Duration::from_secs(1),
+            swarm_key: None,
         }
     }
 }
@@ -170,18 +174,14 @@ pub fn build_swarm(
     registry: &mut prometheus_client::registry::Registry,
 ) -> Result<Swarm<Behaviour>, NetError> {
     let idle = cfg.idle_timeout;
+    let swarm_key = cfg.swarm_key;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| build_error("TCP transport", e))?
-        .with_quic_config(|mut c| {
-            c.handshake_timeout = QUIC_HANDSHAKE_TIMEOUT;
-            c
+        .with_other_transport(|key| {
+            super::transport::build(key, swarm_key)
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
         })
+        .map_err(|e| build_error("transports", e))?
         .with_dns()
         .map_err(|e| build_error("DNS resolver", e))?
         .with_bandwidth_metrics(registry)

@@ -1,7 +1,8 @@
 //! The swarm side of a node. One task (`EventLoop`) owns the libp2p `Swarm`; everything else
 //! holds a cloneable [`Client`] and sends it commands.
 //!
-//! - `behaviour.rs`: the composed behaviour and the transport stack.
+//! - `behaviour.rs`: the composed behaviour and the swarm's build.
+//! - `transport.rs`: TCP and QUIC, or TCP behind a private swarm's key.
 //! - `codec.rs`: framing of the transfer protocol with hard size limits.
 //! - `client.rs`: [`Client`] and its commands.
 //! - `event_loop.rs`: the loop: swarm events, commands, DHT queries, gossip validation.
@@ -17,6 +18,7 @@ mod codec;
 mod event_loop;
 mod peers;
 mod serve;
+mod transport;
 
 use libp2p::gossipsub::IdentTopic;
 use libp2p::identity::Keypair;
@@ -33,6 +35,7 @@ pub use client::{Client, NetError};
 pub use event_loop::dialing::DIAL_TIMEOUT;
 pub use event_loop::links::PeerLink;
 pub use peers::{Peers, FIRST_BACKOFF, MAX_BACKOFF};
+pub use transport::{parse_swarm_key, usable_with_swarm_key, MAX_SWARM_KEY_BYTES};
 
 /// Inbound requests served at once; more are answered `Busy` so a flood cannot queue without
 /// bound.

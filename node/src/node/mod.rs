@@ -109,10 +109,22 @@ impl Node {
         let events = events::channel(cfg.events_buffer);
         let (client, swarm_task) = net::spawn(key, store.clone(), events, &cfg.net)?;
         let mut rx = client.subscribe();
-        for addr in &cfg.listen {
-            client.listen(addr.clone()).await?;
+        // A private swarm speaks TCP only: its QUIC listen addresses are left out.
+        let listen: Vec<&Multiaddr> = cfg
+            .listen
+            .iter()
+            .filter(|addr| {
+                let usable = cfg.net.swarm_key.is_none() || net::usable_with_swarm_key(addr);
+                if !usable {
+                    warn!(%addr, "not listening on a QUIC address: a private swarm (--swarm-key) is TCP only");
+                }
+                usable
+            })
+            .collect();
+        for addr in &listen {
+            client.listen((*addr).clone()).await?;
         }
-        let listen_addrs = tasks::wait_for_listen_addrs(&client, &mut rx, cfg.listen.len()).await?;
+        let listen_addrs = tasks::wait_for_listen_addrs(&client, &mut rx, listen.len()).await?;
         let bootstrap = tasks::Bootstrap::new(&cfg.bootstrap);
         let dials = tokio::spawn(bootstrap.clone().dial_all(client.clone()));
         if !cfg.bootstrap.is_empty() {
