@@ -5,7 +5,8 @@
 # and checks the others keep serving, then scales up and checks the new nodes get the whole video.
 # Also starts one node with plain `docker run` and JSON logs, as on another host. Last, cuts two
 # nodes off the network, publishes a second video on the other side, and reconnects them (one
-# with a new IP): both must get it.
+# with a new IP): both must get it. The swarm is private (compose/private-swarm.yml): every
+# container has the same swarm key.
 #
 # Without a usable docker (daemon and compose) it prints SKIPPED, or fails when CI is set.
 # Everything it starts is removed on exit, pass or fail; VIDSWARM_E2E_KEEP=1 keeps it to look at.
@@ -56,7 +57,12 @@ export VIDSWARM_GATEWAY_PORT=0 # a free host port; `port gateway 8080` says whic
 unset VIDSWARM_LOG_FORMAT      # the compose nodes log readable lines; the extra node, JSON
 # Uploads need this token: compose hands it to every node, `vidswarm publish` reads it too.
 export VIDSWARM_API_TOKEN=e2e-$RANDOM$RANDOM
-dc() { "${compose[@]}" -p "$project" -f compose/docker-compose.yml "$@"; }
+# The swarm is private (compose/private-swarm.yml): every container gets the same pre-shared key,
+# the plain `docker run` ones below through the same mount and variables.
+export VIDSWARM_SWARM_KEY_FILE=$work/swarm.key
+keyed=(-v "$VIDSWARM_SWARM_KEY_FILE:/run/secrets/swarm_key:ro"
+  -e VIDSWARM_SWARM_KEY=/run/secrets/swarm_key -e VIDSWARM_LISTEN=/ip4/0.0.0.0/tcp/4001)
+dc() { "${compose[@]}" -p "$project" -f compose/docker-compose.yml -f compose/private-swarm.yml "$@"; }
 
 cleanup() {
   local rc=$?
@@ -68,7 +74,7 @@ cleanup() {
     [ -z "$extra" ] || docker logs --tail=20 "$extra" >&2 || true
   fi
   if [ -n "${VIDSWARM_E2E_KEEP:-}" ]; then
-    say "kept: project $project (${compose[*]} -p $project -f compose/docker-compose.yml ...), image $image, $work"
+    say "kept: project $project (${compose[*]} -p $project -f compose/docker-compose.yml -f compose/private-swarm.yml ...), image $image, $work"
     exit "$rc"
   fi
   [ -z "$extra" ] || docker rm -f -v "$extra" >/dev/null 2>&1 || true
@@ -183,6 +189,8 @@ check_bytes() {
 
 say "building the image $image (release binary + scratch image)"
 VIDSWARM_IMAGE=$image scripts/build-image.sh
+"$vidswarm" swarm-key >"$VIDSWARM_SWARM_KEY_FILE"
+chmod 644 "$VIDSWARM_SWARM_KEY_FILE" # read by the containers' uid 10001; $work itself is 0700
 
 say "${compose[*]} -p $project up -d --scale node=5"
 dc up -d --scale node=5 2>&1 | sed 's/^/  /' >&2
@@ -243,7 +251,7 @@ for name in "${new[@]}"; do check_bytes "$name"; done
 # The same image without compose, as on another host: a bootstrap address and JSON logs.
 network=$(docker network ls -q --filter "label=com.docker.compose.project=$project" | head -1)
 say "docker run: one more node on the project's network, VIDSWARM_LOG_FORMAT=json"
-extra=$(docker run -d --network "$network" -p 127.0.0.1::8080 \
+extra=$(docker run -d --network "$network" -p 127.0.0.1::8080 "${keyed[@]}" \
   -e VIDSWARM_BOOTSTRAP=/dns4/gateway/tcp/4001 -e VIDSWARM_LOG_FORMAT=json "$image")
 wait_healthy "$extra"
 urls[extra]=http://$(docker port "$extra" 8080/tcp | head -1)
@@ -268,7 +276,7 @@ for name in "${cut[@]}"; do docker network disconnect "$network" "${ids[$name]}"
 # They are vidswarm nodes of their own that join nothing and log every connection they take, so
 # the one at node5's old address sees who still dials it.
 for _ in 1 2 3 4 5 6 7 8; do
-  squatters+=("$(docker run -d --network "$network" -e VIDSWARM_LOG_FORMAT=json \
+  squatters+=("$(docker run -d --network "$network" "${keyed[@]}" -e VIDSWARM_LOG_FORMAT=json \
     -e VIDSWARM_LOG=info,vidswarm_node::net=debug "$image" node --no-auto-fetch)")
   [ "$(ip_on "${squatters[-1]}" "$netname")" = "$old_ip" ] && break
 done
