@@ -203,6 +203,19 @@ urls[gateway]=http://$(dc port gateway 8080)
 for i in 1 2 3 4 5; do urls[node$i]=http://$(dc port --index="$i" node 8080); done
 for name in gateway node1 node2 node3 node4 node5; do say "$name healthy at ${urls[$name]}"; done
 wait_peers gateway node1 node2 node3 node4 node5
+# The key is in effect: every node says so, and none listens on QUIC (pnet is TCP only).
+for name in gateway node1 node2 node3 node4 node5; do
+  docker logs "${ids[$name]}" 2>&1 | grep "private swarm" >/dev/null || # not -q: pipefail and SIGPIPE
+    { say "$name does not run a private swarm"; exit 1; }
+  ! curl -fsS "${urls[$name]}/api/v1/info" | jq -e '.addresses | any(contains("quic"))' >/dev/null ||
+    { say "$name listens on QUIC in a private swarm"; exit 1; }
+done
+# A node without the key, on the same network with the same bootstrap address: it must stay
+# alone for the whole test (checked at the end).
+outsider=$(docker run -d --network "$(docker network ls -q --filter "label=com.docker.compose.project=$project" | head -1)" \
+  -p 127.0.0.1::8080 -e VIDSWARM_BOOTSTRAP=/dns4/gateway/tcp/4001 "$image")
+squatters+=("$outsider") # removed on exit with them
+say "private swarm: every node runs with the key; a keyless node $outsider tries to join"
 
 say "vidswarm publish assets/demo.mp4 --node ${urls[node1]}"
 "$vidswarm" publish assets/demo.mp4 --node "${urls[node1]}" 2>&1 | sed 's/^/  /' >&2
@@ -333,5 +346,10 @@ if [ "$new_ip" != "$old_ip" ] && [ "$(ip_on "$squatter" "$netname")" = "$old_ip"
   [ "$later" = "$settled" ] ||
     { say "the old address was still dialed after the swarm settled:$settled ->$later"; exit 1; }
 fi
+
+outsider_peers=$(curl -fsS "http://$(docker port "$outsider" 8080/tcp | head -1)/api/v1/peers" | jq 'length')
+[ "$outsider_peers" = 0 ] ||
+  { say "the node without the swarm key got $outsider_peers peers"; exit 1; }
+say "the node without the swarm key stayed alone through the whole test"
 
 say "PASSED in $((SECONDS - started)) s"

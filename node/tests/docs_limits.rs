@@ -12,9 +12,15 @@ use vidswarm_proto::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE};
 
 const PROTOCOL: &str = include_str!("../../docs/protocol.md");
 
-/// The doc with its line breaks and indents folded into single spaces.
-fn doc() -> String {
-    PROTOCOL.split_whitespace().collect::<Vec<_>>().join(" ")
+/// Asserts that `text` (the doc `name`), its line breaks and indents folded into single spaces,
+/// says every one of `quoted`.
+fn assert_quotes(name: &str, text: &str, quoted: &[String]) {
+    let doc = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let missing: Vec<&String> = quoted
+        .iter()
+        .filter(|q| !doc.contains(q.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "{name} no longer says: {missing:#?}");
 }
 
 #[test]
@@ -63,15 +69,7 @@ fn docs_protocol_quotes_the_limits_from_their_constants() {
         ),
         format!("serves at most {MAX_SERVING} requests at once"),
     ];
-    let doc = doc();
-    let missing: Vec<&String> = quoted
-        .iter()
-        .filter(|q| !doc.contains(q.as_str()))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "docs/protocol.md no longer says: {missing:#?}"
-    );
+    assert_quotes("docs/protocol.md", PROTOCOL, &quoted);
 }
 
 const SECURITY: &str = include_str!("../../docs/security.md");
@@ -81,7 +79,6 @@ fn docs_security_quotes_the_http_limits_from_their_constants() {
     use vidswarm_node::http::{
         DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_SEND_TIMEOUT,
     };
-    let doc = SECURITY.split_whitespace().collect::<Vec<_>>().join(" ");
     let quoted = [
         format!("{DEFAULT_MAX_CONNECTIONS} at once (`--http-max-connections`)"),
         format!(
@@ -97,12 +94,5 @@ fn docs_security_quotes_the_http_limits_from_their_constants() {
             DEFAULT_SEND_TIMEOUT.as_secs()
         ),
     ];
-    let missing: Vec<&String> = quoted
-        .iter()
-        .filter(|q| !doc.contains(q.as_str()))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "docs/security.md no longer says: {missing:#?}"
-    );
+    assert_quotes("docs/security.md", SECURITY, &quoted);
 }

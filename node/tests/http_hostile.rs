@@ -17,8 +17,10 @@ use common::{bytes, write_split_dir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vidswarm");
 
-fn addr_of(url: &str) -> SocketAddr {
-    url.trim_start_matches("http://").parse().unwrap()
+/// A node on `data` with `extra` arguments, and its HTTP API's address.
+fn start(data: &Path, extra: &[&str]) -> (Proc, SocketAddr) {
+    let (node, _, url) = node_with_http(BIN, data, None, extra);
+    (node, url.trim_start_matches("http://").parse().unwrap())
 }
 
 fn open_fds(node: &Proc) -> usize {
@@ -69,13 +71,10 @@ fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
 #[test]
 fn connections_that_send_nothing_are_capped_and_timed_out_and_an_honest_request_gets_through() {
     let data = tempfile::tempdir().unwrap();
-    let (node, _, url) = node_with_http(
-        BIN,
+    let (node, addr) = start(
         data.path(),
-        None,
         &["--http-max-connections", "8", "--http-header-timeout", "1"],
     );
-    let addr = addr_of(&url);
     assert!(get(addr, "/health", "").0.contains("200"));
     let baseline = open_fds(&node);
 
@@ -143,8 +142,7 @@ fn a_client_that_never_reads_loses_its_connection_after_the_send_timeout() {
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("data");
     let video = one_big_fragment(work.path(), &data);
-    let (node, _, url) = node_with_http(BIN, &data, None, &["--http-send-timeout", "1"]);
-    let addr = addr_of(&url);
+    let (node, addr) = start(&data, &["--http-send-timeout", "1"]);
     let baseline = open_fds(&node);
 
     let mut s = TcpStream::connect(addr).unwrap();
@@ -189,13 +187,10 @@ fn a_client_that_never_reads_loses_its_connection_after_the_send_timeout() {
 #[test]
 fn an_upload_that_stalls_fails_after_the_body_timeout_and_leaves_nothing() {
     let data = tempfile::tempdir().unwrap();
-    let (node, _, url) = node_with_http(
-        BIN,
+    let (node, addr) = start(
         data.path(),
-        None,
         &["--http-body-timeout", "1", "--max-uploads", "1"],
     );
-    let addr = addr_of(&url);
     let boundary = "XyZ";
     let head = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"fragment_0.mp4\"\r\nContent-Type: video/mp4\r\n\r\n"
@@ -250,10 +245,8 @@ fn an_upload_that_stalls_fails_after_the_body_timeout_and_leaves_nothing() {
 #[test]
 fn other_host_names_and_cross_site_writes_are_refused_and_named_origins_pass() {
     let data = tempfile::tempdir().unwrap();
-    let (_node, _, url) = node_with_http(
-        BIN,
+    let (_node, addr) = start(
         data.path(),
-        None,
         &[
             "--allow-host",
             "video.example",
@@ -261,7 +254,6 @@ fn other_host_names_and_cross_site_writes_are_refused_and_named_origins_pass() {
             "https://app.example",
         ],
     );
-    let addr = addr_of(&url);
     let with_host = |host: &str| {
         request(
             addr,
