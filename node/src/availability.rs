@@ -138,6 +138,22 @@ impl Availability {
         peers.into_iter().collect()
     }
 
+    /// Whether any connected peer announced a fragment of `video`, whole or in part.
+    pub fn held_anywhere(&self, video: &VideoId) -> bool {
+        let whole = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        if whole
+            .get(video)
+            .is_some_and(|v| v.values().any(|p| !p.is_empty()))
+        {
+            return true;
+        }
+        drop(whole);
+        let partial = self.partial.read().unwrap_or_else(|p| p.into_inner());
+        partial
+            .get(video)
+            .is_some_and(|v| v.values().any(|p| !p.is_empty()))
+    }
+
     /// Whether any connected peer announced `video`.
     pub fn knows(&self, video: &VideoId) -> bool {
         let map = self.inner.read().unwrap_or_else(|p| p.into_inner());

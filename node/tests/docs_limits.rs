@@ -27,6 +27,7 @@ fn assert_quotes(name: &str, text: &str, quoted: &[String]) {
 fn docs_protocol_quotes_the_limits_from_their_constants() {
     let fetch = FetchOptions::default();
     let net = NetConfig::default();
+    let pace = vidswarm_node::service::AutoFetchConfig::default();
     let quoted = [
         format!("at most {} per peer", fetch.per_peer),
         format!("at most `{} × peers` chunks", fetch.per_peer),
@@ -68,6 +69,12 @@ fn docs_protocol_quotes_the_limits_from_their_constants() {
             MAX_BACKOFF.as_secs()
         ),
         format!("serves at most {MAX_SERVING} requests at once"),
+        format!(
+            "at most {} auto-fetches at once (`--max-auto-fetches`); a later announcement asks again. A video whose auto-fetch failed is left alone for {} s, twice as long after each further failure up to {} min",
+            pace.max_running,
+            pace.first_backoff.as_secs(),
+            pace.max_backoff.as_secs() / 60
+        ),
     ];
     assert_quotes("docs/protocol.md", PROTOCOL, &quoted);
 }

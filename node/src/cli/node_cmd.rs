@@ -27,6 +27,10 @@ pub struct NodeArgs {
     /// Do not fetch the videos peers announce.
     #[arg(long, env = "VIDSWARM_NO_AUTO_FETCH")]
     pub no_auto_fetch: bool,
+    /// Announced videos fetched at once by auto-fetch; a video whose auto-fetch failed is left
+    /// alone for 30 s, twice as long after each further failure (up to 30 min).
+    #[arg(long, env = "VIDSWARM_MAX_AUTO_FETCHES", default_value_t = crate::service::auto_fetch::DEFAULT_MAX_AUTO_FETCHES)]
+    pub max_auto_fetches: usize,
     /// Seconds between re-announcements of what the node holds.
     #[arg(long, env = "VIDSWARM_ANNOUNCE_EVERY", default_value_t = 15)]
     pub announce_every: u64,
@@ -108,6 +112,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     cfg.bootstrap = args.bootstrap;
     cfg.net.external = args.external_address;
     cfg.auto_fetch = !args.no_auto_fetch;
+    cfg.auto_fetch_pace.max_running = args.max_auto_fetches.max(1);
     cfg.announce_every = std::time::Duration::from_secs(args.announce_every.max(1));
     if let Some(path) = &args.swarm_key {
         let key = read_swarm_key(path)?;

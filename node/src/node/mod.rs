@@ -16,7 +16,7 @@ use vidswarm_proto::{Manifest, VideoId};
 use crate::events;
 use crate::fetch::{FetchOptions, FetchReport};
 use crate::net::{self, Client, NetConfig};
-use crate::service::{Service, ServiceError};
+use crate::service::{AutoFetchConfig, Service, ServiceError};
 use crate::store::{ImportReport, Store, StoreError};
 
 /// How long [`Node::shutdown`] gives background fetches, then serves in flight, to finish.
@@ -28,6 +28,8 @@ pub struct NodeConfig {
     pub listen: Vec<Multiaddr>,
     pub bootstrap: Vec<Multiaddr>,
     pub auto_fetch: bool,
+    /// How many auto-fetches run at once, and how long a failed video is left alone.
+    pub auto_fetch_pace: AutoFetchConfig,
     /// How often the node re-announces everything it holds.
     pub announce_every: Duration,
     pub net: NetConfig,
@@ -46,6 +48,7 @@ impl NodeConfig {
             ],
             bootstrap: vec![],
             auto_fetch: true,
+            auto_fetch_pace: AutoFetchConfig::default(),
             announce_every: Duration::from_secs(15),
             net: NetConfig::default(),
             fetch: FetchOptions::default(),
@@ -131,7 +134,8 @@ impl Node {
             client.bootstrap().await?;
         }
 
-        let service = Service::new(client.clone(), store, cfg.fetch.clone());
+        let service = Service::new(client.clone(), store, cfg.fetch.clone())
+            .with_auto_fetch(cfg.auto_fetch_pace.clone());
         let stop = service.stopping().clone();
         let mut tasks = vec![dials];
         if !cfg.bootstrap.is_empty() {

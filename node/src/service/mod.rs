@@ -5,10 +5,12 @@
 //! transaction of its own.
 //!
 //! - `fetches.rs`: the fetch registry, the one gate for one fetch per video.
+//! - `auto_fetch.rs`: how many announced videos are fetched at once, and back-off after failures.
 //! - `uploads.rs`: manifests and fragments from outside, and the default collection.
 //! - `playback.rs`: what a viewer needs first, fetched first and handed over as it arrives.
 //! - `error.rs`: [`ServiceError`] and its [`Kind`].
 
+pub mod auto_fetch;
 mod error;
 pub mod fetches;
 mod playback;
@@ -25,6 +27,7 @@ use tracing::{info, warn, Instrument};
 use vidswarm_proto::wire::AnnouncedFragment;
 use vidswarm_proto::{Manifest, VideoId};
 
+pub use auto_fetch::{AutoFetch, AutoFetchConfig};
 pub use error::{store_kind, Kind, ServiceError};
 pub use fetches::{now_ms, FetchProgress, FetchRegistry, FetchState};
 pub use playback::Playable;
@@ -43,6 +46,7 @@ pub struct Service {
     store: Store,
     fetches: FetchRegistry,
     fetch: FetchOptions,
+    auto: AutoFetch,
     /// Fetches running in the background (started over HTTP or by auto-fetch).
     tasks: TaskTracker,
     /// Cancelled when the node stops: background fetches end at their next step.
@@ -56,9 +60,16 @@ impl Service {
             store,
             fetches: FetchRegistry::default(),
             fetch,
+            auto: AutoFetch::new(AutoFetchConfig::default()),
             tasks: TaskTracker::new(),
             stop: CancellationToken::new(),
         }
+    }
+
+    /// The same service with auto-fetch paced by `config`.
+    pub fn with_auto_fetch(mut self, config: AutoFetchConfig) -> Self {
+        self.auto = AutoFetch::new(config);
+        self
     }
 
     pub fn client(&self) -> &Client {
@@ -214,18 +225,27 @@ impl Service {
             fragments,
             ..self.fetch.clone()
         };
-        self.spawn_fetch(ticket, opts, "fetch requested");
+        self.spawn_fetch(ticket, opts, "fetch requested", None);
         Ok(())
     }
 
-    /// What auto-fetch does with an announced video: fetch what this node lacks of it, unless a
-    /// fetch of it runs already (a failed one is tried again on a later announcement).
+    /// What auto-fetch does with an announced video: fetch what this node lacks of it, when
+    /// some peer holds any of it, no fetch of it runs already, it is not backing off from a
+    /// failure and an auto-fetch slot is free (else a later announcement asks again).
     pub async fn fetch_announced(&self, video: VideoId) {
-        if self.fetches.running(&video) || self.holds_all(&video).await {
+        if self.fetches.running(&video) || !self.client.availability().held_anywhere(&video) {
             return;
         }
+        if self.auto.backing_off(&video, tokio::time::Instant::now())
+            || self.holds_all(&video).await
+        {
+            return;
+        }
+        let Some(slot) = self.auto.try_start(video, tokio::time::Instant::now()) else {
+            return;
+        };
         if let Some(ticket) = self.fetches.begin(video) {
-            self.spawn_fetch(ticket, self.fetch.clone(), "auto-fetch");
+            self.spawn_fetch(ticket, self.fetch.clone(), "auto-fetch", Some(slot));
         }
     }
 
@@ -244,6 +264,7 @@ impl Service {
         ticket: fetches::Ticket,
         opts: FetchOptions,
         why: &'static str,
+        auto: Option<auto_fetch::AutoSlot>,
     ) {
         let (service, stop) = (self.clone(), self.stop.clone());
         let video = ticket.video();
@@ -251,10 +272,15 @@ impl Service {
         self.tasks.spawn(
             async move {
                 tokio::select! {
-                    result = service.run_fetch(ticket, &opts) => match result {
-                        Ok(r) => info!(video = %video.short(), fetched = ?r.fetched, "done"),
-                        Err(e) => warn!(video = %video.short(), error = %e, "failed"),
-                    },
+                    result = service.run_fetch(ticket, &opts) => {
+                        match &result {
+                            Ok(r) => info!(video = %video.short(), fetched = ?r.fetched, "done"),
+                            Err(e) => warn!(video = %video.short(), error = %e, "failed"),
+                        }
+                        if let Some(auto) = auto {
+                            auto.finished(result.is_ok());
+                        }
+                    }
                     // Dropping the fetch drops its ticket (marked stopped) and its uncommitted
                     // temp files; commits already on the blocking pool finish there.
                     _ = stop.cancelled() => info!(video = %video.short(), "stopped"),
