@@ -31,6 +31,11 @@ use libp2p::PeerId;
 use vidswarm_proto::wire::PartialFragment;
 use vidswarm_proto::{Hash, Manifest};
 
+/// Unfinished fragments a download has begun at most (the playback window's aside): each holds
+/// a temp file and a reader open, so a video of thousands of fragments spread over hundreds of
+/// peers costs at most this many pairs of descriptors, not one per fragment.
+pub const MAX_OPEN_FRAGMENTS: usize = 64;
+
 /// Failed requests (timeouts, refusals) after which a peer is not asked again in this download.
 pub const MAX_PEER_FAILURES: u32 = 3;
 /// How long a peer that answered `Busy` is left alone.
@@ -151,6 +156,7 @@ impl Download {
                     refused: BTreeSet::new(),
                     sources: BTreeSet::new(),
                     started: now,
+                    opened: false,
                 };
                 (i, fragment)
             })

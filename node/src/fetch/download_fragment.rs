@@ -29,6 +29,8 @@ pub(super) struct Fragment {
     pub(super) refused: BTreeSet<PeerId>,
     pub(super) sources: BTreeSet<PeerId>,
     pub(super) started: Instant,
+    /// A chunk of it was asked for: the sink may hold its temp file open until it completes.
+    pub(super) opened: bool,
 }
 
 impl Fragment {

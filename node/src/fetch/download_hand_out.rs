@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use libp2p::PeerId;
 use vidswarm_proto::chunk_range;
 
-use super::{ChunkRequest, Download, Peer, ENDGAME_IN_FLIGHT, PLAYBACK_WINDOW, SCAN};
+use super::{
+    ChunkRequest, Download, Peer, ENDGAME_IN_FLIGHT, MAX_OPEN_FRAGMENTS, PLAYBACK_WINDOW, SCAN,
+};
 
 impl Download {
     /// The fragments in hand-out order: the playback window in playback order, then rarest
@@ -34,11 +36,20 @@ impl Download {
     /// requests. Every request returned must come back through [`Download::on_outcome`].
     pub fn hand_out(&mut self, now: Instant) -> Vec<ChunkRequest> {
         let mut out = Vec::new();
+        let mut open = self
+            .fragments
+            .values()
+            .filter(|f| f.opened && !f.complete())
+            .count();
         for index in self.order() {
+            let urgent = self.is_urgent(index);
+            let was_open = self.fragments[&index].opened;
+            if !was_open && !urgent && open >= MAX_OPEN_FRAGMENTS {
+                continue;
+            }
             self.hand_out_partial(index, now, &mut out);
             // The rest to holders of the whole fragment: in order while it is played, else the
             // chunks fewest fetchers have.
-            let urgent = self.is_urgent(index);
             // Holders that declined every chunk within reach: not asked again this round.
             let mut passed = Vec::new();
             while !self.fragments[&index].todo.is_empty() {
@@ -68,6 +79,7 @@ impl Download {
                 let chunk = f.todo.remove(pos).expect("todo is not empty");
                 out.push(self.ask(peer, index, chunk, !urgent, now));
             }
+            open += usize::from(!was_open && self.fragments[&index].opened);
         }
         // The playhead's own end game: the one fragment the viewer waits for now.
         if let Some(index) = self.playhead.filter(|i| {
@@ -168,6 +180,10 @@ impl Download {
             asked_at: now,
             may_decline,
         };
+        self.fragments
+            .get_mut(&index)
+            .expect("asked chunks are of this download's fragments")
+            .opened = true;
         self.peers.entry(peer).or_default().in_flight += 1;
         self.asked.entry((index, chunk)).or_default().push(peer);
         self.in_flight += 1;

@@ -356,3 +356,30 @@ fn downloads_of_one_fragment_start_at_different_chunks() {
     // Eight random starts among 64 chunks: all equal has odds of 64^-7.
     assert!(firsts.len() > 1, "{firsts:?}");
 }
+
+#[test]
+fn a_video_of_many_fragments_over_many_peers_begins_at_most_max_open_fragments() {
+    // 1000 one-chunk fragments, 200 holders of everything with room for 4 requests each: without
+    // a bound, 800 fragments would be begun (and their files opened) in the first round.
+    let fragments: Vec<Vec<u8>> = (0..1000).map(|i| bytes(i, 100)).collect();
+    let m = manifest(&fragments);
+    let all: Vec<u32> = (0..1000).collect();
+    let mut d = Download::new(&m, &all, 4, Instant::now());
+    let peers: Vec<PeerId> = (0..200).map(|_| PeerId::random()).collect();
+    for i in 0..1000 {
+        d.add_holders(i, peers.clone());
+    }
+    let begun = |out: &[ChunkRequest]| out.iter().map(|r| r.fragment).collect::<BTreeSet<u32>>();
+    let now = Instant::now();
+    let first = d.hand_out(now);
+    assert_eq!(begun(&first).len(), MAX_OPEN_FRAGMENTS);
+    // Nothing more is begun while those are open.
+    assert!(d.hand_out(now).is_empty());
+    // Each one that completes lets one more begin.
+    for r in first.iter().take(10) {
+        d.on_outcome(r, Outcome::Stored, now);
+    }
+    let next = d.hand_out(now);
+    assert_eq!(begun(&next).len(), 10);
+    assert!(begun(&next).is_disjoint(&begun(&first)));
+}
