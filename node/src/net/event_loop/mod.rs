@@ -13,7 +13,7 @@ use libp2p::request_response::{InboundRequestId, OutboundRequestId, ResponseChan
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{gossipsub, identify, multiaddr::Protocol, Multiaddr, PeerId, Swarm};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, warn};
 use vidswarm_proto::wire::{self, Response};
 
@@ -27,12 +27,14 @@ use crate::store::Store;
 
 use super::MAX_SERVING;
 
-/// A request served on the blocking pool: its peer, id, channel and answer.
+/// A request served on the blocking pool: its peer, id, channel and answer, and the serving
+/// permit it holds until the answer is written out.
 type Answered = (
     PeerId,
     InboundRequestId,
     ResponseChannel<Response>,
     Response,
+    OwnedSemaphorePermit,
 );
 
 mod addresses;
@@ -75,6 +77,9 @@ pub struct EventLoop {
     farewells: HashSet<OutboundRequestId>,
     /// Responses handed to the behaviour and not yet written out (or failed).
     unsent: usize,
+    /// The serving permits of served answers not yet written out: a chunk stays counted against
+    /// `MAX_SERVING` until its bytes left, so an asker that does not read cannot pile them up.
+    sending: HashMap<InboundRequestId, OwnedSemaphorePermit>,
     responses_tx: mpsc::UnboundedSender<Answered>,
     responses_rx: mpsc::UnboundedReceiver<Answered>,
     /// Each peer's chunk requests, answered one at a time (`uploads.rs`).
@@ -111,6 +116,7 @@ impl EventLoop {
             goodbye_wait,
             farewells: HashSet::new(),
             unsent: 0,
+            sending: HashMap::new(),
             topic,
             listen_addrs: Vec::new(),
             advertise_listen,
@@ -159,11 +165,13 @@ impl EventLoop {
                     Some(command) => self.on_command(command),
                     None => break,
                 },
-                Some((peer, id, channel, response)) = self.responses_rx.recv() => {
+                Some((peer, id, channel, response, permit)) = self.responses_rx.recv() => {
                     if let Response::Chunk { data } = &response {
                         self.link_bytes(&peer, 0, data.len());
                     }
-                    self.respond(id, channel, response);
+                    if self.respond(id, channel, response) {
+                        self.sending.insert(id, permit);
+                    }
                 }
                 _ = tick.tick() => {
                     self.expire_dials();

@@ -1,7 +1,8 @@
 //! The transfer protocol in the loop: answers to our requests go back to their askers; requests
-//! from peers are served on the blocking pool (at most `MAX_SERVING` at once, `Busy` beyond, and
-//! none once the node is stopping), their responses sent when ready. A peer's chunk requests take
-//! turns (`uploads.rs`), and a busy node declines chunks it just sent elsewhere (`spread.rs`).
+//! from peers are served on the blocking pool (at most `MAX_SERVING` at once, each counted until
+//! its answer is written out, `Busy` beyond, and none once the node is stopping), their responses
+//! sent when ready. A peer's chunk requests take turns (`uploads.rs`), and a busy node declines
+//! chunks it just sent elsewhere (`spread.rs`).
 
 use libp2p::request_response::{self, InboundRequestId, ResponseChannel};
 use libp2p::PeerId;
@@ -63,10 +64,12 @@ impl EventLoop {
             } => {
                 debug!(%peer, %error, "inbound request failed");
                 self.unsent = self.unsent.saturating_sub(1);
+                self.sending.remove(&request_id);
                 self.next_turn(request_id);
             }
             request_response::Event::ResponseSent { request_id, .. } => {
                 self.unsent = self.unsent.saturating_sub(1);
+                self.sending.remove(&request_id);
                 self.next_turn(request_id);
             }
         }
@@ -84,7 +87,8 @@ impl EventLoop {
             wire::Request::Chunk { .. } => {}
             wire::Request::Leaving => {
                 debug!(%peer, "peer is stopping");
-                return self.respond(id, channel, Response::Bye);
+                self.respond(id, channel, Response::Bye);
+                return;
             }
             wire::Request::Manifest { .. } => return self.serve_now(peer, id, request, channel),
         }
@@ -147,23 +151,26 @@ impl EventLoop {
         let metrics = self.metrics.clone();
         tokio::task::spawn_blocking(move || {
             let response = serve::answer(&store, &peer, request, &metrics);
-            drop(permit);
-            let _ = done.send((peer, id, channel, response));
+            let _ = done.send((peer, id, channel, response, permit));
         });
     }
 
+    /// Hands `response` to the behaviour; whether it took it (a `ResponseSent` or an
+    /// `InboundFailure` for `id` then follows).
     pub(super) fn respond(
         &mut self,
         id: InboundRequestId,
         channel: ResponseChannel<Response>,
         response: Response,
-    ) {
+    ) -> bool {
         // The asker may have gone; then no event comes for it, and its peer's turn passes now.
         let transfer = &mut self.swarm.behaviour_mut().transfer;
         if transfer.send_response(channel, response).is_ok() {
             self.unsent += 1;
+            true
         } else {
             self.next_turn(id);
+            false
         }
     }
 }
