@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use super::provider_store::ProviderStore;
 use libp2p::connection_limits::{self, ConnectionLimits};
 use libp2p::identity::Keypair;
-use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{gossipsub, identify, kad, ping, StreamProtocol, Swarm};
@@ -24,7 +24,7 @@ pub struct Behaviour {
     pub limits: connection_limits::Behaviour,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
-    pub kad: kad::Behaviour<MemoryStore>,
+    pub kad: kad::Behaviour<ProviderStore>,
     pub gossipsub: gossipsub::Behaviour,
     pub transfer: request_response::Behaviour<TransferCodec>,
 }
@@ -95,15 +95,8 @@ impl Behaviour {
             // Records from peers go through the event loop, which refuses those of a peer that
             // said goodbye (`gossip.rs`) and every PUT_VALUE record (vidswarm uses none).
             .set_record_filtering(kad::StoreInserts::FilterBoth);
-        // The default store caps provided keys at 1024: ten fragments and a manifest per video
-        // would hit that at about 90 videos.
-        let store = MemoryStore::with_config(
-            peer_id,
-            MemoryStoreConfig {
-                max_provided_keys: 1_000_000,
-                ..MemoryStoreConfig::default()
-            },
-        );
+        // What other peers can make it hold is bounded (`provider_store.rs`).
+        let store = ProviderStore::new(peer_id);
         let mut kad = kad::Behaviour::with_config(peer_id, store, kad_cfg);
         // Loopback and private networks never confirm an external address, and a client-mode
         // node is not asked for provider records: every vidswarm node serves the DHT.

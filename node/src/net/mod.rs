@@ -7,6 +7,7 @@
 //! - `client.rs`: [`Client`] and its commands.
 //! - `event_loop.rs`: the loop: swarm events, commands, DHT queries, gossip validation.
 //! - `serve.rs`: answering transfer requests from the store.
+//! - `provider_store.rs`: Kademlia's record store, bounded against other peers.
 //!
 //! DHT keys: `/vidswarm/manifest/<video id>` for a manifest, `/vidswarm/fragment/<blake3>` for a
 //! fragment (fragments are content-addressed, so two videos sharing a fragment share its key).
@@ -17,6 +18,7 @@ mod client;
 mod codec;
 mod event_loop;
 mod peers;
+pub mod provider_store;
 mod serve;
 mod transport;
 
