@@ -1,11 +1,15 @@
 //! Who holds what, as heard from gossip announcements: video -> fragment index -> peers. A hint,
 //! not a promise; the fetcher also asks the DHT and copes with peers that turn out not to answer.
-//! A peer's entries go when its last connection closes, so the table lists live holders.
+//! A peer's entries go when its last connection closes, so the table lists live holders, and
+//! when it has not announced the video for [`AVAILABILITY_TTL`] (announcements come every 15 s
+//! by default). Each peer has at most [`MAX_VIDEOS_PER_PEER`] videos in the table: announcements
+//! of more are ignored, so one peer cannot grow it without bound.
 //! Beside whole fragments it keeps partial ones: a peer fetching a fragment announces which of
 //! its chunks it has verified, as a bitmap, and serves those chunks already.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 use vidswarm_proto::VideoId;
@@ -16,13 +20,72 @@ type Holders = BTreeMap<u32, BTreeSet<PeerId>>;
 /// (`PartialFragment::have`'s layout).
 type PartialHolders = BTreeMap<u32, HashMap<PeerId, Vec<u8>>>;
 
+/// How long a peer's entries for a video last without a new announcement of it: 20 rounds of
+/// the default 15 s re-announcement (`--announce-every` is capped at half of it).
+pub const AVAILABILITY_TTL: Duration = Duration::from_secs(5 * 60);
+/// Videos one peer may have entries for; announcements of further videos are ignored.
+pub const MAX_VIDEOS_PER_PEER: usize = 1024;
+/// How often expired entries are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone, Default)]
 pub struct Availability {
     inner: Arc<RwLock<HashMap<VideoId, Holders>>>,
     partial: Arc<RwLock<HashMap<VideoId, PartialHolders>>>,
+    /// When each peer last announced each video, and when expired entries were last swept.
+    heard: Arc<Mutex<Heard>>,
+}
+
+#[derive(Debug, Default)]
+struct Heard {
+    of: HashMap<PeerId, HashMap<VideoId, Instant>>,
+    swept: Option<Instant>,
 }
 
 impl Availability {
+    /// `peer` announced `video` at `now`: whether its announcement may enter the table (a peer
+    /// with [`MAX_VIDEOS_PER_PEER`] videos in it already gets no new one).
+    pub fn heard(&self, video: VideoId, peer: PeerId, now: Instant) -> bool {
+        let mut heard = self.heard.lock().unwrap_or_else(|p| p.into_inner());
+        let videos = heard.of.entry(peer).or_default();
+        if let Some(at) = videos.get_mut(&video) {
+            *at = now;
+            return true;
+        }
+        if videos.len() >= MAX_VIDEOS_PER_PEER {
+            return false;
+        }
+        videos.insert(video, now);
+        true
+    }
+
+    /// Forgets the entries of every (video, peer) not announced within [`AVAILABILITY_TTL`]
+    /// of `now`; looks at most every 10 s.
+    pub fn expire(&self, now: Instant) {
+        let stale: Vec<(VideoId, PeerId)> = {
+            let mut heard = self.heard.lock().unwrap_or_else(|p| p.into_inner());
+            if heard.swept.is_some_and(|t| now < t + SWEEP_EVERY) {
+                return;
+            }
+            heard.swept = Some(now);
+            let mut stale = Vec::new();
+            for (peer, videos) in heard.of.iter_mut() {
+                videos.retain(|video, at| {
+                    let fresh = now < *at + AVAILABILITY_TTL;
+                    if !fresh {
+                        stale.push((*video, *peer));
+                    }
+                    fresh
+                });
+            }
+            heard.of.retain(|_, videos| !videos.is_empty());
+            stale
+        };
+        for (video, peer) in stale {
+            self.forget_entries_of(&video, &peer);
+        }
+    }
+
     pub fn record(&self, video: VideoId, peer: PeerId, fragments: impl IntoIterator<Item = u32>) {
         let mut map = self.inner.write().unwrap_or_else(|p| p.into_inner());
         let entry = map.entry(video).or_default();
@@ -92,6 +155,11 @@ impl Availability {
     /// Forgets what `peer` announced (it disconnected). Its announcements come again when it
     /// reconnects: the announcer re-announces when a peer subscribes, and every 15 s.
     pub fn forget_peer(&self, peer: &PeerId) {
+        self.heard
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .of
+            .remove(peer);
         self.forget_partial(None, peer);
         let mut map = self.inner.write().unwrap_or_else(|p| p.into_inner());
         for holders in map.values_mut() {
@@ -105,6 +173,19 @@ impl Availability {
 
     /// Forgets that `peer` holds anything of `video` (it said goodbye).
     pub fn forget_peer_of(&self, video: &VideoId, peer: &PeerId) {
+        if let Some(videos) = self
+            .heard
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .of
+            .get_mut(peer)
+        {
+            videos.remove(video);
+        }
+        self.forget_entries_of(video, peer);
+    }
+
+    fn forget_entries_of(&self, video: &VideoId, peer: &PeerId) {
         self.forget_partial(Some(video), peer);
         let mut map = self.inner.write().unwrap_or_else(|p| p.into_inner());
         if let Some(holders) = map.get_mut(video) {
@@ -182,6 +263,52 @@ impl Availability {
 mod tests {
     use super::*;
     use vidswarm_proto::Hash;
+
+    #[test]
+    fn entries_not_announced_again_expire_and_a_peer_has_at_most_its_share_of_videos() {
+        let a = Availability::default();
+        let (p, q) = (PeerId::random(), PeerId::random());
+        let t0 = Instant::now();
+        let (v, w) = (VideoId(Hash::of(b"v")), VideoId(Hash::of(b"w")));
+        for (video, peer) in [(v, p), (w, p), (v, q)] {
+            assert!(a.heard(video, peer, t0));
+            a.record(video, peer, [0]);
+        }
+        a.record_partial(w, q, 1, &[1]);
+        assert!(a.heard(w, q, t0));
+        // q announces v again later; p does not.
+        let later = t0 + AVAILABILITY_TTL / 2;
+        a.heard(v, q, later);
+        a.expire(t0 + AVAILABILITY_TTL + Duration::from_secs(1));
+        assert_eq!(a.holders(&v, 0), vec![q]);
+        assert!(a.holders(&w, 0).is_empty());
+        assert!(a.partial_holders(&w, 1).is_empty());
+        assert!(!a.knows(&w));
+        let t2 = later + AVAILABILITY_TTL + Duration::from_secs(1);
+        a.expire(t2);
+        assert!(a.holders(&v, 0).is_empty(), "q's v expires in its turn");
+        // Looked at again only SWEEP_EVERY later.
+        assert!(a.heard(v, q, t0));
+        a.record(v, q, [0]);
+        a.expire(t2 + SWEEP_EVERY / 2);
+        assert_eq!(a.holders(&v, 0), vec![q]);
+        a.expire(t2 + SWEEP_EVERY);
+        assert!(a.holders(&v, 0).is_empty());
+
+        let r = PeerId::random();
+        for i in 0..MAX_VIDEOS_PER_PEER {
+            assert!(a.heard(VideoId(Hash::of(&i.to_le_bytes())), r, t0));
+        }
+        assert!(!a.heard(VideoId(Hash::of(b"one more")), r, t0));
+        assert!(
+            a.heard(VideoId(Hash::of(&0usize.to_le_bytes())), r, t0),
+            "a known one refreshes"
+        );
+        assert!(
+            a.heard(VideoId(Hash::of(b"one more")), p, t0),
+            "others are not affected"
+        );
+    }
 
     #[test]
     fn partial_holders_add_up_and_go_when_the_fragment_is_held_or_the_peer_leaves() {

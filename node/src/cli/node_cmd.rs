@@ -31,7 +31,8 @@ pub struct NodeArgs {
     /// alone for 30 s, twice as long after each further failure (up to 30 min).
     #[arg(long, env = "VIDSWARM_MAX_AUTO_FETCHES", default_value_t = crate::service::auto_fetch::DEFAULT_MAX_AUTO_FETCHES)]
     pub max_auto_fetches: usize,
-    /// Seconds between re-announcements of what the node holds.
+    /// Seconds between re-announcements of what the node holds (at most 150: peers forget
+    /// what is not announced again within 5 min).
     #[arg(long, env = "VIDSWARM_ANNOUNCE_EVERY", default_value_t = 15)]
     pub announce_every: u64,
     /// Serve the HTTP API (and Swagger UI) on this address; port 0 picks a free one.
@@ -113,7 +114,12 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     cfg.net.external = args.external_address;
     cfg.auto_fetch = !args.no_auto_fetch;
     cfg.auto_fetch_pace.max_running = args.max_auto_fetches.max(1);
-    cfg.announce_every = std::time::Duration::from_secs(args.announce_every.max(1));
+    // Receivers forget entries not announced again within AVAILABILITY_TTL.
+    let longest = crate::availability::AVAILABILITY_TTL.as_secs() / 2;
+    if args.announce_every > longest {
+        tracing::warn!(target: "vidswarm", "--announce-every {} is above {longest} s: using {longest} s (peers forget what is not announced within {} s)", args.announce_every, longest * 2);
+    }
+    cfg.announce_every = std::time::Duration::from_secs(args.announce_every.clamp(1, longest));
     if let Some(path) = &args.swarm_key {
         let key = read_swarm_key(path)?;
         tracing::info!(target: "vidswarm", fingerprint = %key.fingerprint(), "private swarm: only nodes with this key can connect (TCP only)");

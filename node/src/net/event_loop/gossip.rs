@@ -68,7 +68,15 @@ impl EventLoop {
                 gossipsub::MessageAcceptance::Accept
             }
             Ok(a) => {
-                if let Ok(peer) = a.peer.parse::<PeerId>() {
+                let peer = a.peer.parse::<PeerId>().ok();
+                let over_cap = peer.is_some_and(|peer| {
+                    !self
+                        .availability
+                        .heard(a.video, peer, std::time::Instant::now())
+                });
+                if over_cap {
+                    debug!(peer = %source, video = %a.video.short(), "ignored: the peer announced its most videos already");
+                } else if let Some(peer) = peer {
                     let indices: Vec<u32> = a.fragments.iter().map(|f| f.index).collect();
                     self.availability
                         .record(a.video, peer, indices.iter().copied());
@@ -91,7 +99,11 @@ impl EventLoop {
                         );
                     }
                 }
-                gossipsub::MessageAcceptance::Accept
+                if over_cap {
+                    gossipsub::MessageAcceptance::Ignore
+                } else {
+                    gossipsub::MessageAcceptance::Accept
+                }
             }
             Err(reason) => {
                 warn!(peer = %source, %reason, "rejected an announcement");

@@ -174,6 +174,7 @@ impl EventLoop {
                     }
                 }
                 _ = tick.tick() => {
+                    self.availability.expire(std::time::Instant::now());
                     self.expire_dials();
                     self.recheck_advertised();
                 }
