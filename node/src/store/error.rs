@@ -90,6 +90,9 @@ pub struct OpenReport {
     pub manifests: usize,
     /// Everything deleted (left-over temp files, corrupt or misnamed entries) with the reason.
     pub dropped: Vec<(PathBuf, String)>,
+    /// Fragments and manifests that could not be read to check them (a permission, an I/O
+    /// error, too many open files): left in place, unchecked, for the next start to check.
+    pub unreadable: Vec<(PathBuf, String)>,
 }
 
 /// What [`Store::import_split_dir`](super::Store::import_split_dir) did.

@@ -117,7 +117,7 @@ impl Check<'_> {
                 .and_then(|mut f| verify_reader(&mut f, &path, &hash));
             match checked {
                 Ok(_) => self.report.fragments += 1,
-                Err(e) => self.drop(&entry, chain(&e))?,
+                Err(e) => self.failed(&entry, &e)?,
             }
         }
         Ok(())
@@ -145,7 +145,7 @@ impl Check<'_> {
                     &entry,
                     format!("holds the manifest of video {}", m.video_id),
                 )?,
-                Err(e) => self.drop(&entry, chain(&e))?,
+                Err(e) => self.failed(&entry, &e)?,
             }
         }
         self.report.manifests = held.len();
@@ -185,6 +185,18 @@ impl Check<'_> {
         Ok(names)
     }
 
+    /// An entry whose check failed with `e`: deleted when its content is wrong, left in place
+    /// when it could not be read at all ([`unreadable_is_transient`]).
+    fn failed(&mut self, entry: &DirEntry, e: &StoreError) -> Result<(), StoreError> {
+        if !unreadable_is_transient(e) {
+            return self.drop(entry, chain(e));
+        }
+        let path = entry.path();
+        tracing::warn!(path = %path.display(), reason = %chain(e), "cannot read this to check it: left in place unchecked (the next start checks it again)");
+        self.report.unreadable.push((path, chain(e)));
+        Ok(())
+    }
+
     fn drop(&mut self, entry: &DirEntry, reason: String) -> Result<(), StoreError> {
         let path = entry.path();
         tracing::warn!(path = %path.display(), %reason, "deleting from the data dir");
@@ -198,6 +210,12 @@ impl Check<'_> {
         self.report.dropped.push((path, reason));
         Ok(())
     }
+}
+
+/// Whether a failed check says nothing about the content: the file could not be opened or read
+/// (EACCES, EIO, EMFILE, a file gone meanwhile). A hash, size or parse failure is the content's.
+fn unreadable_is_transient(e: &StoreError) -> bool {
+    matches!(e, StoreError::Io { .. })
 }
 
 /// The entries of `dir`, sorted so reports and logs come out in a stable order.
@@ -232,4 +250,38 @@ fn chain(e: &StoreError) -> String {
         cause = c.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_failure_of_the_content_deletes_it() {
+        let path = std::path::PathBuf::from("fragments/x");
+        for kind in [
+            std::io::ErrorKind::PermissionDenied,
+            std::io::ErrorKind::NotFound,
+            std::io::ErrorKind::Other,
+        ] {
+            let e = io_err("open", &path)(std::io::Error::from(kind));
+            assert!(unreadable_is_transient(&e), "{kind:?} cost the fragment");
+        }
+        let emfile = io_err("read", &path)(std::io::Error::from_raw_os_error(24));
+        assert!(unreadable_is_transient(&emfile));
+        let (a, b) = (Hash::of(b"a"), Hash::of(b"b"));
+        for wrong in [
+            StoreError::HashMismatch {
+                expected: a,
+                actual: b,
+            },
+            StoreError::SizeMismatch {
+                expected: 1,
+                actual: 2,
+            },
+            StoreError::TooLarge { path, limit: 1 },
+        ] {
+            assert!(!unreadable_is_transient(&wrong), "{wrong} was kept");
+        }
+    }
 }
