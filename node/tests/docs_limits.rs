@@ -103,3 +103,43 @@ fn docs_security_quotes_the_http_limits_from_their_constants() {
     ];
     assert_quotes("docs/security.md", SECURITY, &quoted);
 }
+
+/// `n` as the docs write it: `65,536`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
+#[test]
+fn docs_security_quotes_the_swarm_limits_from_their_constants() {
+    use vidswarm_node::availability::{AVAILABILITY_TTL, MAX_VIDEOS_PER_PEER};
+    use vidswarm_node::fetch::download::MAX_OPEN_FRAGMENTS;
+    use vidswarm_node::net::provider_store::{MAX_KEYS_PER_REMOTE_PROVIDER, MAX_REMOTE_KEYS};
+    use vidswarm_node::service::auto_fetch::{DEFAULT_MAX_AUTO_FETCHES, MAX_BACKED_OFF};
+    let quoted = [
+        format!(
+            "{} keys in all, {} keys per peer",
+            thousands(MAX_REMOTE_KEYS),
+            thousands(MAX_KEYS_PER_REMOTE_PROVIDER)
+        ),
+        format!(
+            "lasts {} min without a new announcement",
+            AVAILABILITY_TTL.as_secs() / 60
+        ),
+        format!(
+            "{} videos per announcing peer",
+            thousands(MAX_VIDEOS_PER_PEER)
+        ),
+        format!("{DEFAULT_MAX_AUTO_FETCHES} at once (`--max-auto-fetches`)"),
+        format!("{} failed videos remembered", thousands(MAX_BACKED_OFF)),
+        format!("{MAX_OPEN_FRAGMENTS} unfinished at once (`MAX_OPEN_FRAGMENTS`)"),
+    ];
+    assert_quotes("docs/security.md", SECURITY, &quoted);
+}
