@@ -79,6 +79,8 @@ mod tests {
         let named = NamedUpload {
             name: "a.mp4".into(),
             uploaded_at_ms: 5,
+            publisher: None,
+            signature: None,
         };
         inbox.announced(video(2), Some(named.clone()));
         inbox.announced(video(2), None);

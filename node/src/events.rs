@@ -82,7 +82,8 @@ pub enum NodeEvent {
         peer: PeerId,
         reason: String,
     },
-    /// A peer said goodbye to a video (it is leaving): its records of it are forgotten.
+    /// A peer said goodbye to a video (it is leaving, or it deleted or evicted the video): its
+    /// records of it are forgotten.
     PeerLeaving {
         #[serde(with = "text")]
         peer: PeerId,

@@ -143,3 +143,33 @@ fn docs_security_quotes_the_swarm_limits_from_their_constants() {
     ];
     assert_quotes("docs/security.md", SECURITY, &quoted);
 }
+
+#[test]
+fn docs_security_quotes_the_budget_and_connection_limits_from_their_constants() {
+    use vidswarm_node::net::{
+        DEFAULT_MAX_MEMORY, MAX_STREAMS_PER_CONNECTION, MAX_TRANSFER_STREAMS, POSITIVE_CAP,
+        REJECTED_HALF_LIFE, REJECTED_WEIGHT,
+    };
+    use vidswarm_node::service::space::{DEFAULT_MAX_STORE, DEFAULT_MIN_FREE, TIDY_EVERY};
+    let quoted = [
+        format!("above {} GiB (`--max-memory`", DEFAULT_MAX_MEMORY >> 30),
+        format!("{MAX_STREAMS_PER_CONNECTION} open at once, both ways"),
+        format!("{MAX_TRANSFER_STREAMS} transfer requests in flight per connection"),
+        format!(
+            "each rejected announcement costs {}, squared by count, halving in {} s",
+            -REJECTED_WEIGHT,
+            REJECTED_HALF_LIFE.as_secs()
+        ),
+        format!("earns at most {POSITIVE_CAP}"),
+        format!(
+            "within {} GiB in all (`--max-store`",
+            DEFAULT_MAX_STORE >> 30
+        ),
+        format!("less than {} MiB free", DEFAULT_MIN_FREE >> 20),
+        format!(
+            "every {} s, at start and after each fetch",
+            TIDY_EVERY.as_secs()
+        ),
+    ];
+    assert_quotes("docs/security.md", SECURITY, &quoted);
+}

@@ -126,6 +126,12 @@ async fn uploads_are_stored_by_name_and_bad_ones_refused_leaving_nothing() {
     )
     .await;
     assert_eq!(json(replaced).await["status"], "replaced");
+    // The replaced upload is gone from the disk, manifest and fragment, and from the store.
+    let old_hash = vidswarm_proto::Hash::of(&bytes).to_string();
+    assert!(!a.dir.path().join("fragments").join(&old_hash).exists());
+    let old_video: vidswarm_proto::VideoId = stored["video_id"].as_str().unwrap().parse().unwrap();
+    assert!(a.node.store().manifest(&old_video).is_none());
+    assert!(!a.node.store().is_pinned(&old_video));
     let got = http
         .get(format!("{base}/get_fragment/fragment_3.mp4"))
         .send()

@@ -101,3 +101,92 @@ async fn only_nodes_with_the_swarm_key_connect_and_they_fetch_over_tcp() {
         .iter()
         .all(|f| member_store.has_fragment(&f.blake3)));
 }
+
+/// A node started with `net` changed by `tune`, on TCP, bootstrapped from nobody.
+async fn start_tuned(tune: impl FnOnce(&mut vidswarm_node::net::NetConfig)) -> Keyed {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), false);
+    tune(&mut cfg.net);
+    cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    let node = Node::start(cfg).await.expect("node starts");
+    Keyed { node, _dir: dir }
+}
+
+/// Asserts that `outsider` cannot stay connected to `node` nor fetch `video` from it: whichever
+/// side dials, `node` closes the connection as soon as it is set up.
+async fn refused(node: &Node, outsider: &Node, video: vidswarm_proto::VideoId, what: &str) {
+    let _ = outsider.client().dial(tcp_addr(node)).await;
+    let _ = node.client().dial(tcp_addr(outsider)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let theirs = outsider.client().connected_peers().await.unwrap();
+        if !theirs.contains(&node.peer_id()) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: still connected after 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ours = node.client().connected_peers().await.unwrap();
+    assert!(
+        !ours.contains(&outsider.peer_id()),
+        "{what}: listed as a peer"
+    );
+    let opts = FetchOptions {
+        stall_timeout: Duration::from_secs(2),
+        ..FetchOptions::default()
+    };
+    assert!(
+        outsider.fetch(video, &opts).await.is_err(),
+        "{what}: fetched the video"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_allow_list_only_the_listed_peers_connect() {
+    let member = start_tuned(|_| {}).await;
+    let outsider = start_tuned(|_| {}).await;
+    let member_id = member.node.peer_id();
+    let seeder = start_tuned(|net| net.allowed_peers = vec![member_id]).await;
+    let split = tempfile::tempdir().unwrap();
+    let manifest = common::write_split_dir(split.path(), &common::fragments(9, 4));
+    seeder.node.import_split(split.path()).await.unwrap();
+
+    refused(
+        &seeder.node,
+        &outsider.node,
+        manifest.video_id,
+        "a peer not on the list",
+    )
+    .await;
+
+    member
+        .node
+        .client()
+        .dial(tcp_addr(&seeder.node))
+        .await
+        .unwrap();
+    member
+        .node
+        .fetch(manifest.video_id, &FetchOptions::default())
+        .await
+        .expect("the listed peer fetches");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_above_its_memory_limit_takes_no_new_connection() {
+    let seeder = start_tuned(|net| net.max_memory = 1 << 20).await;
+    let split = tempfile::tempdir().unwrap();
+    let manifest = common::write_split_dir(split.path(), &common::fragments(10, 3));
+    seeder.node.import_split(split.path()).await.unwrap();
+    let peer = start_tuned(|_| {}).await;
+    refused(
+        &seeder.node,
+        &peer.node,
+        manifest.video_id,
+        "a peer of a node above 1 MiB",
+    )
+    .await;
+}

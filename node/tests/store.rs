@@ -451,18 +451,18 @@ fn a_name_dated_far_ahead_is_refused_and_no_date_overflows() {
         uploaded_at_ms: u64::MAX,
         video: a,
     };
-    assert!(!store.observe_name("film.mp4", pinned, now).unwrap());
+    assert!(!store.observe_name("film.mp4", pinned, None, now).unwrap());
     let ahead = NamedEntry {
         uploaded_at_ms: now + MAX_AHEAD_MS + 1,
         video: a,
     };
-    assert!(!store.observe_name("film.mp4", ahead, now).unwrap());
+    assert!(!store.observe_name("film.mp4", ahead, None, now).unwrap());
     let drifted = NamedEntry {
         uploaded_at_ms: now + MAX_AHEAD_MS,
         video: a,
     };
     assert!(
-        store.observe_name("film.mp4", drifted, now).unwrap(),
+        store.observe_name("film.mp4", drifted, None, now).unwrap(),
         "a drifting clock is fine"
     );
     assert_eq!(store.named("film.mp4"), Some(drifted));
@@ -481,7 +481,10 @@ fn a_name_dated_far_ahead_is_refused_and_no_date_overflows() {
         store.named("old.mp4").map(|e| e.uploaded_at_ms),
         Some(u64::MAX)
     );
-    match store.claim_name("old.mp4", b, now, true).unwrap() {
+    match store
+        .claim_name("old.mp4", b, now, true, b"me", &|_| vec![1])
+        .unwrap()
+    {
         Claim::Recorded(e) => assert_eq!((e.uploaded_at_ms, e.video), (u64::MAX, b)),
         other => panic!("{other:?}"),
     }
@@ -526,16 +529,27 @@ fn a_damaged_collection_keeps_its_good_names_and_is_kept_aside() {
 #[test]
 fn the_largest_collection_the_store_can_write_reads_back() {
     use vidswarm_node::store::MAX_NAMES;
-    use vidswarm_proto::MAX_SOURCE_NAME_BYTES;
+    use vidswarm_proto::{
+        MAX_NAME_SIGNATURE_BYTES, MAX_PUBLISHER_KEY_BYTES, MAX_SOURCE_NAME_BYTES,
+    };
     let dir = tempfile::tempdir().unwrap();
     let video = VideoId(Hash::of(b"v")).to_string();
+    let signed = serde_json::json!({
+        "publisher": "ab".repeat(MAX_PUBLISHER_KEY_BYTES),
+        "signature": "cd".repeat(MAX_NAME_SIGNATURE_BYTES),
+    });
     // MAX_NAMES names of the longest length, all quotes (each escaped to two bytes) but for a
-    // distinct tail, dated u64::MAX: the worst case for the file's size.
+    // distinct tail, dated u64::MAX, with the largest key and signature a peer may send: the
+    // worst case for the file's size.
     let names: serde_json::Map<String, serde_json::Value> = (0..MAX_NAMES)
         .map(|i| {
             let tail = format!("{i:05}");
             let name = format!("{}{tail}", "\"".repeat(MAX_SOURCE_NAME_BYTES - tail.len()));
-            let entry = serde_json::json!({ "uploaded_at_ms": u64::MAX, "video": video });
+            let entry = serde_json::json!({
+                "uploaded_at_ms": u64::MAX,
+                "video": video,
+                "signed": signed,
+            });
             (name, entry)
         })
         .collect();
@@ -548,4 +562,84 @@ fn the_largest_collection_the_store_can_write_reads_back() {
     fs::write(dir.path().join("collection.json"), json).unwrap();
     let store = open_store(dir.path());
     assert_eq!(store.collection().len(), MAX_NAMES);
+    let (_, record) = store.name_record_of(&video.parse().unwrap()).unwrap();
+    assert_eq!(
+        record.signed.unwrap().signature.len(),
+        MAX_NAME_SIGNATURE_BYTES
+    );
+}
+
+#[test]
+fn a_signed_name_is_re_pointed_only_by_its_publisher() {
+    use vidswarm_node::store::{Claim, NameSignature, NamedEntry};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let (a, b, c) = (
+        VideoId(Hash::of(b"a")),
+        VideoId(Hash::of(b"b")),
+        VideoId(Hash::of(b"c")),
+    );
+    let now = 1_800_000_000_000;
+    let by = |publisher: &[u8]| {
+        Some(NameSignature {
+            publisher: publisher.to_vec(),
+            signature: vec![7; 64],
+        })
+    };
+    let entry = |t: u64, video| NamedEntry {
+        uploaded_at_ms: t,
+        video,
+    };
+    // The first signed entry binds the name to its key.
+    assert!(store
+        .observe_name("clip.mp4", entry(now, a), by(b"owner"), now)
+        .unwrap());
+    // A later entry unsigned, or signed by another key, changes nothing.
+    assert!(!store
+        .observe_name("clip.mp4", entry(now + 1, b), None, now)
+        .unwrap());
+    assert!(!store
+        .observe_name("clip.mp4", entry(now + 1, b), by(b"thief"), now)
+        .unwrap());
+    // A local upload with another key cannot take it over, even asked to replace.
+    match store
+        .claim_name("clip.mp4", b, now, true, b"thief", &|_| vec![1])
+        .unwrap()
+    {
+        Claim::Owned(r) => assert_eq!(r.owner(), Some(&b"owner"[..])),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.named("clip.mp4"), Some(entry(now, a)));
+    // The owner's key re-points it, from a peer or locally.
+    assert!(store
+        .observe_name("clip.mp4", entry(now + 1, b), by(b"owner"), now)
+        .unwrap());
+    match store
+        .claim_name("clip.mp4", c, now, true, b"owner", &|_| vec![2])
+        .unwrap()
+    {
+        Claim::Recorded(e) => assert_eq!(e.video, c),
+        other => panic!("{other:?}"),
+    }
+    // The binding and the signature survive a restart.
+    drop(store);
+    let store = open_store(dir.path());
+    let record = store.name_record("clip.mp4").unwrap();
+    assert_eq!(record.owner(), Some(&b"owner"[..]));
+    assert_eq!(record.entry.video, c);
+    assert!(!store
+        .observe_name("clip.mp4", entry(now + 5, a), by(b"thief"), now)
+        .unwrap());
+
+    // A name from before signatures is re-pointed by a later entry as before, and a signed one
+    // then binds it.
+    assert!(store
+        .observe_name("old.mp4", entry(now, a), None, now)
+        .unwrap());
+    assert!(store
+        .observe_name("old.mp4", entry(now + 1, b), by(b"first signer"), now)
+        .unwrap());
+    assert!(!store
+        .observe_name("old.mp4", entry(now + 2, c), None, now)
+        .unwrap());
 }

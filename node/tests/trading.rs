@@ -52,6 +52,7 @@ async fn a_peer_still_fetching_a_fragment_serves_the_chunks_it_has_verified() {
             hash,
             have,
         }],
+        withdrawn: None,
     };
     let availability = fetcher.node.client().availability().clone();
     let mut announced = tokio::time::Instant::now() - Duration::from_secs(1);

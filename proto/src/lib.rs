@@ -17,7 +17,10 @@ pub mod wire;
 pub use chunks::{chunk_count, chunk_range, FragmentHasher, HashedFragment};
 pub use hash::{Hash, ParseHashError, VideoId};
 pub use manifest::{FragmentInfo, Manifest, ManifestError, SourceInfo, SplitMode};
-pub use name::{fragment_name, is_plain_file_name, parse_fragment_name};
+pub use name::{
+    fragment_name, is_plain_file_name, name_claim, parse_fragment_name, MAX_NAME_SIGNATURE_BYTES,
+    MAX_PUBLISHER_KEY_BYTES,
+};
 
 /// Bytes per chunk in manifests this version writes: the unit of transfer and of verification.
 pub const DEFAULT_CHUNK_SIZE: u32 = 256 * 1024;

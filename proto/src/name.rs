@@ -1,7 +1,18 @@
 //! Fragment names. A fragment's name is `fragment_{index}.mp4`, with the index in plain decimal;
 //! names from outside are parsed strictly and never used as paths.
 
-use crate::{MAX_FRAGMENTS, MAX_SOURCE_NAME_BYTES};
+use crate::{VideoId, MAX_FRAGMENTS, MAX_SOURCE_NAME_BYTES};
+
+/// The largest publisher key a name entry may carry (an ed25519 key in libp2p's protobuf
+/// encoding is 36 bytes), and the largest signature (ed25519: 64 bytes).
+pub const MAX_PUBLISHER_KEY_BYTES: usize = 64;
+pub const MAX_NAME_SIGNATURE_BYTES: usize = 128;
+
+/// What a name's publisher signs: that `name` means `video` as of `uploaded_at_ms`. A domain
+/// prefix keeps the signature from meaning anything else signed with the same key.
+pub fn name_claim(name: &str, video: &VideoId, uploaded_at_ms: u64) -> Vec<u8> {
+    format!("vidswarm/name/1\n{name}\n{video}\n{uploaded_at_ms}").into_bytes()
+}
 
 /// Whether `name` is safe to keep as a file name from outside (a video's source name, an uploaded
 /// fragment's name): 1..=255 bytes, no path separator, no NUL or other control character, and not

@@ -124,6 +124,12 @@ pub struct Announcement {
     /// Absent from (and ignored by) nodes that predate it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub partial: Vec<PartialFragment>,
+    /// Set when the peer no longer holds the video (deleted or evicted there) but stays in the
+    /// swarm: receivers forget its availability of the video and its provider records for the
+    /// manifest and for these fragments (the ones it holds for no other video). Sent with no
+    /// `fragments`, so nodes that predate the field learn nothing wrong from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrawn: Option<Vec<Hash>>,
 }
 
 /// A fragment partly held: bit `k` of `have` (byte `k / 8`, bit `k % 8`, least significant
@@ -165,6 +171,13 @@ pub struct NamedUpload {
     pub name: String,
     /// Milliseconds since the Unix epoch, on the clock of the node that took the upload.
     pub uploaded_at_ms: u64,
+    /// The key of the name's publisher (libp2p's protobuf encoding of a public key), and its
+    /// signature over [`name_claim`](crate::name_claim): a name is bound to the first key that
+    /// signs it, and only that key can re-point it. Absent from nodes that predate them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publisher: Option<ByteBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<ByteBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -322,6 +335,12 @@ impl Announcement {
                 a.partial.len()
             )));
         }
+        if a.withdrawn
+            .as_ref()
+            .is_some_and(|w| w.len() > MAX_FRAGMENTS as usize)
+        {
+            return Err(WireError::Invalid("too many fragments withdrawn".into()));
+        }
         if a.fragments
             .iter()
             .map(|f| f.index)
@@ -334,6 +353,14 @@ impl Announcement {
             if !crate::is_plain_file_name(&named.name) {
                 return Err(WireError::Invalid(
                     "upload name is not a plain file name".into(),
+                ));
+            }
+            let too_long = |b: &Option<ByteBuf>, max| b.as_ref().is_some_and(|b| b.len() > max);
+            if too_long(&named.publisher, crate::MAX_PUBLISHER_KEY_BYTES)
+                || too_long(&named.signature, crate::MAX_NAME_SIGNATURE_BYTES)
+            {
+                return Err(WireError::Invalid(
+                    "name publisher key or signature too long".into(),
                 ));
             }
         }
@@ -367,6 +394,7 @@ mod tests {
             named: None,
             leaving: false,
             partial: vec![p],
+            withdrawn: None,
         };
         assert_eq!(Announcement::decode(&encode(&ann)).unwrap(), ann);
         let out_of_range = Announcement {
@@ -451,6 +479,7 @@ mod tests {
             named: None,
             leaving: false,
             partial: vec![],
+            withdrawn: None,
         };
         assert_eq!(Announcement::decode(&encode(&ann)).unwrap(), ann);
         let goodbye = Announcement {
@@ -458,20 +487,42 @@ mod tests {
             ..ann.clone()
         };
         assert_eq!(Announcement::decode(&encode(&goodbye)).unwrap(), goodbye);
+        let withdrawn = Announcement {
+            fragments: vec![],
+            withdrawn: Some(vec![Hash::of(b"x")]),
+            ..ann.clone()
+        };
+        assert_eq!(
+            Announcement::decode(&encode(&withdrawn)).unwrap(),
+            withdrawn
+        );
+        assert!(!String::from_utf8_lossy(&encode(&ann)).contains("withdrawn"));
         // A plain announcement's encoding is unchanged (no `leaving` key), so older nodes read it.
         assert!(!String::from_utf8_lossy(&encode(&ann)).contains("leaving"));
         let named = Announcement {
             named: Some(NamedUpload {
                 name: "fragment_3.mp4".into(),
                 uploaded_at_ms: 1_700_000_000_000,
+                publisher: Some(ByteBuf::from(vec![1; 36])),
+                signature: Some(ByteBuf::from(vec![2; 64])),
             }),
             ..ann.clone()
         };
         assert_eq!(Announcement::decode(&encode(&named)).unwrap(), named);
+        let long_signature = Announcement {
+            named: named.named.clone().map(|n| NamedUpload {
+                signature: Some(ByteBuf::from(vec![0; crate::MAX_NAME_SIGNATURE_BYTES + 1])),
+                ..n
+            }),
+            ..named.clone()
+        };
+        assert!(Announcement::decode(&encode(&long_signature)).is_err());
         let hostile = Announcement {
             named: Some(NamedUpload {
                 name: "../../etc/passwd".into(),
                 uploaded_at_ms: 0,
+                publisher: None,
+                signature: None,
             }),
             ..ann
         };
@@ -512,6 +563,7 @@ mod tests {
             named: None,
             leaving: false,
             partial: vec![],
+            withdrawn: None,
             fragments: (0..MAX_FRAGMENTS + 1)
                 .map(|index| AnnouncedFragment {
                     index,

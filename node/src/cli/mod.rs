@@ -7,6 +7,7 @@ mod media;
 mod node_cmd;
 mod remote;
 mod remote_cmd;
+mod size;
 mod store_cmd;
 
 use std::path::PathBuf;
@@ -122,6 +123,18 @@ enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Remove a video from a running node (its pin, manifest and the fragments no other video
+    /// there lists); its peers are told the node no longer holds it.
+    Delete {
+        /// The video id.
+        video: vidswarm_proto::VideoId,
+        /// The node's HTTP API.
+        #[arg(long, env = "VIDSWARM_NODE", default_value = "http://127.0.0.1:8000")]
+        node: String,
+        /// Bearer token, if the node wants one.
+        #[arg(long, env = "VIDSWARM_API_TOKEN", hide_env_values = true)]
+        api_token: Option<String>,
+    },
     /// Split a video on this machine and upload it (manifest and fragments) to a running node.
     Publish {
         /// The video to split and upload.
@@ -227,6 +240,15 @@ pub fn run() -> anyhow::Result<ExitCode> {
             init_logging("warn");
             let api = remote::Api::new(&node, None)?;
             runtime()?.block_on(remote_cmd::status(&api, quiet))
+        }
+        Command::Delete {
+            video,
+            node,
+            api_token,
+        } => {
+            init_logging("warn");
+            let api = remote::Api::new(&node, api_token)?;
+            runtime()?.block_on(remote_cmd::delete(&api, video))
         }
         Command::Publish {
             video,

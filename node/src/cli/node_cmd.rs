@@ -76,6 +76,29 @@ pub struct NodeArgs {
     /// runs over TCP only, so such a node neither listens nor dials on QUIC.
     #[arg(long, env = "VIDSWARM_SWARM_KEY")]
     pub swarm_key: Option<PathBuf>,
+    /// The key that signs the names of this node's uploads, and so owns them: only its holder
+    /// can re-point a name. Created (readable by its owner alone) if the file does not exist;
+    /// copy it to another node to publish from there. Default: the node's own identity.
+    #[arg(long, env = "VIDSWARM_PUBLISHER_KEY")]
+    pub publisher_key: Option<PathBuf>,
+    /// Connect only with this peer id (repeatable): connections to and from every other peer
+    /// are refused. Bootstrap peers must be listed too. Default: any peer (that has the swarm
+    /// key, in a private swarm).
+    #[arg(long, env = "VIDSWARM_ALLOW_PEER", value_delimiter = ',')]
+    pub allow_peer: Vec<libp2p::PeerId>,
+    /// Resident memory above which the node accepts and dials no new connection (those it has
+    /// go on); a size like 1G or 512M.
+    #[arg(long, env = "VIDSWARM_MAX_MEMORY", default_value = "1G", value_parser = super::size::parse_size)]
+    pub max_memory: u64,
+    /// What auto-fetch may fill: evictable videos (those auto-fetch brought) are removed, least
+    /// recently used first, while the store holds more, and one that does not fit is not
+    /// fetched. What is pinned (published here, fetched on request) is never evicted.
+    #[arg(long, env = "VIDSWARM_MAX_STORE", default_value = "10G", value_parser = super::size::parse_size)]
+    pub max_store: u64,
+    /// Free space on the data dir's disk that no fetch or upload takes (evictable videos make
+    /// way first; beyond, it fails with "no room").
+    #[arg(long, env = "VIDSWARM_MIN_FREE", default_value = "512M", value_parser = super::size::parse_size)]
+    pub min_free: u64,
 }
 
 /// Reads and parses a swarm key file, refusing anything larger than a key file can be.
@@ -94,6 +117,49 @@ pub fn read_swarm_key(path: &std::path::Path) -> anyhow::Result<libp2p::pnet::Pr
         path.display()
     );
     crate::net::parse_swarm_key(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// The largest key file read (an ed25519 keypair in libp2p's protobuf encoding is 68 bytes).
+const MAX_KEY_FILE_BYTES: u64 = 1024;
+
+/// Reads the keypair in `path` (libp2p's protobuf encoding, as `identity.key`), or creates one
+/// there, readable by its owner alone, when there is no file.
+fn load_or_create_key(path: &std::path::Path) -> anyhow::Result<libp2p::identity::Keypair> {
+    use libp2p::identity::Keypair;
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::File::open(path) {
+        Ok(file) => {
+            let mut bytes = Vec::new();
+            file.take(MAX_KEY_FILE_BYTES + 1)
+                .read_to_end(&mut bytes)
+                .with_context(|| format!("cannot read the key {}", path.display()))?;
+            anyhow::ensure!(
+                bytes.len() as u64 <= MAX_KEY_FILE_BYTES,
+                "{} is too large for a key",
+                path.display()
+            );
+            Keypair::from_protobuf_encoding(&bytes)
+                .map_err(|e| anyhow::anyhow!("{} is not a key: {e}", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = Keypair::generate_ed25519();
+            let bytes = key
+                .to_protobuf_encoding()
+                .context("cannot encode a new key")?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("cannot create the key {}", path.display()))?;
+            file.write_all(&bytes)
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("cannot write the key {}", path.display()))?;
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read the key {}", path.display())),
+    }
 }
 
 /// Seconds from the command line as a duration: at least 1 ms, at most a day.
@@ -125,6 +191,20 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         tracing::info!(target: "vidswarm", fingerprint = %key.fingerprint(), "private swarm: only nodes with this key can connect (TCP only)");
         cfg.net.swarm_key = Some(key);
     }
+    if let Some(path) = &args.publisher_key {
+        let key = load_or_create_key(path)?;
+        tracing::info!(target: "vidswarm", publisher = %key.public().to_peer_id(), "names of uploads are signed with {}", path.display());
+        cfg.publisher = Some(key);
+    }
+    if !args.allow_peer.is_empty() {
+        tracing::info!(target: "vidswarm", peers = args.allow_peer.len(), "only the peers given with --allow-peer can connect");
+    }
+    cfg.net.allowed_peers = args.allow_peer;
+    cfg.net.max_memory = usize::try_from(args.max_memory).unwrap_or(usize::MAX);
+    cfg.space = crate::service::SpaceConfig {
+        max_store: args.max_store,
+        min_free: args.min_free,
+    };
     let node = Node::start(cfg)
         .await
         .with_context(|| format!("cannot start a node on {}", args.data.display()))?;
@@ -206,4 +286,21 @@ pub async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: super::NodeArgs,
+    }
+
+    #[test]
+    fn the_size_defaults_are_the_constants_the_docs_quote() {
+        let cli = <Cli as clap::Parser>::try_parse_from(["vidswarm", "--data", "d"]).unwrap();
+        assert_eq!(cli.args.max_memory, crate::net::DEFAULT_MAX_MEMORY as u64);
+        assert_eq!(cli.args.max_store, crate::service::space::DEFAULT_MAX_STORE);
+        assert_eq!(cli.args.min_free, crate::service::space::DEFAULT_MIN_FREE);
+    }
 }

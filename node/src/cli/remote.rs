@@ -1,5 +1,6 @@
 //! A running node's HTTP API, as the CLI uses it: `vidswarm status --node URL`,
-//! `vidswarm fetch --node URL VIDEO` and `vidswarm publish VIDEO --node URL`.
+//! `vidswarm fetch --node URL VIDEO`, `vidswarm publish VIDEO --node URL` and
+//! `vidswarm delete VIDEO --node URL`.
 
 use anyhow::{bail, Context};
 use futures::StreamExt;
@@ -49,6 +50,10 @@ impl Api {
 
     pub fn put(&self, path: &str) -> RequestBuilder {
         self.with_token(self.http.put(format!("{}{path}", self.base)))
+    }
+
+    pub fn delete(&self, path: &str) -> RequestBuilder {
+        self.with_token(self.http.delete(format!("{}{path}", self.base)))
     }
 
     fn with_token(&self, request: RequestBuilder) -> RequestBuilder {

@@ -20,6 +20,21 @@ use super::media::human_bytes;
 use super::remote::{failure_status, Api};
 use crate::events::NodeEvent;
 
+/// `vidswarm delete VIDEO --node URL`: the node removes the video (pinned or not) and tells
+/// its peers it no longer holds it.
+pub async fn delete(api: &Api, video: vidswarm_proto::VideoId) -> anyhow::Result<()> {
+    let deleted: Value = api
+        .json(api.delete(&format!("/api/v1/videos/{video}")))
+        .await?;
+    println!(
+        "deleted video {video} from {}: {} fragment(s), {} bytes freed",
+        api.base(),
+        deleted["fragments_removed"],
+        deleted["bytes_freed"]
+    );
+    Ok(())
+}
+
 /// `vidswarm status --node URL`: who the node is, its peers, its videos and fetches. Fails
 /// (exit status 1) when the node does not answer: usable as a container health check.
 pub async fn status(api: &Api, quiet: bool) -> anyhow::Result<()> {

@@ -101,6 +101,9 @@ pub enum FetchError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Net(#[from] NetError),
+    /// The store has no room for the fragments missing (`Reporter::room` said so).
+    #[error(transparent)]
+    NoRoom(#[from] crate::service::NoRoom),
 }
 
 /// Where a fetch reports what it does: every event goes to `observe` (the fetch registry's
@@ -108,6 +111,11 @@ pub enum FetchError {
 pub struct Reporter<'a> {
     pub client: &'a Client,
     pub observe: &'a (dyn Fn(&NodeEvent) + Send + Sync),
+    /// Asked, once the manifest is known and before any chunk is asked for, to make room for
+    /// the bytes missing (the service's disk budget, `service/space.rs`).
+    pub room: &'a (dyn Fn(u64) -> futures::future::BoxFuture<'a, Result<(), crate::service::NoRoom>>
+             + Send
+             + Sync),
 }
 
 impl Reporter<'_> {
@@ -178,6 +186,11 @@ async fn fetch_impl(
             per_peer: BTreeMap::new(),
         });
     }
+    let needed: u64 = missing
+        .iter()
+        .map(|&i| manifest.fragments[i as usize].size)
+        .sum();
+    (reporter.room)(needed).await?;
     info!(missing = ?missing, "fetching");
     reporter.emit(NodeEvent::FetchStarted {
         video,

@@ -205,9 +205,14 @@ pub(crate) fn announcement(
     video: VideoId,
     fragments: Vec<AnnouncedFragment>,
 ) -> Announcement {
-    let named = store.name_of(&video).map(|(name, e)| NamedUpload {
+    let named = store.name_record_of(&video).map(|(name, r)| NamedUpload {
         name,
-        uploaded_at_ms: e.uploaded_at_ms,
+        uploaded_at_ms: r.entry.uploaded_at_ms,
+        publisher: r
+            .signed
+            .as_ref()
+            .map(|s| serde_bytes::ByteBuf::from(s.publisher.clone())),
+        signature: r.signed.map(|s| serde_bytes::ByteBuf::from(s.signature)),
     });
     Announcement {
         video,
@@ -217,6 +222,7 @@ pub(crate) fn announcement(
         named,
         leaving: false,
         partial: vec![],
+        withdrawn: None,
     }
 }
 

@@ -80,6 +80,10 @@ pub struct VideoSummary {
     pub name: String,
     pub size: u64,
     pub duration: f64,
+    /// Kept whatever the disk budget: published here or fetched on request. What auto-fetch or
+    /// playback brought is not, and is evicted (least recently used first) when the store is
+    /// over `--max-store` or the disk nearly full.
+    pub pinned: bool,
     pub fragments: Vec<FragmentAvailability>,
 }
 
@@ -182,6 +186,7 @@ pub async fn videos(State(state): State<AppState>) -> Result<Json<Videos>, ApiEr
                         name: m.source.name.clone(),
                         size: m.total_size(),
                         duration: m.source.duration,
+                        pinned: store.is_pinned(&m.video_id),
                         fragments: m
                             .fragments
                             .iter()

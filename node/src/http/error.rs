@@ -92,6 +92,7 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE => "too_large",
             StatusCode::RANGE_NOT_SATISFIABLE => "range_not_satisfiable",
             StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            StatusCode::INSUFFICIENT_STORAGE => "no_space",
             _ => "internal",
         }
     }
@@ -119,6 +120,7 @@ impl ApiError {
             Kind::Conflict => StatusCode::CONFLICT,
             Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::NoSpace => StatusCode::INSUFFICIENT_STORAGE,
             Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self { status, message }

@@ -19,6 +19,7 @@
 mod api;
 mod auth;
 mod conn;
+mod delete;
 mod error;
 mod events;
 mod extract;
@@ -35,7 +36,7 @@ mod upload;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -129,6 +130,7 @@ impl AppState {
         api::fragment,
         upload::put_fragment,
         api::start_fetch,
+        delete::delete_video,
         api::fetch_status,
         api::fetches,
         playback::playlist,
@@ -153,6 +155,7 @@ impl AppState {
         api::FragmentAvailability,
         api::FetchRequest,
         api::FetchStarted,
+        delete::Deleted,
         crate::service::FetchProgress,
         crate::service::FetchState,
         upload::ManifestStored,
@@ -233,6 +236,7 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/videos/{video_id}/fetch",
             post(api::start_fetch).layer(DefaultBodyLimit::max(api::MAX_FETCH_REQUEST)),
         )
+        .route("/api/v1/videos/{video_id}", delete(delete::delete_video))
         .route("/upload_fragment", post(legacy::upload_fragment))
         .route("/send_all_fragments", get(legacy::send_all_fragments))
         .route_layer(axum::middleware::from_fn_with_state(

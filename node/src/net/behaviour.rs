@@ -4,12 +4,15 @@
 use std::time::Duration;
 
 use super::provider_store::ProviderStore;
+use libp2p::allow_block_list::{self, AllowedPeers};
 use libp2p::connection_limits::{self, ConnectionLimits};
 use libp2p::identity::Keypair;
+use libp2p::memory_connection_limits;
 use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{gossipsub, identify, kad, ping, StreamProtocol, Swarm};
-use vidswarm_proto::wire::{MAX_ANNOUNCEMENT_BYTES, TRANSFER_PROTOCOL};
+use libp2p::{gossipsub, identify, kad, ping, PeerId, StreamProtocol, Swarm};
+use vidswarm_proto::wire::{ANNOUNCE_TOPIC, MAX_ANNOUNCEMENT_BYTES, TRANSFER_PROTOCOL};
 
 use super::client::NetError;
 use super::codec::TransferCodec;
@@ -22,6 +25,10 @@ pub const IDENTIFY_PROTOCOL: &str = "/vidswarm/id/1.0.0";
 pub struct Behaviour {
     /// Connections beyond these are refused as they come (`docs/security.md`).
     pub limits: connection_limits::Behaviour,
+    /// No new connection while the process holds more than `NetConfig::max_memory`.
+    pub memory: memory_connection_limits::Behaviour,
+    /// With `--allow-peer`, connections to and from any other peer are refused.
+    pub allowed: Toggle<allow_block_list::Behaviour<AllowedPeers>>,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub kad: kad::Behaviour<ProviderStore>,
@@ -49,6 +56,16 @@ pub const MAX_PENDING_CONNECTIONS: u32 = 64;
 /// (the descriptors the store needs too) and its buffers.
 pub const MAX_INBOUND_CONNECTIONS: u32 = 256;
 pub const MAX_CONNECTIONS: u32 = 512;
+/// Streams open at once on one connection, both ways and all protocols (yamux): each can
+/// buffer up to yamux's 256 KiB window of unread bytes, so a connection holds at most 32 MiB.
+pub const MAX_STREAMS_PER_CONNECTION: usize = 128;
+/// Transfer requests in flight at once on one connection, both ways (request-response; an
+/// inbound one beyond is dropped, an outbound one fails). An honest fetch keeps 4 per peer in
+/// flight, and a peer's requests beyond 32 waiting are answered `Busy` anyway.
+pub const MAX_TRANSFER_STREAMS: usize = 96;
+/// The default of `NetConfig::max_memory` (`--max-memory`): about 25 times what a busy node
+/// holds (about 40 MiB).
+pub const DEFAULT_MAX_MEMORY: usize = 1 << 30;
 
 /// Tunables that tests and the demo shorten.
 #[derive(Debug, Clone)]
@@ -65,6 +82,10 @@ pub struct NetConfig {
     /// A private swarm's pre-shared key (`--swarm-key`): only nodes with the same key can
     /// connect, over TCP only.
     pub swarm_key: Option<libp2p::pnet::PreSharedKey>,
+    /// The only peers this node connects with (`--allow-peer`); empty: any.
+    pub allowed_peers: Vec<PeerId>,
+    /// Resident memory above which new connections are refused (`--max-memory`).
+    pub max_memory: usize,
 }
 
 impl Default for NetConfig {
@@ -76,6 +97,8 @@ impl Default for NetConfig {
             external: Vec::new(),
             goodbye_wait: Duration::from_secs(1),
             swarm_key: None,
+            allowed_peers: Vec::new(),
+            max_memory: DEFAULT_MAX_MEMORY,
         }
     }
 }
@@ -115,10 +138,13 @@ impl Behaviour {
             .validate_messages()
             .max_transmit_size(MAX_ANNOUNCEMENT_BYTES + 4096)
             .build()?;
-        let gossipsub = gossipsub::Behaviour::new(
+        let mut gossipsub = gossipsub::Behaviour::new(
             gossipsub::MessageAuthenticity::Signed(key.clone()),
             gossip_cfg,
         )?;
+        let (score, thresholds) =
+            super::gossip_score::params(gossipsub::IdentTopic::new(ANNOUNCE_TOPIC).hash());
+        gossipsub.with_peer_score(score, thresholds)?;
 
         let transfer = request_response::Behaviour::with_codec(
             TransferCodec,
@@ -128,7 +154,7 @@ impl Behaviour {
             )],
             request_response::Config::default()
                 .with_request_timeout(cfg.request_timeout)
-                .with_max_concurrent_streams(512),
+                .with_max_concurrent_streams(MAX_TRANSFER_STREAMS),
         );
 
         let limits = ConnectionLimits::default()
@@ -137,8 +163,17 @@ impl Behaviour {
             .with_max_pending_outgoing(Some(MAX_PENDING_CONNECTIONS))
             .with_max_established_incoming(Some(MAX_INBOUND_CONNECTIONS))
             .with_max_established(Some(MAX_CONNECTIONS));
+        let allowed = (!cfg.allowed_peers.is_empty()).then(|| {
+            let mut allowed = allow_block_list::Behaviour::<AllowedPeers>::default();
+            for peer in &cfg.allowed_peers {
+                allowed.allow_peer(*peer);
+            }
+            allowed
+        });
         Ok(Self {
             limits: connection_limits::Behaviour::new(limits),
+            memory: memory_connection_limits::Behaviour::with_max_bytes(cfg.max_memory),
+            allowed: allowed.into(),
             identify: identify::Behaviour::new(
                 // What peers learn is the swarm's external addresses: the operator's, or the
                 // listen addresses worth advertising (`advertise.rs`).

@@ -50,6 +50,9 @@ pub(crate) enum Command {
     Provide {
         keys: Vec<RecordKey>,
     },
+    StopProviding {
+        keys: Vec<RecordKey>,
+    },
     Providers {
         key: RecordKey,
         reply: oneshot::Sender<Vec<PeerId>>,
@@ -163,6 +166,12 @@ impl Client {
         self.tell(Command::Provide { keys }).await
     }
 
+    /// Stops providing `keys` (their records at other peers expire on their own: the DHT has
+    /// no way to withdraw one).
+    pub async fn stop_providing(&self, keys: Vec<RecordKey>) -> Result<(), NetError> {
+        self.tell(Command::StopProviding { keys }).await
+    }
+
     /// The peers the DHT knows to provide `key` (never this node).
     pub async fn providers(&self, key: RecordKey) -> Result<Vec<PeerId>, NetError> {
         self.ask(|reply| Command::Providers { key, reply }).await
@@ -253,7 +262,10 @@ impl Client {
                         let _ = reply.send(());
                         return;
                     }
-                    Command::Provide { .. } | Command::Bootstrap | Command::Connect { .. } => {}
+                    Command::Provide { .. }
+                    | Command::StopProviding { .. }
+                    | Command::Bootstrap
+                    | Command::Connect { .. } => {}
                 }
             }
         });

@@ -17,6 +17,7 @@ mod behaviour;
 mod client;
 mod codec;
 mod event_loop;
+mod gossip_score;
 mod peers;
 pub mod provider_store;
 mod serve;
@@ -30,12 +31,14 @@ use vidswarm_proto::wire::ANNOUNCE_TOPIC;
 use vidswarm_proto::{Hash, VideoId};
 
 pub use behaviour::{
-    NetConfig, CONNECTION_TIMEOUT, DIAL_CONCURRENCY, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER,
-    MAX_INBOUND_CONNECTIONS, MAX_PENDING_CONNECTIONS, QUIC_HANDSHAKE_TIMEOUT,
+    NetConfig, CONNECTION_TIMEOUT, DEFAULT_MAX_MEMORY, DIAL_CONCURRENCY, MAX_CONNECTIONS,
+    MAX_CONNECTIONS_PER_PEER, MAX_INBOUND_CONNECTIONS, MAX_PENDING_CONNECTIONS,
+    MAX_STREAMS_PER_CONNECTION, MAX_TRANSFER_STREAMS, QUIC_HANDSHAKE_TIMEOUT,
 };
 pub use client::{Client, NetError};
 pub use event_loop::dialing::DIAL_TIMEOUT;
 pub use event_loop::links::PeerLink;
+pub use gossip_score::{POSITIVE_CAP, REJECTED_HALF_LIFE, REJECTED_WEIGHT};
 pub use peers::{Peers, FIRST_BACKOFF, MAX_BACKOFF};
 pub use transport::{parse_swarm_key, usable_with_swarm_key, MAX_SWARM_KEY_BYTES};
 

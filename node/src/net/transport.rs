@@ -8,7 +8,7 @@ use libp2p::identity::Keypair;
 use libp2p::pnet::{PnetConfig, PreSharedKey};
 use libp2p::{noise, quic, tcp, yamux, PeerId, Transport};
 
-use super::behaviour::QUIC_HANDSHAKE_TIMEOUT;
+use super::behaviour::{MAX_STREAMS_PER_CONNECTION, QUIC_HANDSHAKE_TIMEOUT};
 
 /// The largest swarm key file read: Kubo's format is about 100 bytes.
 pub const MAX_SWARM_KEY_BYTES: u64 = 1024;
@@ -27,22 +27,25 @@ pub(super) fn build(
 ) -> Result<Boxed<(PeerId, StreamMuxerBox)>, noise::Error> {
     let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
     let noise = noise::Config::new(key)?;
+    let mut yamux = yamux::Config::default();
+    yamux.set_max_num_streams(MAX_STREAMS_PER_CONNECTION);
     if let Some(psk) = swarm_key {
         return Ok(tcp
             .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
             .upgrade(upgrade::Version::V1Lazy)
             .authenticate(noise)
-            .multiplex(yamux::Config::default())
+            .multiplex(yamux)
             .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
             .boxed());
     }
     let tcp = tcp
         .upgrade(upgrade::Version::V1Lazy)
         .authenticate(noise)
-        .multiplex(yamux::Config::default())
+        .multiplex(yamux)
         .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
     let mut quic_config = quic::Config::new(key);
     quic_config.handshake_timeout = QUIC_HANDSHAKE_TIMEOUT;
+    quic_config.max_concurrent_stream_limit = MAX_STREAMS_PER_CONNECTION as u32;
     let quic = quic::tokio::Transport::new(quic_config)
         .map(|(peer, connection), _| (peer, StreamMuxerBox::new(connection)));
     Ok(quic

@@ -16,7 +16,7 @@ use vidswarm_proto::{Manifest, VideoId};
 use crate::events;
 use crate::fetch::{FetchOptions, FetchReport};
 use crate::net::{self, Client, NetConfig};
-use crate::service::{AutoFetchConfig, Service, ServiceError};
+use crate::service::{AutoFetchConfig, Service, ServiceError, SpaceConfig};
 use crate::store::{ImportReport, Store, StoreError};
 
 /// How long [`Node::shutdown`] gives background fetches, then serves in flight, to finish.
@@ -36,6 +36,13 @@ pub struct NodeConfig {
     pub fetch: FetchOptions,
     /// How far a slow reader of the event stream may fall behind before it loses events.
     pub events_buffer: usize,
+    /// The disk budget (`service/space.rs`).
+    pub space: SpaceConfig,
+    /// How often garbage is collected and the budget enforced (beside after each fetch).
+    pub tidy_every: Duration,
+    /// The key that signs (and so owns) the names of this node's uploads; the node's identity
+    /// when `None` (`--publisher-key`).
+    pub publisher: Option<Keypair>,
 }
 
 impl NodeConfig {
@@ -53,6 +60,9 @@ impl NodeConfig {
             net: NetConfig::default(),
             fetch: FetchOptions::default(),
             events_buffer: events::EVENT_BUFFER,
+            space: SpaceConfig::default(),
+            tidy_every: crate::service::space::TIDY_EVERY,
+            publisher: None,
         }
     }
 
@@ -60,6 +70,8 @@ impl NodeConfig {
     pub fn loopback(data: impl Into<PathBuf>) -> Self {
         let mut cfg = Self::new(data);
         cfg.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid")];
+        // Tests must not fail on a machine whose disk is merely nearly full.
+        cfg.space.min_free = 0;
         cfg
     }
 }
@@ -110,6 +122,7 @@ impl Node {
             .map_err(|e| NodeError::Identity(e.to_string()))?;
 
         let events = events::channel(cfg.events_buffer);
+        let publisher = cfg.publisher.clone().unwrap_or_else(|| key.clone());
         let (client, swarm_task) = net::spawn(key, store.clone(), events, &cfg.net)?;
         let mut rx = client.subscribe();
         // A private swarm speaks TCP only: its QUIC listen addresses are left out.
@@ -135,7 +148,13 @@ impl Node {
         }
 
         let service = Service::new(client.clone(), store, cfg.fetch.clone())
-            .with_auto_fetch(cfg.auto_fetch_pace.clone());
+            .with_auto_fetch(cfg.auto_fetch_pace.clone())
+            .with_space(cfg.space)
+            .with_publisher(publisher);
+        // What a crash or an older run left goes before anything else touches the store.
+        if let Err(e) = service.tidy().await {
+            warn!(error = %e, "cannot tidy the store");
+        }
         let stop = service.stopping().clone();
         let mut tasks = vec![dials];
         if !cfg.bootstrap.is_empty() {
@@ -157,6 +176,9 @@ impl Node {
         tasks.push(tokio::spawn(
             tasks::announcer(service.clone(), cfg.announce_every)
                 .instrument(tracing::info_span!("announcer")),
+        ));
+        tasks.push(tokio::spawn(
+            tasks::tidier(service.clone(), cfg.tidy_every).instrument(tracing::info_span!("tidy")),
         ));
         info!(peer = %client.peer_id(), "node started");
         Ok(Self {

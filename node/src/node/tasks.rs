@@ -74,6 +74,23 @@ pub(super) async fn announcer(service: Service, every: Duration) {
     }
 }
 
+/// Collects the store's garbage and keeps it within its budget every `every` (`Node::start`
+/// has done it once already).
+pub(super) async fn tidier(service: Service, every: Duration) {
+    let stop = service.stopping().clone();
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        if let Err(e) = service.tidy().await {
+            warn!(error = %e, "cannot tidy the store");
+        }
+    }
+}
+
 /// When a subscription is answered with a round of announcements.
 #[derive(Debug, Default)]
 struct Rounds {
@@ -117,14 +134,23 @@ pub(super) async fn on_announced(service: Service, auto_fetch: bool) {
                     video,
                 };
                 let name = named.name.clone();
-                match service
-                    .store()
-                    .call(move |s| s.observe_name(&name, entry, crate::service::now_ms()))
-                    .await
-                {
-                    Ok(true) => info!(name = %named.name, video = %video.short(), "learned a name"),
-                    Ok(false) => {}
-                    Err(e) => warn!(error = %e, "cannot record a name"),
+                match crate::service::checked_signature(&named, &video) {
+                    Err(why) => {
+                        warn!(name = %named.name, video = %video.short(), why, "ignored a name entry")
+                    }
+                    Ok(signed) => match service
+                        .store()
+                        .call(move |s| {
+                            s.observe_name(&name, entry, signed, crate::service::now_ms())
+                        })
+                        .await
+                    {
+                        Ok(true) => {
+                            info!(name = %named.name, video = %video.short(), "learned a name")
+                        }
+                        Ok(false) => {}
+                        Err(e) => warn!(error = %e, "cannot record a name"),
+                    },
                 }
             }
             if auto_fetch {

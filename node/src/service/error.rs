@@ -21,6 +21,8 @@ pub enum Kind {
     TooLarge,
     /// Not possible now (the swarm is down, no peer has it, a limit is reached): retry later.
     Unavailable,
+    /// The disk has no room for it (free space below the reserve, or the file system full).
+    NoSpace,
     /// This node failed (its disk, a bug): not the caller's fault, and retrying will not help.
     Internal,
 }
@@ -47,8 +49,20 @@ pub enum ServiceError {
     NameTaken { name: String, old: VideoId },
     #[error("that name does not mean a loose upload")]
     NotAnUpload,
+    #[error("{name} belongs to publisher {owner}: only that key can re-point it (start the node that holds it with --publisher-key)")]
+    NameOwned { name: String, owner: String },
     #[error("{0} could not be fetched")]
     NotFetched(String),
+    #[error(transparent)]
+    NoRoom(#[from] NoRoom),
+}
+
+/// Why there is no room for `needed` more bytes.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("no room for {needed} more bytes: {why}")]
+pub struct NoRoom {
+    pub needed: u64,
+    pub why: String,
 }
 
 impl ServiceError {
@@ -61,7 +75,10 @@ impl ServiceError {
             | Self::NoFragment { .. }
             | Self::NotHeld(_)
             | Self::NotAnUpload => Kind::NotFound,
-            Self::FetchRunning(_) | Self::NameTaken { .. } => Kind::Conflict,
+            Self::FetchRunning(_) | Self::NameTaken { .. } | Self::NameOwned { .. } => {
+                Kind::Conflict
+            }
+            Self::NoRoom(_) => Kind::NoSpace,
         }
     }
 }
@@ -79,6 +96,7 @@ pub fn store_kind(e: &StoreError) -> Kind {
         E::UploadTooLarge { .. } => Kind::TooLarge,
         E::CollectionFull(_) => Kind::Unavailable,
         E::FragmentNotFound(_) | E::VideoNotFound(_) => Kind::NotFound,
+        _ if e.is_disk_full() => Kind::NoSpace,
         _ => Kind::Internal,
     }
 }
@@ -86,6 +104,7 @@ pub fn store_kind(e: &StoreError) -> Kind {
 fn fetch_kind(e: &FetchError) -> Kind {
     match e {
         FetchError::Store(e) => store_kind(e),
+        FetchError::NoRoom(_) => Kind::NoSpace,
         FetchError::NoSuchFragment { .. } => Kind::NotFound,
         FetchError::ManifestUnavailable { .. }
         | FetchError::Stalled { .. }

@@ -14,6 +14,7 @@ pub mod auto_fetch;
 mod error;
 pub mod fetches;
 mod playback;
+pub mod space;
 mod uploads;
 
 use std::path::{Path, PathBuf};
@@ -28,9 +29,11 @@ use vidswarm_proto::wire::AnnouncedFragment;
 use vidswarm_proto::{Manifest, VideoId};
 
 pub use auto_fetch::{AutoFetch, AutoFetchConfig};
-pub use error::{store_kind, Kind, ServiceError};
+pub use error::{store_kind, Kind, NoRoom, ServiceError};
 pub use fetches::{now_ms, FetchProgress, FetchRegistry, FetchState};
 pub use playback::Playable;
+pub use space::SpaceConfig;
+pub(crate) use uploads::checked_signature;
 pub use uploads::{CollectionItem, ManifestPut, NamedUploaded, SendReport, UploadStatus};
 
 pub use crate::fetch::{FetchOptions, FetchReport};
@@ -47,6 +50,11 @@ pub struct Service {
     fetches: FetchRegistry,
     fetch: FetchOptions,
     auto: AutoFetch,
+    /// The disk budget (`space.rs`).
+    space: SpaceConfig,
+    /// The key that signs the names of this node's uploads (`uploads.rs`): the node's identity
+    /// unless the operator gave another (`--publisher-key`).
+    publisher: libp2p::identity::Keypair,
     /// Fetches running in the background (started over HTTP or by auto-fetch).
     tasks: TaskTracker,
     /// Cancelled when the node stops: background fetches end at their next step.
@@ -61,6 +69,8 @@ impl Service {
             fetches: FetchRegistry::default(),
             fetch,
             auto: AutoFetch::new(AutoFetchConfig::default()),
+            space: SpaceConfig::default(),
+            publisher: libp2p::identity::Keypair::generate_ed25519(),
             tasks: TaskTracker::new(),
             stop: CancellationToken::new(),
         }
@@ -69,6 +79,19 @@ impl Service {
     /// The same service with auto-fetch paced by `config`.
     pub fn with_auto_fetch(mut self, config: AutoFetchConfig) -> Self {
         self.auto = AutoFetch::new(config);
+        self
+    }
+
+    /// The same service within the disk budget `space`.
+    pub fn with_space(mut self, space: SpaceConfig) -> Self {
+        self.space = space;
+        self.store.set_reserve(space.min_free);
+        self
+    }
+
+    /// The same service signing names with `publisher`.
+    pub fn with_publisher(mut self, publisher: libp2p::identity::Keypair) -> Self {
+        self.publisher = publisher;
         self
     }
 
@@ -185,6 +208,7 @@ impl Service {
         let (m, dir, indices) = (manifest.clone(), dir.to_owned(), indices.to_vec());
         self.store
             .call(move |s| -> Result<(), StoreError> {
+                s.pin(&m.video_id)?;
                 s.put_manifest(&m)?;
                 for i in indices {
                     let f = &m.fragments[i as usize];
@@ -197,7 +221,7 @@ impl Service {
     }
 
     /// Fetches `video` (or `opts.fragments` of it) and waits for the end; refused while another
-    /// fetch of the video runs.
+    /// fetch of the video runs. The video is pinned: asked for here, it is never evicted.
     pub async fn fetch(
         &self,
         video: VideoId,
@@ -207,11 +231,11 @@ impl Service {
             .fetches
             .begin(video)
             .ok_or(ServiceError::FetchRunning(video))?;
-        self.run_fetch(ticket, opts).await
+        self.run_fetch(ticket, opts, true).await
     }
 
-    /// Starts fetching `video` (or `fragments` of it) in the background; refused while another
-    /// fetch of the video runs. Follow it in [`Service::fetches`].
+    /// Starts fetching `video` (or `fragments` of it) in the background, pinned; refused while
+    /// another fetch of the video runs. Follow it in [`Service::fetches`].
     pub fn start_fetch(
         &self,
         video: VideoId,
@@ -225,7 +249,7 @@ impl Service {
             fragments,
             ..self.fetch.clone()
         };
-        self.spawn_fetch(ticket, opts, "fetch requested", None);
+        self.spawn_fetch(ticket, opts, "fetch requested", Fetched::Pinned);
         Ok(())
     }
 
@@ -245,7 +269,12 @@ impl Service {
             return;
         };
         if let Some(ticket) = self.fetches.begin(video) {
-            self.spawn_fetch(ticket, self.fetch.clone(), "auto-fetch", Some(slot));
+            self.spawn_fetch(
+                ticket,
+                self.fetch.clone(),
+                "auto-fetch",
+                Fetched::Auto(slot),
+            );
         }
     }
 
@@ -264,7 +293,7 @@ impl Service {
         ticket: fetches::Ticket,
         opts: FetchOptions,
         why: &'static str,
-        auto: Option<auto_fetch::AutoSlot>,
+        fetched: Fetched,
     ) {
         let (service, stop) = (self.clone(), self.stop.clone());
         let video = ticket.video();
@@ -272,13 +301,13 @@ impl Service {
         self.tasks.spawn(
             async move {
                 tokio::select! {
-                    result = service.run_fetch(ticket, &opts) => {
+                    result = service.run_fetch(ticket, &opts, matches!(fetched, Fetched::Pinned)) => {
                         match &result {
                             Ok(r) => info!(video = %video.short(), fetched = ?r.fetched, "done"),
                             Err(e) => warn!(video = %video.short(), error = %e, "failed"),
                         }
-                        if let Some(auto) = auto {
-                            auto.finished(result.is_ok());
+                        if let Fetched::Auto(slot) = fetched {
+                            slot.finished(result.is_ok());
                         }
                     }
                     // Dropping the fetch drops its ticket (marked stopped) and its uncommitted
@@ -294,19 +323,33 @@ impl Service {
         &self,
         ticket: fetches::Ticket,
         opts: &FetchOptions,
+        pin: bool,
     ) -> Result<FetchReport, ServiceError> {
+        let video = ticket.video();
+        if pin {
+            self.store.call(move |s| s.pin(&video)).await?;
+        }
         let observe = |e: &crate::events::NodeEvent| ticket.record(e);
+        let room = |needed: u64| -> futures::future::BoxFuture<'_, Result<(), NoRoom>> {
+            Box::pin(self.make_room(video, needed))
+        };
         let reporter = Reporter {
             client: &self.client,
             observe: &observe,
+            room: &room,
         };
         // Every fetch can be steered by a viewer (`fragment_for_playback`).
         let opts = FetchOptions {
             playhead: Some(ticket.playhead()),
             ..opts.clone()
         };
-        let result = fetch::fetch(&reporter, &self.store, ticket.video(), &opts).await;
+        let result = fetch::fetch(&reporter, &self.store, video, &opts).await;
         ticket.finish(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        // What a failed fetch left (a manifest, no fragment) and what the budget no longer has
+        // room for go now, not at the next round.
+        if let Err(e) = self.tidy().await {
+            warn!(error = %e, "cannot tidy the store");
+        }
         Ok(result?)
     }
 
@@ -323,6 +366,16 @@ impl Service {
     pub fn stopping(&self) -> &CancellationToken {
         &self.stop
     }
+}
+
+/// How a background fetch came about, which decides whether what it brings is kept for good.
+pub(super) enum Fetched {
+    /// Asked for here: pinned.
+    Pinned,
+    /// Started by a viewer: evictable (reads are open to any web page, so they pin nothing).
+    Playback,
+    /// Started by auto-fetch, in this slot: evictable.
+    Auto(auto_fetch::AutoSlot),
 }
 
 /// The manifest of `video`, or [`ServiceError::NoManifest`].

@@ -165,6 +165,6 @@ impl Service {
             fragments: Some((index..end.max(index + 1)).collect()),
             ..self.fetch.clone()
         };
-        self.spawn_fetch(ticket, opts, "playback", None);
+        self.spawn_fetch(ticket, opts, "playback", super::Fetched::Playback);
     }
 }

@@ -12,7 +12,7 @@ use vidswarm_proto::{
 
 use super::{held, now_ms, Service, ServiceError};
 use crate::fetch::FetchOptions;
-use crate::store::{Claim, NamedEntry, StoreError, Verified};
+use crate::store::{Claim, NameSignature, NamedEntry, StoreError, Verified};
 
 /// A manifest taken: whether it is new here, and what to upload next.
 #[derive(Debug, Clone)]
@@ -54,14 +54,15 @@ pub struct SendReport {
 }
 
 impl Service {
-    /// Stores a manifest (validated by the caller's parse); announces it when some of its
-    /// fragments are held already.
+    /// Stores a manifest (validated by the caller's parse), pinned: it is published here.
+    /// Announces it when some of its fragments are held already.
     pub async fn put_manifest(&self, manifest: Manifest) -> Result<ManifestPut, ServiceError> {
         let manifest = Arc::new(manifest);
         let m = manifest.clone();
         let put = self
             .store
             .call(move |s| {
+                s.pin(&m.video_id)?;
                 let new = s.put_manifest(&m)?;
                 let missing = m
                     .fragments
@@ -92,13 +93,20 @@ impl Service {
         Ok((m, f))
     }
 
-    /// Makes a verified fragment of `manifest` durable, then provides and announces it.
+    /// Makes a verified fragment of `manifest` durable, then provides and announces it. The
+    /// video is pinned: it is published here.
     pub async fn add_fragment(
         &self,
         manifest: &Manifest,
         verified: Verified,
     ) -> Result<(), ServiceError> {
-        self.store.call(move |_| verified.persist()).await?;
+        let video = manifest.video_id;
+        self.store
+            .call(move |s| {
+                s.pin(&video)?;
+                verified.persist()
+            })
+            .await?;
         self.announce(manifest, true).await
     }
 
@@ -116,18 +124,29 @@ impl Service {
         let video = manifest.video_id;
         let m = manifest.clone();
         let n = name.clone();
-        let claim = self
+        let key = self.publisher.clone();
+        let (claim, before) = self
             .store
-            .call(move |s| -> Result<Claim, StoreError> {
-                // The name is checked before anything is stored: a conflict leaves the store as
-                // it was.
-                if let Some(old) = s.named(&n).filter(|o| o.video != video && !replace) {
-                    return Ok(Claim::Conflict(old));
-                }
-                verified.persist()?;
-                s.put_manifest(&m)?;
-                s.claim_name(&n, video, now_ms(), replace)
-            })
+            .call(
+                move |s| -> Result<(Claim, Option<NamedEntry>), StoreError> {
+                    // The name is checked before anything is stored: a conflict leaves the store as
+                    // it was.
+                    let before = s.named(&n);
+                    if let Some(old) = before.filter(|o| o.video != video && !replace) {
+                        return Ok((Claim::Conflict(old), before));
+                    }
+                    // Pinned and listed before the bytes land, so garbage collection never sees
+                    // them unlisted.
+                    s.pin(&video)?;
+                    s.put_manifest(&m)?;
+                    verified.persist()?;
+                    let public = key.public().encode_protobuf();
+                    // ed25519 signing cannot fail; an empty signature would only be refused by peers.
+                    let sign = |claim: &[u8]| key.sign(claim).unwrap_or_default();
+                    let claim = s.claim_name(&n, video, now_ms(), replace, &public, &sign)?;
+                    Ok((claim, before))
+                },
+            )
             .await?;
         let status = match claim {
             Claim::Conflict(old) => {
@@ -136,10 +155,24 @@ impl Service {
                     old: old.video,
                 })
             }
+            Claim::Owned(record) => {
+                return Err(ServiceError::NameOwned {
+                    name,
+                    owner: publisher_id(record.owner().unwrap_or_default()),
+                })
+            }
             Claim::Unchanged(_) => UploadStatus::Unchanged,
             Claim::Recorded(_) if replace => UploadStatus::Replaced,
             Claim::Recorded(_) => UploadStatus::Stored,
         };
+        // The replaced upload goes, unless another name still means it.
+        if let Some(old) = before.filter(|o| o.video != video && status == UploadStatus::Replaced) {
+            if self.store.name_of(&old.video).is_none() {
+                if let Err(e) = self.delete_video(old.video).await {
+                    tracing::warn!(video = %old.video.short(), error = %e, "cannot remove the replaced upload");
+                }
+            }
+        }
         self.announce(&manifest, true).await?;
         Ok(NamedUploaded {
             video,
@@ -274,4 +307,32 @@ fn upload_manifest(name: &str, size: u64, hash: Hash, chunks: Vec<Hash>) -> Mani
         DEFAULT_CHUNK_SIZE,
         vec![fragment],
     )
+}
+
+/// The peer id of a publisher key (protobuf encoding), or a note that it is not one.
+pub(crate) fn publisher_id(key: &[u8]) -> String {
+    libp2p::identity::PublicKey::try_decode_protobuf(key)
+        .map(|k| k.to_peer_id().to_string())
+        .unwrap_or_else(|_| "(an unreadable key)".into())
+}
+
+/// The signature of a name entry a peer announced, checked: `Ok(None)` for an unsigned entry
+/// (from a node that predates signatures), `Err` for one whose signature does not verify.
+pub(crate) fn checked_signature(
+    named: &vidswarm_proto::wire::NamedUpload,
+    video: &VideoId,
+) -> Result<Option<NameSignature>, &'static str> {
+    let (Some(publisher), Some(signature)) = (&named.publisher, &named.signature) else {
+        return Ok(None);
+    };
+    let key = libp2p::identity::PublicKey::try_decode_protobuf(publisher)
+        .map_err(|_| "not a publisher key")?;
+    let claim = vidswarm_proto::name_claim(&named.name, video, named.uploaded_at_ms);
+    if !key.verify(&claim, signature) {
+        return Err("the signature does not match the entry");
+    }
+    Ok(Some(NameSignature {
+        publisher: publisher.to_vec(),
+        signature: signature.to_vec(),
+    }))
 }

@@ -30,6 +30,8 @@ pub enum StoreError {
     SizeMismatch { expected: u64, actual: u64 },
     #[error("the upload is larger than the {limit} bytes allowed")]
     UploadTooLarge { limit: u64 },
+    #[error("no room: {free} bytes free on the data dir's disk, and {reserve} must stay free (--min-free)")]
+    NoRoom { free: u64, reserve: u64 },
     #[error("{} is not valid: {reason}", path.display())]
     Corrupt { path: PathBuf, reason: String },
     #[error("{0:?} is not a plain file name")]
@@ -67,6 +69,21 @@ pub enum StoreError {
         #[source]
         source: Box<StoreError>,
     },
+}
+
+impl StoreError {
+    /// Whether the file system had no room (ENOSPC, or a quota: EDQUOT).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Self::Io { source, .. } => {
+                source.kind() == io::ErrorKind::StorageFull
+                    || source.kind() == io::ErrorKind::QuotaExceeded
+            }
+            Self::Fragment { source, .. } => source.is_disk_full(),
+            Self::NoRoom { .. } => true,
+            _ => false,
+        }
+    }
 }
 
 /// `map_err` helper: an I/O error with the operation and the path it was about.

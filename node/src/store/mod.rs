@@ -4,6 +4,7 @@
 //! ROOT/LOCK                        advisory lock: one process per data dir
 //! ROOT/fragments/<blake3 hex>      a fragment, named by the BLAKE3 hash of its bytes
 //! ROOT/manifests/<video id>.json   a validated manifest, named by its video id
+//! ROOT/pins/<video id>             a pinned video: kept whatever the budget (pins.rs)
 //! ROOT/collection.json             the default collection: upload name -> video (collection.rs)
 //! ROOT/tmp/                        writes in progress; emptied on open
 //! ```
@@ -19,14 +20,19 @@
 //! - `upload.rs`: fragments streamed in from outside, hashed on the way.
 //! - `partial.rs`: fragments being downloaded, readable chunk by chunk as chunks are verified.
 //! - `collection.rs`: the default collection of loose uploads' names.
+//! - `pins.rs`: what is kept whatever the budget; `space.rs`: bytes held, free space, what is
+//!   least recently used; `gc.rs`: removing a video, and what nothing references.
 //! - `split_dir.rs`: importing a splitter's output dir and exporting a video back to one.
 //! - `error.rs`: [`StoreError`] and the reports.
 
 mod collection;
 mod error;
+mod gc;
 mod identity;
 mod open;
 pub mod partial;
+mod pins;
+mod space;
 mod split_dir;
 mod upload;
 mod verify;
@@ -41,9 +47,11 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use vidswarm_proto::{Hash, Manifest, VideoId, MAX_CHUNK_SIZE};
 
-pub use collection::{Claim, NamedEntry, MAX_AHEAD_MS, MAX_NAMES};
+pub use collection::{Claim, NameRecord, NameSignature, NamedEntry, MAX_AHEAD_MS, MAX_NAMES};
 use error::io_err;
 pub use error::{ImportReport, OpenReport, StoreError};
+pub use gc::Removed;
+pub use space::Evictable;
 pub use upload::{Upload, Verified};
 pub use write::FragmentWriter;
 
@@ -76,6 +84,14 @@ struct Inner {
     tasks: tokio_util::task::TaskTracker,
     /// Fragments being downloaded (`partial.rs`).
     partials: partial::Partials,
+    /// The videos pinned (`pins.rs`).
+    pins: RwLock<std::collections::HashSet<VideoId>>,
+    /// Held shared by writes of several steps, exclusively by garbage collection (`gc.rs`).
+    gc_guard: RwLock<()>,
+    /// The free space no write may take (`space.rs`).
+    reserve: std::sync::atomic::AtomicU64,
+    /// When each fragment was last read, since open (`space.rs`, for eviction).
+    touched: Mutex<HashMap<Hash, std::time::SystemTime>>,
     /// Holds the advisory lock on `ROOT/LOCK` while open.
     _lock: File,
 }
@@ -163,7 +179,11 @@ impl Store {
 
     /// Where fragment `h` is, if the store holds it. The file must only be read.
     pub fn fragment_path(&self, h: &Hash) -> Option<PathBuf> {
-        self.has_fragment(h).then(|| self.fragment_file(h))
+        let held = self.has_fragment(h);
+        if held {
+            self.touch(h);
+        }
+        held.then(|| self.fragment_file(h))
     }
 
     /// Every fragment held, sorted.
@@ -204,6 +224,7 @@ impl Store {
         let mut buf = vec![0u8; len as usize];
         file.read_exact_at(&mut buf, offset)
             .map_err(io_err("read", &path))?;
+        self.touch(h);
         Ok(buf)
     }
 

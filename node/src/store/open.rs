@@ -38,6 +38,7 @@ impl Store {
         check.fragments()?;
         let manifests = check.manifests()?;
         let names = check.collection()?;
+        let pins = super::pins::load(&root)?;
         let report = check.report;
         tracing::info!(
             root = %root.display(),
@@ -59,6 +60,10 @@ impl Store {
             }),
             manifests: RwLock::new(manifests),
             names: Mutex::new(names),
+            pins: RwLock::new(pins),
+            touched: Mutex::new(HashMap::new()),
+            reserve: Default::default(),
+            gc_guard: RwLock::new(()),
             put_manifest: Mutex::new(()),
             _lock: lock,
         };

@@ -15,7 +15,8 @@ const MANIFEST_JSON: &str = "manifest.json";
 impl Store {
     /// Imports a split dir: validates `dir/manifest.json`, imports every `fragment_{i}.mp4` it
     /// lists after checking its size, BLAKE3 and chunk hashes against the manifest, and stores the
-    /// manifest last. Missing fragment files are listed in the report, not an error (a node may
+    /// manifest last, pinned (garbage collection waits meanwhile: until then the fragments are
+    /// listed by nothing). Missing fragment files are listed in the report, not an error (a node may
     /// hold part of a video); a fragment that does not match is an error naming it, and is not
     /// stored.
     pub fn import_split_dir(&self, dir: &Path) -> Result<ImportReport, StoreError> {
@@ -30,6 +31,7 @@ impl Store {
             missing: Vec::new(),
             manifest_new: false,
         };
+        let _no_gc = self.hold_off_gc();
         for f in &m.fragments {
             if self.has_fragment(&f.blake3) {
                 report.already_held += 1;
@@ -55,6 +57,7 @@ impl Store {
                 report.already_held += 1;
             }
         }
+        self.pin(&m.video_id)?;
         report.manifest_new = self.put_manifest(&m)?;
         tracing::info!(video = %m.video_id.short(), imported = report.imported,
             missing = report.missing.len(), "imported a split dir");

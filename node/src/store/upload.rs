@@ -19,6 +19,7 @@ impl Store {
             chunk_size,
             size: 0,
             limit,
+            checked_at: 0,
         })
     }
 }
@@ -31,7 +32,12 @@ pub struct Upload {
     chunk_size: u32,
     size: u64,
     limit: u64,
+    /// The size at the last free-space check.
+    checked_at: u64,
 }
+
+/// How many bytes an upload writes between two checks of the free space left.
+const CHECK_FREE_EVERY: u64 = 8 << 20;
 
 impl Upload {
     /// Appends `bytes`; refuses (before writing anything) what would pass the limit.
@@ -39,6 +45,10 @@ impl Upload {
         let size = self.size.saturating_add(bytes.len() as u64);
         if size > self.limit {
             return Err(StoreError::UploadTooLarge { limit: self.limit });
+        }
+        if self.size == 0 || size - self.checked_at >= CHECK_FREE_EVERY {
+            self.store.check_reserve(CHECK_FREE_EVERY)?;
+            self.checked_at = self.size;
         }
         self.hasher.update(bytes);
         self.tmp.write_all(bytes)?;

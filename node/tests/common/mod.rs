@@ -1,6 +1,7 @@
 //! Helpers shared by the node's integration tests: fragment bytes, manifests, split dirs, trees.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod gossip;
 pub mod http;
 pub mod procs;
 pub mod swarm;

@@ -67,6 +67,12 @@ impl EventLoop {
                 }
                 gossipsub::MessageAcceptance::Accept
             }
+            Ok(a) if a.withdrawn.is_some() => {
+                if let Ok(peer) = a.peer.parse::<PeerId>() {
+                    self.on_withdrawn(peer, &a);
+                }
+                gossipsub::MessageAcceptance::Accept
+            }
             Ok(a) => {
                 let peer = a.peer.parse::<PeerId>().ok();
                 let over_cap = peer.is_some_and(|peer| {
@@ -140,6 +146,25 @@ impl EventLoop {
         {
             debug!(error = %e, "cannot store a provider record");
         }
+    }
+
+    /// `peer` no longer holds `a.video` (it deleted or evicted it) but stays: its availability of
+    /// the video and its provider records for the manifest and the withdrawn fragments go.
+    fn on_withdrawn(&mut self, peer: PeerId, a: &Announcement) {
+        debug!(%peer, video = %a.video.short(), "peer withdrew a video");
+        self.availability.forget_peer_of(&a.video, &peer);
+        let store = self.swarm.behaviour_mut().kad.store_mut();
+        store.remove_provider(&manifest_key(&a.video), &peer);
+        for h in a.withdrawn.iter().flatten() {
+            store.remove_provider(&fragment_key(h), &peer);
+        }
+        emit(
+            &self.events,
+            NodeEvent::PeerLeaving {
+                peer,
+                video: a.video,
+            },
+        );
     }
 
     /// `peer` is leaving `a.video`: nothing of it goes to that peer any more, and the provider

@@ -255,6 +255,11 @@ impl EventLoop {
                     }
                 }
             }
+            Command::StopProviding { keys } => {
+                for key in keys {
+                    self.swarm.behaviour_mut().kad.stop_providing(&key);
+                }
+            }
             Command::Providers { key, reply } => {
                 let id = self.swarm.behaviour_mut().kad.get_providers(key);
                 self.pending_providers.insert(id, (HashSet::new(), reply));
@@ -369,7 +374,9 @@ impl EventLoop {
             BehaviourEvent::Gossipsub(e) => self.metrics.libp2p.record(e),
             BehaviourEvent::Ping(e) => self.metrics.libp2p.record(e),
             BehaviourEvent::Transfer(_) => {}
-            BehaviourEvent::Limits(never) => match *never {},
+            BehaviourEvent::Limits(never)
+            | BehaviourEvent::Memory(never)
+            | BehaviourEvent::Allowed(never) => match *never {},
         }
         match event {
             // Identify is how a peer's listen addresses reach the DHT routing table, so a node
