@@ -73,3 +73,49 @@ async fn a_peer_whose_announcements_are_rejected_is_no_longer_heard() {
         .unwrap();
     assert!(holds_all(&honest, &manifest));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_announcing_more_videos_than_the_cap_grows_no_table_beyond_it() {
+    use vidswarm_node::availability::MAX_VIDEOS_PER_PEER;
+    let node = start(&[], false).await;
+    let split = tempfile::tempdir().unwrap();
+    let manifest = common::write_split_dir(split.path(), &common::fragments(12, 2));
+    node.node.import_split(split.path()).await.unwrap();
+    let mut events = node.node.client().subscribe();
+
+    let mut hostile = gossip_swarm(libp2p::identity::Keypair::generate_ed25519());
+    let me = *hostile.local_peer_id();
+    connect(&mut hostile, &node.node).await;
+    // Valid announcements of more videos than the cap, each a new id.
+    let extra = 10;
+    let mut heard = 0;
+    for n in 0..MAX_VIDEOS_PER_PEER + extra {
+        let video = VideoId(Hash::of(&n.to_le_bytes()));
+        let got = publish_until(
+            &mut hostile,
+            &mut events,
+            &announcement(me, video, None),
+            Duration::from_millis(if n < MAX_VIDEOS_PER_PEER { 5_000 } else { 300 }),
+            |e| matches!(e, NodeEvent::AnnouncementReceived { video: v, .. } if *v == video),
+        )
+        .await;
+        if got {
+            heard += 1;
+        }
+    }
+    assert_eq!(heard, MAX_VIDEOS_PER_PEER, "not one past the cap is taken");
+    let table = node.node.client().availability().videos();
+    assert_eq!(
+        table.len(),
+        MAX_VIDEOS_PER_PEER,
+        "the table holds the cap, no more"
+    );
+
+    let honest = start(&[&node], false).await;
+    honest
+        .node
+        .fetch(manifest.video_id, &FetchOptions::default())
+        .await
+        .unwrap();
+    assert!(holds_all(&honest, &manifest));
+}

@@ -155,6 +155,14 @@ impl Store {
         }
         if removed.fragments.len() > before {
             sync_dir(&self.inner.root.join(FRAGMENTS))?;
+            let mut touched = self
+                .inner
+                .touched
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for h in &removed.fragments[before..] {
+                touched.remove(h);
+            }
         }
         Ok(())
     }
