@@ -272,3 +272,20 @@ async fn a_data_dir_from_before_pins_keeps_everything_it_held_pinned() {
         .manifests
         .is_empty());
 }
+
+#[test]
+fn a_fragment_write_into_the_reserve_fails_with_no_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open_store(dir.path());
+    let data = common::bytes(90, 10_000);
+    let writer = store
+        .begin_fragment(vidswarm_proto::Hash::of(&data), data.len() as u64)
+        .unwrap();
+    writer.write_at(0, &data[..5_000]).unwrap();
+    store.set_reserve(u64::MAX / 4);
+    let err = writer.write_at(5_000, &data[5_000..]).unwrap_err();
+    assert!(err.is_disk_full(), "{err}");
+    assert!(err.to_string().contains("--min-free"), "{err}");
+    drop(writer);
+    assert!(common::tmp_is_empty(&store));
+}

@@ -154,7 +154,9 @@ impl FragmentWriter {
             .map_err(io_err("reopen", &self.tmp.path))
     }
 
-    /// Writes `bytes` at `offset`; refuses anything reaching past the fragment's size.
+    /// Writes `bytes` at `offset`; refuses anything reaching past the fragment's size, and
+    /// anything that would leave less free space than the store's reserve (the file is sparse:
+    /// its blocks are taken as chunks land, so a fetch is checked as it goes).
     pub fn write_at(&self, offset: u64, bytes: &[u8]) -> Result<(), StoreError> {
         let len = bytes.len() as u64;
         if offset.checked_add(len).is_none_or(|end| end > self.size) {
@@ -165,6 +167,7 @@ impl FragmentWriter {
                 size: self.size,
             });
         }
+        self.store.check_reserve(len)?;
         self.tmp
             .file
             .write_all_at(bytes, offset)
