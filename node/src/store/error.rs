@@ -15,6 +15,15 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
+    /// The file system has no room left (ENOSPC, EDQUOT): said plainly, because the cause is
+    /// what the operator must act on.
+    #[error("cannot {op} {}: no space left on the data dir's disk", path.display())]
+    DiskFull {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     /// Another `Store` (usually another process) has the data dir open.
     #[error("data dir {} is in use: another node holds its LOCK", .0.display())]
     Locked(PathBuf),
@@ -75,12 +84,8 @@ impl StoreError {
     /// Whether the file system had no room (ENOSPC, or a quota: EDQUOT).
     pub fn is_disk_full(&self) -> bool {
         match self {
-            Self::Io { source, .. } => {
-                source.kind() == io::ErrorKind::StorageFull
-                    || source.kind() == io::ErrorKind::QuotaExceeded
-            }
+            Self::DiskFull { .. } | Self::NoRoom { .. } => true,
             Self::Fragment { source, .. } => source.is_disk_full(),
-            Self::NoRoom { .. } => true,
             _ => false,
         }
     }
@@ -91,10 +96,16 @@ pub(crate) fn io_err<'a>(
     op: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(io::Error) -> StoreError + 'a {
-    move |source| StoreError::Io {
-        op,
-        path: path.to_owned(),
-        source,
+    move |source| {
+        let path = path.to_owned();
+        if matches!(
+            source.kind(),
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+        ) {
+            StoreError::DiskFull { op, path, source }
+        } else {
+            StoreError::Io { op, path, source }
+        }
     }
 }
 
