@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::http::{assert_error, json, serve};
+use common::http::{assert_error, json, serve, upload_named};
 use common::swarm::{config, holds_all, start, wait_until, TestNode};
 use vidswarm_node::fetch::FetchOptions;
 use vidswarm_node::node::Node;
@@ -141,16 +141,7 @@ async fn an_upload_into_the_free_space_reserve_is_refused_with_507_leaving_nothi
     let seeder = start(&[], false).await;
     let node = start_with_budget(&seeder, u64::MAX, u64::MAX / 4).await;
     let base = serve(&node).await;
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(common::bytes(5, 10_000)).file_name("big.mp4"),
-    );
-    let resp = reqwest::Client::new()
-        .post(format!("{base}/upload_fragment"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let resp = upload_named(&base, "big.mp4", common::bytes(5, 10_000), "").await;
     let message = assert_error(resp, 507, "no_space").await;
     assert!(message.contains("--min-free"), "{message}");
     assert!(common::tmp_is_empty(node.node.store()));

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::http::{assert_error, serve};
+use common::http::{assert_error, serve, upload_named};
 use common::swarm::{config, holds_all, start, wait_until, TestNode};
 use vidswarm_node::events::NodeEvent;
 use vidswarm_node::fetch::FetchOptions;
@@ -131,16 +131,7 @@ async fn a_full_disk_fails_the_fetch_plainly_leaves_nothing_half_written_and_is_
 
     // An upload that does not fit gets a clear answer and leaves nothing behind.
     let base = serve(&node).await;
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(common::bytes(120, 1_500_000)).file_name("big.mp4"),
-    );
-    let resp = reqwest::Client::new()
-        .post(format!("{base}/upload_fragment"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let resp = upload_named(&base, "big.mp4", common::bytes(120, 1_500_000), "").await;
     let message = assert_error(resp, 507, "no_space").await;
     assert!(message.contains("no space left"), "{message}");
     assert!(common::tmp_is_empty(node.node.store()));

@@ -12,14 +12,39 @@ use vidswarm_node::events::NodeEvent;
 use vidswarm_node::fetch::FetchOptions;
 use vidswarm_proto::{Hash, VideoId};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_whose_announcements_are_rejected_is_no_longer_heard() {
+/// A node holding a small video (from `seed`), and its event stream.
+async fn holding_a_video(
+    seed: u64,
+) -> (
+    common::swarm::TestNode,
+    vidswarm_proto::Manifest,
+    tokio::sync::broadcast::Receiver<NodeEvent>,
+) {
     let node = start(&[], false).await;
     let split = tempfile::tempdir().unwrap();
-    let manifest = common::write_split_dir(split.path(), &common::fragments(11, 3));
+    let manifest = common::write_split_dir(split.path(), &common::fragments(seed, 3));
     node.node.import_split(split.path()).await.unwrap();
-    let mut events = node.node.client().subscribe();
+    let events = node.node.client().subscribe();
+    (node, manifest, events)
+}
 
+/// A new node bootstrapped from `node` fetches all of `manifest` from it.
+async fn an_honest_peer_fetches(
+    node: &common::swarm::TestNode,
+    manifest: &vidswarm_proto::Manifest,
+) {
+    let honest = start(&[node], false).await;
+    honest
+        .node
+        .fetch(manifest.video_id, &FetchOptions::default())
+        .await
+        .unwrap();
+    assert!(holds_all(&honest, manifest));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_whose_announcements_are_rejected_is_no_longer_heard() {
+    let (node, manifest, mut events) = holding_a_video(11).await;
     let mut hostile = gossip_swarm(libp2p::identity::Keypair::generate_ed25519());
     let me = *hostile.local_peer_id();
     connect(&mut hostile, &node.node).await;
@@ -65,24 +90,13 @@ async fn a_peer_whose_announcements_are_rejected_is_no_longer_heard() {
     );
 
     // And an honest peer is served as before.
-    let honest = start(&[&node], false).await;
-    honest
-        .node
-        .fetch(manifest.video_id, &FetchOptions::default())
-        .await
-        .unwrap();
-    assert!(holds_all(&honest, &manifest));
+    an_honest_peer_fetches(&node, &manifest).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_announcing_more_videos_than_the_cap_grows_no_table_beyond_it() {
     use vidswarm_node::availability::MAX_VIDEOS_PER_PEER;
-    let node = start(&[], false).await;
-    let split = tempfile::tempdir().unwrap();
-    let manifest = common::write_split_dir(split.path(), &common::fragments(12, 2));
-    node.node.import_split(split.path()).await.unwrap();
-    let mut events = node.node.client().subscribe();
-
+    let (node, manifest, mut events) = holding_a_video(12).await;
     let mut hostile = gossip_swarm(libp2p::identity::Keypair::generate_ed25519());
     let me = *hostile.local_peer_id();
     connect(&mut hostile, &node.node).await;
@@ -111,11 +125,5 @@ async fn a_peer_announcing_more_videos_than_the_cap_grows_no_table_beyond_it() {
         "the table holds the cap, no more"
     );
 
-    let honest = start(&[&node], false).await;
-    honest
-        .node
-        .fetch(manifest.video_id, &FetchOptions::default())
-        .await
-        .unwrap();
-    assert!(holds_all(&honest, &manifest));
+    an_honest_peer_fetches(&node, &manifest).await;
 }

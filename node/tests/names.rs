@@ -8,10 +8,9 @@ mod common;
 use std::time::Duration;
 
 use common::gossip::{announcement, connect, gossip_swarm, publish_until};
-use common::http::{assert_error, json, serve};
+use common::http::{assert_error, json, serve, upload_named};
 use common::swarm::{config, start, wait_until, TestNode};
 use libp2p::identity::Keypair;
-use reqwest::multipart::{Form, Part};
 use serde_bytes::ByteBuf;
 use vidswarm_node::events::NodeEvent;
 use vidswarm_node::node::Node;
@@ -22,13 +21,7 @@ const NAME: &str = "clip.mp4";
 
 async fn upload(base: &str, bytes: Vec<u8>, replace: bool) -> reqwest::Response {
     let query = if replace { "?replace=true" } else { "" };
-    let form = Form::new().part("file", Part::bytes(bytes).file_name(NAME));
-    reqwest::Client::new()
-        .post(format!("{base}/upload_fragment{query}"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
+    upload_named(base, NAME, bytes, query).await
 }
 
 async fn uploaded(base: &str, bytes: Vec<u8>, replace: bool) -> VideoId {

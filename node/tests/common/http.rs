@@ -30,6 +30,25 @@ pub async fn get_json(http: &reqwest::Client, url: &str) -> Value {
     json(http.get(url).send().await.unwrap()).await
 }
 
+/// Uploads `bytes` as `name` through the original system's `POST /upload_fragment{query}`.
+pub async fn upload_named(
+    base: &str,
+    name: &str,
+    bytes: Vec<u8>,
+    query: &str,
+) -> reqwest::Response {
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()),
+    );
+    reqwest::Client::new()
+        .post(format!("{base}/upload_fragment{query}"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Asserts an error answer: its status, and the JSON shape every error has.
 pub async fn assert_error(resp: reqwest::Response, status: u16, code: &str) -> String {
     assert_eq!(resp.status(), status, "status");
