@@ -180,12 +180,8 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     cfg.net.external = args.external_address;
     cfg.auto_fetch = !args.no_auto_fetch;
     cfg.auto_fetch_pace.max_running = args.max_auto_fetches.max(1);
-    // Receivers forget entries not announced again within AVAILABILITY_TTL.
-    let longest = crate::availability::AVAILABILITY_TTL.as_secs() / 2;
-    if args.announce_every > longest {
-        tracing::warn!(target: "vidswarm", "--announce-every {} is above {longest} s: using {longest} s (peers forget what is not announced within {} s)", args.announce_every, longest * 2);
-    }
-    cfg.announce_every = std::time::Duration::from_secs(args.announce_every.clamp(1, longest));
+    // Node::start caps it (peers forget entries not announced again within AVAILABILITY_TTL).
+    cfg.announce_every = std::time::Duration::from_secs(args.announce_every.max(1));
     if let Some(path) = &args.swarm_key {
         let key = read_swarm_key(path)?;
         tracing::info!(target: "vidswarm", fingerprint = %key.fingerprint(), "private swarm: only nodes with this key can connect (TCP only)");

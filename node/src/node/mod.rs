@@ -88,6 +88,22 @@ pub enum NodeError {
     NoListenAddr(Duration),
 }
 
+/// The announcement interval a node runs with: at most half of [`AVAILABILITY_TTL`], or its
+/// peers would forget its entries between two rounds; at least 1 ms.
+///
+/// [`AVAILABILITY_TTL`]: crate::availability::AVAILABILITY_TTL
+pub fn announce_every(asked: Duration) -> Duration {
+    let longest = crate::availability::AVAILABILITY_TTL / 2;
+    if asked > longest {
+        warn!(
+            ?asked,
+            ?longest,
+            "announcing more seldom than peers remember: using the longest interval they allow"
+        );
+    }
+    asked.clamp(Duration::from_millis(1), longest)
+}
+
 pub struct Node {
     service: Service,
     listen_addrs: Vec<Multiaddr>,
@@ -174,7 +190,7 @@ impl Node {
                 .instrument(tracing::info_span!("announced")),
         ));
         tasks.push(tokio::spawn(
-            tasks::announcer(service.clone(), cfg.announce_every)
+            tasks::announcer(service.clone(), announce_every(cfg.announce_every))
                 .instrument(tracing::info_span!("announcer")),
         ));
         tasks.push(tokio::spawn(
@@ -291,5 +307,21 @@ impl Drop for Node {
         }
         self.metrics_task.abort();
         self.swarm_task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_announcement_interval_stays_within_what_peers_remember() {
+        let longest = crate::availability::AVAILABILITY_TTL / 2;
+        assert_eq!(announce_every(Duration::from_secs(3600)), longest);
+        assert_eq!(
+            announce_every(Duration::from_secs(15)),
+            Duration::from_secs(15)
+        );
+        assert_eq!(announce_every(Duration::ZERO), Duration::from_millis(1));
     }
 }

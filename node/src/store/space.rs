@@ -51,8 +51,11 @@ impl Store {
             .inner
             .reserve
             .load(std::sync::atomic::Ordering::Relaxed);
+        if reserve == 0 {
+            return Ok(());
+        }
         match self.free_space() {
-            Some(free) if reserve > 0 && free < reserve.saturating_add(more) => {
+            Some(free) if free < reserve.saturating_add(more) => {
                 Err(StoreError::NoRoom { free, reserve })
             }
             _ => Ok(()),
