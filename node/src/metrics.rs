@@ -36,6 +36,8 @@ pub struct Metrics {
     pub verification_failures: Counter,
     pub announcements_received: Counter,
     pub peers: Gauge,
+    /// Keys of provider records held for other peers (`net/provider_store.rs` bounds them).
+    pub dht_remote_keys: Gauge,
     /// Viewer quality, as the browser player reports it (`POST /api/v1/videos/{id}/playback`).
     pub playback_first_frame: Histogram,
     pub playback_stalls: Counter,
@@ -63,6 +65,7 @@ impl Metrics {
             verification_failures: Counter::default(),
             announcements_received: Counter::default(),
             peers: Gauge::default(),
+            dht_remote_keys: Gauge::default(),
             playback_first_frame: Histogram::new(exponential_buckets(0.025, 2.0, 12)),
             playback_stalls: Counter::default(),
             playback_late: Counter::default(),
@@ -120,6 +123,11 @@ impl Metrics {
             m.announcements_received.clone(),
         );
         reg.register("peers", "Connected peers", m.peers.clone());
+        reg.register(
+            "dht_remote_provider_keys",
+            "Keys of the DHT provider records this node holds for other peers",
+            m.dht_remote_keys.clone(),
+        );
         reg.register(
             "playback_first_frame_seconds",
             "Browser players: from the play click to the first frame shown",

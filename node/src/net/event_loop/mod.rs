@@ -175,6 +175,8 @@ impl EventLoop {
                 }
                 _ = tick.tick() => {
                     self.availability.expire(std::time::Instant::now());
+                    let keys = self.swarm.behaviour_mut().kad.store_mut().remote_keys();
+                    self.metrics.dht_remote_keys.set(keys as i64);
                     self.expire_dials();
                     self.recheck_advertised();
                 }
