@@ -150,6 +150,16 @@ def ui_tests(args, driver):
         assert viewer.held(other["video_id"]) == 5, "the uploaded split is not held whole"
         log("   a split uploaded from the videos page is held whole (5/5)")
         driver.save_screenshot(str(shots / "videos.png"))
+        # Its page says it is pinned (uploaded here), and deleting it from there removes it.
+        driver.get(f"{viewer.url}/ui/videos/{other['video_id']}")
+        wait_until("the video page says it is pinned", lambda: "pinned" in
+                   driver.find_element(By.ID, "kept").text, limit=10)
+        driver.execute_script("window.confirm = () => true")
+        driver.find_element(By.ID, "delete-video").click()
+        wait_until("the page says it is deleted", lambda: driver.find_elements(
+            By.ID, "deleted"), limit=10)
+        assert viewer.held(other["video_id"]) == 0, "the deleted video is still held"
+        log("   deleted from its video page: " + driver.find_element(By.ID, "deleted").text)
         # A video this browser cannot decode (HEVC: Chromium here has no HEVC through MSE):
         # a clear message and the playlist for a desktop player.
         hevc = work / "hevc-4s.mp4"

@@ -14,6 +14,7 @@ const chunks = new Map(); // fragment -> Set of chunk indices received so far
 const selected = new Set(); // fragments picked by clicking column headers
 let selfCells = []; // this node's <td> per fragment, updated in place
 let selfLabel = null;
+let pinned = null; // whether this node keeps the video whatever its disk budget; null: not held
 
 // ---- loading ----
 
@@ -53,6 +54,7 @@ async function refresh() {
   try {
     const { videos = [] } = await api('/api/v1/videos');
     const v = videos.find((x) => x.video_id === videoId);
+    pinned = v ? !!v.pinned : null;
     held = new Set();
     holders = new Map();
     for (const f of (v && v.fragments) || []) {
@@ -87,6 +89,9 @@ function renderFacts() {
     el('dt', {}, 'Size'), el('dd', { id: 'size' }, fmtBytes(src.size ?? manifest.fragments.reduce((a, f) => a + (f.size || 0), 0))),
     el('dt', {}, 'Fragments'), el('dd', {}, `${count}, ${held.size} held here`),
     el('dt', {}, 'Replicas'), el('dd', {}, count ? `${Math.min(...replicas)} at least, ${(replicas.reduce((a, b) => a + b, 0) / count).toFixed(1)} on average` : '–'),
+    el('dt', {}, 'Kept here'), el('dd', { id: 'kept' }, pinned === null ? 'not held'
+      : pinned ? 'pinned (published here or fetched on request: never evicted)'
+        : 'evictable (brought by auto-fetch or playback: removed first when the disk budget is reached)'),
     el('dt', {}, 'Mode'), el('dd', {}, manifest.mode || '–'),
     manifest.codecs ? [el('dt', {}, 'Codecs'), el('dd', { class: 'mono' }, manifest.codecs)] : null,
     el('dt', {}, 'Chunk size'), el('dd', {}, fmtBytes(manifest.chunk_size))));
@@ -229,6 +234,19 @@ function endFetch() {
   updateSelectionUi();
   refreshSoon();
 }
+
+$('delete-video').addEventListener('click', async () => {
+  if (!window.confirm('Delete this video from this node? Other nodes keep their copies.')) return;
+  const box = $('delete-state');
+  try {
+    const r = await api(`/api/v1/videos/${videoId}`, { method: 'DELETE' });
+    box.replaceChildren(el('div', { class: 'success', id: 'deleted' },
+      `Deleted: ${r.fragments_removed} fragment(s), ${fmtBytes(r.bytes_freed)} freed.`));
+    await refresh();
+  } catch (e) {
+    showError(box, e);
+  }
+});
 
 // ---- live updates ----
 
