@@ -406,6 +406,22 @@ mod tests {
         ));
     }
 
+    /// Found by `fuzz/fuzz_targets/manifest.rs`: serde_json's default float parser misread this
+    /// duration (a last-digit error), so a manifest holding it, as a node's store writes it, hashed
+    /// to another id when read back: refused at the next start, and by every peer fetching it.
+    #[test]
+    fn a_manifest_keeps_its_id_through_a_float_the_default_json_parser_misreads() {
+        let duration = 3.777526950291629e-258;
+        let text = br#"{"version":1,"video_id":"9bb9dbf1cd17bfaebaa8b2f7b5d2bb09e37c97b311a276ccfffd9b8c2ffc36d3","source":{"name":"frag","size":10,"duration":3.777526950291629e-258,"frame_count":0},"mode":"upload","chunk_size":262144,"fragments":[{"index":0,"name":"fragment_0.mp4","size":10,"duration":0.0,"start":0.0,"frame_count":0,"blake3":"7e52aeb0d161c90714aca8a001c01e65c6ecdaf288681e4ba3d98f418259c175","chunks":["7e52aeb0d161c90714aca8a001c01e65c6ecdaf288681e4ba3d98f418259c175"]}]}"#;
+        let mut m: Manifest = serde_json::from_slice(text).unwrap();
+        assert_eq!(m.source.duration.to_bits(), f64::to_bits(duration));
+        m.video_id = m.computed_id();
+        m.validate().unwrap();
+        let stored = m.to_json_pretty();
+        let again = Manifest::from_json(&stored).unwrap();
+        assert_eq!(again, m);
+    }
+
     #[test]
     fn canonical_form_ignores_key_order_and_whitespace_of_the_file() {
         let m = sample();
