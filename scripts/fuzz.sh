@@ -41,12 +41,15 @@ mkdir -p "$logs"
 
 # Runs one target for $seconds; its log in $logs/<target>.log, "ok" or "failed" in .status.
 run_target() {
-  local target=$1
+  local target=$1 extra=()
+  case "$target" in
+    manifest | collection) extra=(-dict=fuzz/dict/json.dict) ;;
+  esac
   mkdir -p "fuzz/corpus/$target" "fuzz/artifacts/$target"
   rm -f "$logs/$target.status"
   if "$bin_dir/$target" "fuzz/corpus/$target" \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-    -artifact_prefix="fuzz/artifacts/$target/" >"$logs/$target.log" 2>&1; then
+    -artifact_prefix="fuzz/artifacts/$target/" "${extra[@]}" >"$logs/$target.log" 2>&1; then
     echo ok >"$logs/$target.status"
   else
     echo failed >"$logs/$target.status"

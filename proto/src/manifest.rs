@@ -236,7 +236,10 @@ impl Manifest {
             if !valid_seconds(f.duration) || !valid_seconds(f.start) {
                 return invalid(format!("fragment {i} has an invalid start or duration"));
             }
-            frames = frames.saturating_add(f.frame_count);
+            let Some(sum) = frames.checked_add(f.frame_count) else {
+                return invalid(format!("fragment {i}'s frame count overflows the total"));
+            };
+            frames = sum;
         }
         if frames != self.source.frame_count {
             return invalid(format!(
@@ -404,6 +407,19 @@ mod tests {
             Manifest::from_json(b"\xff\xfe"),
             Err(ManifestError::Malformed(_))
         ));
+    }
+
+    /// The fuzz target's frame-count rule, on a hand-made input: the sum saturated at u64::MAX,
+    /// so fragments of u64::MAX frames each "added up" to a source of u64::MAX frames.
+    #[test]
+    fn frame_counts_that_overflow_do_not_add_up_to_the_source() {
+        let mut m = sample();
+        for f in &mut m.fragments[..2] {
+            f.frame_count = u64::MAX;
+        }
+        m.source.frame_count = u64::MAX;
+        m.video_id = m.computed_id();
+        assert!(matches!(m.validate(), Err(ManifestError::Invalid(_))));
     }
 
     /// Found by `fuzz/fuzz_targets/manifest.rs`: serde_json's default float parser misread this
