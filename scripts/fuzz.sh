@@ -9,14 +9,15 @@
 # Env: FUZZ_TARGETS="a b" runs only these; FUZZ_JOBS (default 2) targets at once.
 # Installs cargo-fuzz if it is missing. It needs nightly flags, so the build runs on the stable
 # toolchain with RUSTC_BOOTSTRAP=1. Each target's corpus is fuzz/corpus/<target>/: the committed
-# seeds, and whatever the fuzzer adds there (ignored by git).
+# seeds, and whatever the fuzzer adds there (ignored by git). fuzz/Cargo.lock is not --locked:
+# when the node gains a dependency, the fuzz build resolves it instead of failing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
 CARGO_FUZZ_VERSION=0.13.2
 if [[ "${1:-}" == "--seed" ]]; then
-  (cd fuzz && cargo run --locked -q -p vidswarm-fuzz-seed)
+  (cd fuzz && cargo run -q -p vidswarm-fuzz-seed)
   exit 0
 fi
 seconds="${1:-60}"
