@@ -18,6 +18,9 @@ pub mod cli;
 mod control;
 pub mod events;
 pub mod fetch;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz_api;
 pub mod http;
 pub mod metrics;
 pub mod net;

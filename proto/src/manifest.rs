@@ -236,7 +236,10 @@ impl Manifest {
             if !valid_seconds(f.duration) || !valid_seconds(f.start) {
                 return invalid(format!("fragment {i} has an invalid start or duration"));
             }
-            frames = frames.saturating_add(f.frame_count);
+            let Some(sum) = frames.checked_add(f.frame_count) else {
+                return invalid(format!("fragment {i}'s frame count overflows the total"));
+            };
+            frames = sum;
         }
         if frames != self.source.frame_count {
             return invalid(format!(
@@ -404,6 +407,35 @@ mod tests {
             Manifest::from_json(b"\xff\xfe"),
             Err(ManifestError::Malformed(_))
         ));
+    }
+
+    /// The fuzz target's frame-count rule, on a hand-made input: the sum saturated at u64::MAX,
+    /// so fragments of u64::MAX frames each "added up" to a source of u64::MAX frames.
+    #[test]
+    fn frame_counts_that_overflow_do_not_add_up_to_the_source() {
+        let mut m = sample();
+        for f in &mut m.fragments[..2] {
+            f.frame_count = u64::MAX;
+        }
+        m.source.frame_count = u64::MAX;
+        m.video_id = m.computed_id();
+        assert!(matches!(m.validate(), Err(ManifestError::Invalid(_))));
+    }
+
+    /// Found by `fuzz/fuzz_targets/manifest.rs`: serde_json's default float parser misread this
+    /// duration (a last-digit error), so a manifest holding it, as a node's store writes it, hashed
+    /// to another id when read back: refused at the next start, and by every peer fetching it.
+    #[test]
+    fn a_manifest_keeps_its_id_through_a_float_the_default_json_parser_misreads() {
+        let duration = 3.777526950291629e-258;
+        let text = br#"{"version":1,"video_id":"9bb9dbf1cd17bfaebaa8b2f7b5d2bb09e37c97b311a276ccfffd9b8c2ffc36d3","source":{"name":"frag","size":10,"duration":3.777526950291629e-258,"frame_count":0},"mode":"upload","chunk_size":262144,"fragments":[{"index":0,"name":"fragment_0.mp4","size":10,"duration":0.0,"start":0.0,"frame_count":0,"blake3":"7e52aeb0d161c90714aca8a001c01e65c6ecdaf288681e4ba3d98f418259c175","chunks":["7e52aeb0d161c90714aca8a001c01e65c6ecdaf288681e4ba3d98f418259c175"]}]}"#;
+        let mut m: Manifest = serde_json::from_slice(text).unwrap();
+        assert_eq!(m.source.duration.to_bits(), f64::to_bits(duration));
+        m.video_id = m.computed_id();
+        m.validate().unwrap();
+        let stored = m.to_json_pretty();
+        let again = Manifest::from_json(&stored).unwrap();
+        assert_eq!(again, m);
     }
 
     #[test]

@@ -27,7 +27,7 @@ mod guard;
 mod incoming;
 mod legacy;
 mod playback;
-mod range;
+pub(crate) mod range;
 mod server;
 mod stall;
 mod ui;

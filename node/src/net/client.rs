@@ -221,7 +221,7 @@ impl Client {
     /// A client with no swarm behind it, for tests of what sits above the swarm: it knows no
     /// peers and no providers, fails requests, and hands each announcement it is given to the
     /// returned receiver. Spawns its stand-in loop on the current runtime.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn offline() -> (Self, mpsc::UnboundedReceiver<Announcement>) {
         let (tx, mut commands) = mpsc::channel(64);
         let (announced, rx) = mpsc::unbounded_channel();
