@@ -4,7 +4,7 @@
 # 60), two at a time, and prints per target the executions run. Fails if any target crashes,
 # panics, times out or runs out of memory; the input that did it is in fuzz/artifacts/<target>/.
 #   scripts/fuzz.sh [SECONDS]   build and run every target (scripts/test.sh runs it with
-#                               FUZZ_SECONDS, default 60)
+#                               CARGO_FUZZ_SECONDS, default 45)
 #   scripts/fuzz.sh --seed      rewrite the seed corpora (fuzz/corpus/<target>/seed-*)
 # Env: FUZZ_TARGETS="a b" runs only these; FUZZ_JOBS (default 2) targets at once.
 # Installs cargo-fuzz if it is missing. It needs nightly flags, so the build runs on the stable

@@ -5,7 +5,7 @@
 #   2. scripts/test-browser.sh: the web UI and its player in headless Chromium (Selenium);
 #   3. scripts/api-fuzz.sh: schemathesis against a live node's OpenAPI spec;
 #   4. scripts/fuzz.sh: cargo-fuzz on the wire decoders, the manifest, the collection file, Range
-#      and upload names, FUZZ_SECONDS (default 60) per target, two at a time (docs/fuzzing.md);
+#      and upload names, CARGO_FUZZ_SECONDS (default 45) per target, two at a time (docs/fuzzing.md);
 #   5. scripts/test-compose.sh: the Docker swarm end to end (release build, image, 5 nodes; docs/deploy.md).
 # Arguments go to cargo test; with arguments (a filter), only the cargo tests run.
 set -euo pipefail
@@ -15,6 +15,6 @@ cargo test --locked --workspace "$@"
 if [[ $# -eq 0 ]]; then
   scripts/test-browser.sh
   scripts/api-fuzz.sh
-  scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+  scripts/fuzz.sh "${CARGO_FUZZ_SECONDS:-45}"
   scripts/test-compose.sh
 fi
