@@ -28,6 +28,7 @@ pub struct FetchArgs {
     pub seed_after: u64,
     pub timeout: u64,
     pub swarm_key: Option<libp2p::pnet::PreSharedKey>,
+    pub min_free: u64,
 }
 
 pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
@@ -57,6 +58,7 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
     cfg.bootstrap = args.bootstrap;
     cfg.net.swarm_key = args.swarm_key;
     cfg.auto_fetch = false;
+    cfg.space.min_free = args.min_free;
     cfg.fetch.provide = args.seed_after > 0;
     let node = Node::start(cfg)
         .await

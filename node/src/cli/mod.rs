@@ -111,6 +111,9 @@ enum Command {
         /// The private swarm's key file (Kubo's `swarm.key` format); see `vidswarm node --help`.
         #[arg(long, env = "VIDSWARM_SWARM_KEY", conflicts_with = "node")]
         swarm_key: Option<PathBuf>,
+        /// Free space on the disk that the fetch does not take (a size like 512M; 0 for none).
+        #[arg(long, env = "VIDSWARM_MIN_FREE", default_value = "512M", value_parser = size::parse_size, conflicts_with = "node")]
+        min_free: u64,
     },
     /// Print a new private swarm key (Kubo's `swarm.key` format) for `--swarm-key FILE`.
     SwarmKey,
@@ -273,6 +276,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
             seed_after,
             timeout,
             swarm_key,
+            min_free,
             ..
         } => {
             init_logging("warn");
@@ -290,6 +294,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 seed_after,
                 timeout,
                 swarm_key,
+                min_free,
             }))
         }
         Command::Demo {
