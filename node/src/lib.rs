@@ -12,6 +12,7 @@
 //! - [`metrics`]: Prometheus metrics, libp2p's and the node's.
 //! - [`http`]: the HTTP sidecar (axum, utoipa, Swagger UI).
 //! - [`cli`]: argument parsing and the subcommands.
+//! - `fuzz_api` (feature `fuzzing`): the way in for the fuzz targets in `fuzz/`.
 
 pub mod availability;
 pub mod cli;
