@@ -16,10 +16,12 @@ use vidswarm_proto::{fragment_name, is_plain_file_name, parse_fragment_name, MAX
 
 /// The largest upload taken: small, the fuzzer explores names, not sizes.
 const MAX_UPLOAD: u64 = 4096;
-/// Names kept before the data dir starts afresh, so each upload rewrites a small collection.
+/// Names kept, and uploads posted, before the data dir starts afresh: each upload then rewrites a
+/// small collection, and replaced uploads do not pile up in the store.
 const NAMES_PER_DIR: usize = 256;
+const POSTS_PER_DIR: usize = 1000;
 
-static UPLOADS: Mutex<Option<Uploads>> = Mutex::new(None);
+static UPLOADS: Mutex<Option<(Uploads, usize)>> = Mutex::new(None);
 
 fn plain(name: &str) -> bool {
     let mut parts = Path::new(name).components();
@@ -44,8 +46,11 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let mut guard = UPLOADS.lock().unwrap_or_else(|e| e.into_inner());
-    let uploads = guard.get_or_insert_with(|| Uploads::new(MAX_UPLOAD).expect("a router"));
+    let (uploads, posts) =
+        guard.get_or_insert_with(|| (Uploads::new(MAX_UPLOAD).expect("a router"), 0));
+    *posts += 1;
     let answer = uploads.post(form, flags & 1 == 1);
+    let fresh = answer.names.len() >= NAMES_PER_DIR || *posts >= POSTS_PER_DIR;
     assert!(
         matches!(answer.status, 200 | 400 | 409 | 413 | 503),
         "status {}: {}",
@@ -64,7 +69,7 @@ fuzz_target!(|data: &[u8]| {
     for name in &answer.names {
         assert!(plain(name), "the collection holds {name:?}");
     }
-    if answer.names.len() >= NAMES_PER_DIR {
+    if fresh {
         *guard = None;
     }
 });
