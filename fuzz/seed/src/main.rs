@@ -124,6 +124,7 @@ fn announcements() -> Vec<Vec<u8>> {
         named: None,
         leaving: false,
         partial: vec![],
+        withdrawn: None,
     };
     let partial = Announcement {
         partial: vec![PartialFragment {
@@ -143,6 +144,8 @@ fn announcements() -> Vec<Vec<u8>> {
         named: Some(NamedUpload {
             name: "fragment_3.mp4".into(),
             uploaded_at_ms: 1_700_000_000_000,
+            publisher: Some(ByteBuf::from(vec![8u8; 36])),
+            signature: Some(ByteBuf::from(vec![9u8; 64])),
         }),
         ..plain.clone()
     };
@@ -150,10 +153,17 @@ fn announcements() -> Vec<Vec<u8>> {
         named: Some(NamedUpload {
             name: "../../etc/passwd".into(),
             uploaded_at_ms: 0,
+            publisher: None,
+            signature: None,
         }),
         ..plain.clone()
     };
-    [plain, partial, goodbye, named, hostile]
+    let withdrawn = Announcement {
+        fragments: vec![],
+        withdrawn: Some(vec![Hash::of(b"x"), Hash::of(b"y")]),
+        ..plain.clone()
+    };
+    [plain, partial, goodbye, named, hostile, withdrawn]
         .iter()
         .map(encode)
         .collect()
