@@ -152,14 +152,17 @@ def ui_tests(args, driver):
         driver.save_screenshot(str(shots / "videos.png"))
         # Its page says it is pinned (uploaded here), and deleting it from there removes it.
         driver.get(f"{viewer.url}/ui/videos/{other['video_id']}")
-        wait_until("the video page says it is pinned", lambda: "pinned" in
-                   driver.find_element(By.ID, "kept").text, limit=10)
+        # The facts are redrawn as the page refreshes: read them in one script, never through a
+        # handle that a redraw makes stale.
+        text_of = lambda id: driver.execute_script(
+            "const e = document.getElementById(arguments[0]); return e ? e.textContent : ''", id)
+        wait_until("the video page says it is pinned", lambda: "pinned" in text_of("kept"),
+                   limit=10)
         driver.execute_script("window.confirm = () => true")
-        driver.find_element(By.ID, "delete-video").click()
-        wait_until("the page says it is deleted", lambda: driver.find_elements(
-            By.ID, "deleted"), limit=10)
+        driver.execute_script("document.getElementById('delete-video').click()")
+        wait_until("the page says it is deleted", lambda: text_of("deleted"), limit=10)
         assert viewer.held(other["video_id"]) == 0, "the deleted video is still held"
-        log("   deleted from its video page: " + driver.find_element(By.ID, "deleted").text)
+        log("   deleted from its video page: " + text_of("deleted"))
         # A video this browser cannot decode (HEVC: Chromium here has no HEVC through MSE):
         # a clear message and the playlist for a desktop player.
         hevc = work / "hevc-4s.mp4"
