@@ -280,3 +280,30 @@ fn a_fragment_write_into_the_reserve_fails_with_no_room() {
     drop(writer);
     assert!(common::tmp_is_empty(&store));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_whose_video_was_deleted_everywhere_answers_404_at_once() {
+    let a = start(&[], false).await;
+    let base = serve(&a).await;
+    let stored = upload_named(&base, "gone.mp4", common::bytes(95, 5_000), "").await;
+    let video = json(stored).await["video_id"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::new();
+    let deleted = http
+        .delete(format!("{base}/api/v1/videos/{video}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    let started = std::time::Instant::now();
+    let resp = http
+        .get(format!("{base}/get_fragment/gone.mp4"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, 404, "not_found").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}

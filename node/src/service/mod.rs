@@ -234,6 +234,20 @@ impl Service {
         self.run_fetch(ticket, opts, true).await
     }
 
+    /// [`Service::fetch`] for what a read asks (the legacy `GET /get_fragment`): the video is
+    /// not pinned, and stays evictable.
+    pub(crate) async fn fetch_unpinned(
+        &self,
+        video: VideoId,
+        opts: &FetchOptions,
+    ) -> Result<FetchReport, ServiceError> {
+        let ticket = self
+            .fetches
+            .begin(video)
+            .ok_or(ServiceError::FetchRunning(video))?;
+        self.run_fetch(ticket, opts, false).await
+    }
+
     /// Starts fetching `video` (or `fragments` of it) in the background, pinned; refused while
     /// another fetch of the video runs. Follow it in [`Service::fetches`].
     pub fn start_fetch(

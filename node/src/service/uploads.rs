@@ -196,11 +196,18 @@ impl Service {
         let fragment = match self.held_upload(&entry)? {
             Some(f) => f,
             None => {
+                // Asked by a GET that any web page can send: fetched only from a peer known to
+                // hold it, and not pinned (as playback).
+                if !self.client.availability().held_anywhere(&entry.video) {
+                    return Err(ServiceError::NotHeld(format!(
+                        "{name} is not held here, and no connected peer announced holding it"
+                    )));
+                }
                 let opts = FetchOptions {
                     stall_timeout: std::time::Duration::from_secs(15),
                     ..self.fetch.clone()
                 };
-                self.fetch(entry.video, &opts).await?;
+                self.fetch_unpinned(entry.video, &opts).await?;
                 self.held_upload(&entry)?
                     .ok_or_else(|| ServiceError::NotFetched(name.to_owned()))?
             }
