@@ -10,7 +10,7 @@ use common::swarm::{holds_all, start};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, tcp, yamux, Multiaddr, StreamProtocol, Swarm};
+use libp2p::{Multiaddr, StreamProtocol, Swarm};
 use vidswarm_node::fetch::FetchOptions;
 use vidswarm_proto::wire::{self, ErrorCode, Request, Response, TRANSFER_PROTOCOL};
 use vidswarm_proto::{Hash, VideoId};
@@ -78,27 +78,17 @@ fn hostile_swarm() -> Swarm<Raw> {
 
 /// A raw peer whose requests (and inbound streams) time out after `timeout`.
 fn raw_swarm(timeout: Duration) -> Swarm<Raw> {
-    libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    common::raw::tcp_swarm(key, Duration::from_secs(30), |_| {
+        Raw::with_codec(
+            RawCodec,
+            [(
+                StreamProtocol::new(TRANSFER_PROTOCOL),
+                ProtocolSupport::Full,
+            )],
+            request_response::Config::default().with_request_timeout(timeout),
         )
-        .unwrap()
-        .with_behaviour(|_| {
-            Raw::with_codec(
-                RawCodec,
-                [(
-                    StreamProtocol::new(TRANSFER_PROTOCOL),
-                    ProtocolSupport::Full,
-                )],
-                request_response::Config::default().with_request_timeout(timeout),
-            )
-        })
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
-        .build()
+    })
 }
 
 /// A new node bootstrapped from `a` fetches all of `m` from it.

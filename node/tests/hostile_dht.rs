@@ -11,38 +11,28 @@ use futures::StreamExt;
 use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
 use libp2p::kad::{self, RecordKey};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, tcp, yamux, StreamProtocol, Swarm};
+use libp2p::{StreamProtocol, Swarm};
 use vidswarm_node::fetch::FetchOptions;
 use vidswarm_node::net::provider_store::MAX_KEYS_PER_REMOTE_PROVIDER;
 
 const KAD_PROTOCOL: &str = "/vidswarm/kad/1.0.0";
 
 fn kad_swarm() -> Swarm<kad::Behaviour<MemoryStore>> {
-    libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|key| {
-            let id = key.public().to_peer_id();
-            let cfg = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
-            let store = MemoryStore::with_config(
-                id,
-                MemoryStoreConfig {
-                    max_provided_keys: 100_000,
-                    ..MemoryStoreConfig::default()
-                },
-            );
-            let mut kad = kad::Behaviour::with_config(id, store, cfg);
-            kad.set_mode(Some(kad::Mode::Server));
-            kad
-        })
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build()
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    common::raw::tcp_swarm(key, Duration::from_secs(60), |key| {
+        let id = key.public().to_peer_id();
+        let cfg = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+        let store = MemoryStore::with_config(
+            id,
+            MemoryStoreConfig {
+                max_provided_keys: 100_000,
+                ..MemoryStoreConfig::default()
+            },
+        );
+        let mut kad = kad::Behaviour::with_config(id, store, cfg);
+        kad.set_mode(Some(kad::Mode::Server));
+        kad
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -227,25 +227,22 @@ impl Service {
         video: VideoId,
         opts: &FetchOptions,
     ) -> Result<FetchReport, ServiceError> {
-        let ticket = self
-            .fetches
-            .begin(video)
-            .ok_or(ServiceError::FetchRunning(video))?;
-        self.run_fetch(ticket, opts, true).await
+        self.fetch_and_wait(video, opts, true).await
     }
 
-    /// [`Service::fetch`] for what a read asks (the legacy `GET /get_fragment`): the video is
-    /// not pinned, and stays evictable.
-    pub(crate) async fn fetch_unpinned(
+    /// [`Service::fetch`], pinning what it brings only when `pin` (a read, such as the legacy
+    /// `GET /get_fragment`, pins nothing: any web page can send one).
+    pub(crate) async fn fetch_and_wait(
         &self,
         video: VideoId,
         opts: &FetchOptions,
+        pin: bool,
     ) -> Result<FetchReport, ServiceError> {
         let ticket = self
             .fetches
             .begin(video)
             .ok_or(ServiceError::FetchRunning(video))?;
-        self.run_fetch(ticket, opts, false).await
+        self.run_fetch(ticket, opts, pin).await
     }
 
     /// Starts fetching `video` (or `fragments` of it) in the background, pinned; refused while

@@ -207,7 +207,7 @@ impl Service {
                     stall_timeout: std::time::Duration::from_secs(15),
                     ..self.fetch.clone()
                 };
-                self.fetch_unpinned(entry.video, &opts).await?;
+                self.fetch_and_wait(entry.video, &opts, false).await?;
                 self.held_upload(&entry)?
                     .ok_or_else(|| ServiceError::NotFetched(name.to_owned()))?
             }

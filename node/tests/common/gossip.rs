@@ -7,7 +7,7 @@ use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic};
 use libp2p::identity::Keypair;
 use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, tcp, yamux, PeerId, Swarm};
+use libp2p::{PeerId, Swarm};
 use tokio::sync::broadcast::error::RecvError;
 use vidswarm_node::events::NodeEvent;
 use vidswarm_node::node::Node;
@@ -30,26 +30,14 @@ pub async fn connect(swarm: &mut Swarm<gossipsub::Behaviour>, node: &Node) {
 
 /// A bare gossipsub peer with `key`, on the announcement topic's wire format.
 pub fn gossip_swarm(key: Keypair) -> Swarm<gossipsub::Behaviour> {
-    libp2p::SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|key| {
-            let cfg = gossipsub::ConfigBuilder::default()
-                .heartbeat_interval(Duration::from_millis(200))
-                .flood_publish(true)
-                .build()
-                .unwrap();
-            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), cfg)
-                .unwrap()
-        })
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build()
+    super::raw::tcp_swarm(key, Duration::from_secs(60), |key| {
+        let cfg = gossipsub::ConfigBuilder::default()
+            .heartbeat_interval(Duration::from_millis(200))
+            .flood_publish(true)
+            .build()
+            .unwrap();
+        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), cfg).unwrap()
+    })
 }
 
 /// An announcement of `video` by `peer` (no fragment: it adds an availability entry only),

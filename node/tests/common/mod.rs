@@ -4,6 +4,7 @@
 pub mod gossip;
 pub mod http;
 pub mod procs;
+pub mod raw;
 pub mod swarm;
 
 use std::collections::BTreeSet;
