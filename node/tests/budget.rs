@@ -270,7 +270,11 @@ fn a_fragment_write_into_the_reserve_fails_with_no_room() {
     let store = common::open_store(dir.path());
     let data = common::bytes(90, 10_000);
     let writer = store
-        .begin_fragment(vidswarm_proto::Hash::of(&data), data.len() as u64)
+        .begin_fragment(
+            vidswarm_proto::Hash::of(&data),
+            data.len() as u64,
+            common::CS,
+        )
         .unwrap();
     writer.write_at(0, &data[..5_000]).unwrap();
     store.set_reserve(u64::MAX / 4);

@@ -164,7 +164,7 @@ fn a_fragment_write_that_fills_the_disk_fails_saying_so_and_leaves_nothing() {
     let store = common::open_store(&disk.dir.join("data"));
     let data = common::bytes(130, 2_000_000);
     let writer = store
-        .begin_fragment(vidswarm_proto::Hash::of(&data), data.len() as u64)
+        .begin_fragment(vidswarm_proto::Hash::of(&data), data.len() as u64, 64 << 10)
         .unwrap();
     let chunk = 64 << 10;
     let err = data

@@ -54,7 +54,7 @@ fn every_write_lands_in_place_with_nothing_left_in_tmp() {
         .unwrap();
     assert_eq!(size, frags[1].len() as u64);
     let w = store
-        .begin_fragment(m.fragments[2].blake3, frags[2].len() as u64)
+        .begin_fragment(m.fragments[2].blake3, frags[2].len() as u64, CS)
         .unwrap();
     w.write_at(0, &frags[2]).unwrap();
     w.commit().unwrap();
@@ -156,7 +156,7 @@ fn put_fragment_bytes_checks_the_expected_hash_and_refuses_empty() {
         Err(StoreError::Empty)
     ));
     assert!(matches!(
-        store.begin_fragment(Hash::of(b""), 0),
+        store.begin_fragment(Hash::of(b""), 0, CS),
         Err(StoreError::Empty)
     ));
     assert!(names(&store.root().join("fragments")).is_empty());
@@ -170,7 +170,7 @@ fn writer_assembles_chunks_in_any_order_at_chunk_edges() {
     for (seed, size) in edge_sizes().into_iter().enumerate() {
         let data = bytes(100 + seed as u64, size);
         let h = Hash::of(&data);
-        let w = store.begin_fragment(h, size as u64).unwrap();
+        let w = store.begin_fragment(h, size as u64, CS).unwrap();
         assert_eq!((w.hash(), w.size()), (&h, size as u64));
         // Last chunk first: a swarm download finishes chunks in any order.
         for i in (0..chunk_count(size as u64, CS)).rev() {
@@ -191,7 +191,7 @@ fn writer_refuses_writes_past_its_size() {
     let store = open_store(dir.path());
     let data = bytes(3, CS as usize);
     let w = store
-        .begin_fragment(Hash::of(&data), data.len() as u64)
+        .begin_fragment(Hash::of(&data), data.len() as u64, CS)
         .unwrap();
     let size = data.len() as u64;
     for (offset, len) in [(size, 1), (size - 1, 2), (0, data.len() + 1), (u64::MAX, 1)] {
@@ -207,23 +207,26 @@ fn writer_refuses_writes_past_its_size() {
 }
 
 #[test]
-fn uncommitted_writer_leaves_nothing_visible() {
+fn an_uncommitted_writer_leaves_nothing_visible_and_its_bytes_rest_until_collected() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());
     let data = bytes(4, 3 * CS as usize);
     let h = Hash::of(&data);
-    let w = store.begin_fragment(h, data.len() as u64).unwrap();
+    let w = store.begin_fragment(h, data.len() as u64, CS).unwrap();
     w.write_at(0, &data[..CS as usize]).unwrap();
-    assert_eq!(
-        names(&store.root().join("tmp")).len(),
-        1,
-        "writes go to tmp/"
-    );
+    w.chunk_verified(0).unwrap();
+    let partial = store.root().join("partial");
+    assert_eq!(names(&partial), [h.to_hex()], "writes go to partial/");
     assert!(!store.has_fragment(&h));
-    drop(w); // the download was abandoned half-way
+    drop(w); // the download was abandoned half-way: it rests, with its record, to resume
+    assert_eq!(names(&partial), [h.to_hex(), format!("{h}.have")]);
     assert!(tmp_is_empty(&store));
     assert!(!store.has_fragment(&h));
     assert!(names(&store.root().join("fragments")).is_empty());
+    // No manifest lists it: garbage collection takes it.
+    let removed = store.collect_garbage(&|_| false).unwrap();
+    assert!(removed.bytes > 0);
+    assert!(names(&partial).is_empty());
 }
 
 #[test]
@@ -235,7 +238,7 @@ fn writer_committed_with_wrong_bytes_fails_and_leaves_nothing() {
 
     let mut tampered = data.clone();
     tampered[CS as usize] ^= 1;
-    let w = store.begin_fragment(h, data.len() as u64).unwrap();
+    let w = store.begin_fragment(h, data.len() as u64, CS).unwrap();
     w.write_at(0, &tampered).unwrap();
     let err = w.commit().unwrap_err();
     assert!(
@@ -244,12 +247,16 @@ fn writer_committed_with_wrong_bytes_fails_and_leaves_nothing() {
     );
 
     // A writer whose last chunk never arrived: the hole reads as zeros and does not hash right.
-    let w = store.begin_fragment(h, data.len() as u64).unwrap();
+    let w = store.begin_fragment(h, data.len() as u64, CS).unwrap();
     w.write_at(0, &data[..2 * CS as usize]).unwrap();
     assert!(matches!(w.commit(), Err(StoreError::HashMismatch { .. })));
 
     assert!(!store.has_fragment(&h));
     assert!(names(&store.root().join("fragments")).is_empty());
+    assert!(
+        names(&store.root().join("partial")).is_empty(),
+        "no record claims wrong bytes"
+    );
     assert!(tmp_is_empty(&store));
 }
 

@@ -24,16 +24,13 @@ async fn a_peer_still_fetching_a_fragment_serves_the_chunks_it_has_verified() {
     let partial = start(&[], false).await;
     let store = partial.node.store();
     store.put_manifest(&m).unwrap();
-    let writer = store.begin_fragment(hash, size).unwrap();
-    store
-        .partials()
-        .begin(hash, writer.reader().unwrap(), size, cs);
+    let writer = store.begin_fragment(hash, size, cs).unwrap();
     for k in 0..3u32 {
         let at = u64::from(k * cs) as usize;
         writer
             .write_at(u64::from(k * cs), &data[at..at + cs as usize])
             .unwrap();
-        store.partials().verified(&hash, k);
+        writer.chunk_verified(k).unwrap();
     }
     assert!(!store.has_fragment(&hash));
 

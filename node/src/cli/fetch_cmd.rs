@@ -29,6 +29,7 @@ pub struct FetchArgs {
     pub timeout: u64,
     pub swarm_key: Option<libp2p::pnet::PreSharedKey>,
     pub min_free: u64,
+    pub resume_every: u64,
 }
 
 pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
@@ -58,7 +59,9 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
     cfg.bootstrap = args.bootstrap;
     cfg.net.swarm_key = args.swarm_key;
     cfg.auto_fetch = false;
+    cfg.resume_fetches = false;
     cfg.space.min_free = args.min_free;
+    cfg.space.resume_every = args.resume_every;
     cfg.fetch.provide = args.seed_after > 0;
     let node = Node::start(cfg)
         .await
@@ -78,8 +81,8 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
     };
     let result = node.fetch(video, &opts).await;
     progress.abort();
-    if result.is_err() && node.store().fragment_hashes().is_ok_and(|h| h.is_empty()) {
-        // Nothing worth resuming from: leave no store behind.
+    if result.is_err() && node.store().usage().is_ok_and(|bytes| bytes == 0) {
+        // Nothing worth resuming from (no fragment, no verified chunk): leave no store behind.
         if let Some(inner) = &inner_store {
             node.service().stop(crate::node::SHUTDOWN_WITHIN).await;
             let _ = std::fs::remove_dir_all(inner);

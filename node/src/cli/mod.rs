@@ -114,6 +114,10 @@ enum Command {
         /// Free space on the disk that the fetch does not take (a size like 512M; 0 for none).
         #[arg(long, env = "VIDSWARM_MIN_FREE", default_value = "512M", value_parser = size::parse_size, conflicts_with = "node")]
         min_free: u64,
+        /// Bytes of verified chunks after which the fetch saves what it has (a fetch killed
+        /// and started again goes on from there); see `vidswarm node --help`.
+        #[arg(long, env = "VIDSWARM_RESUME_EVERY", default_value = "4M", value_parser = size::parse_size, conflicts_with = "node")]
+        resume_every: u64,
     },
     /// Print a new private swarm key (Kubo's `swarm.key` format) for `--swarm-key FILE`.
     SwarmKey,
@@ -277,6 +281,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
             timeout,
             swarm_key,
             min_free,
+            resume_every,
             ..
         } => {
             init_logging("warn");
@@ -295,6 +300,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 timeout,
                 swarm_key,
                 min_free,
+                resume_every,
             }))
         }
         Command::Demo {

@@ -99,6 +99,11 @@ pub struct NodeArgs {
     /// way first; beyond, it fails with "no room").
     #[arg(long, env = "VIDSWARM_MIN_FREE", default_value = "512M", value_parser = super::size::parse_size)]
     pub min_free: u64,
+    /// How many bytes of verified chunks a fetch saves its resume record after: what a crash
+    /// (kill -9, power loss) can cost a fragment being fetched at most, beside the chunks in
+    /// flight. Smaller saves more often (each save is an fsync); a size like 4M or 256K.
+    #[arg(long, env = "VIDSWARM_RESUME_EVERY", default_value = "4M", value_parser = super::size::parse_size)]
+    pub resume_every: u64,
 }
 
 /// Reads and parses a swarm key file, refusing anything larger than a key file can be.
@@ -200,6 +205,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     cfg.space = crate::service::SpaceConfig {
         max_store: args.max_store,
         min_free: args.min_free,
+        resume_every: args.resume_every,
     };
     let node = Node::start(cfg)
         .await

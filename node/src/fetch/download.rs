@@ -173,6 +173,23 @@ impl Download {
         }
     }
 
+    /// Counts the chunks of fragment `index` that an earlier fetch verified (`have[k]`) as
+    /// done: they are not handed out. Whether the fragment is now complete (to be committed).
+    pub fn resume(&mut self, index: u32, have: &[bool]) -> bool {
+        let Some(f) = self.fragments.get_mut(&index) else {
+            return false;
+        };
+        for (k, _) in have.iter().enumerate().filter(|(_, h)| **h) {
+            if let Some(got) = f.got.get_mut(k).filter(|g| !**g) {
+                *got = true;
+                f.done += 1;
+            }
+        }
+        let got = &f.got;
+        f.todo.retain(|k| !got[*k as usize]);
+        f.complete()
+    }
+
     pub fn is_complete(&self) -> bool {
         self.fragments.values().all(Fragment::complete)
     }

@@ -18,7 +18,7 @@ pub mod run;
 pub mod seams;
 mod swarm_seams;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -56,6 +56,13 @@ pub async fn run<S: ChunkSource, K: FragmentSink>(
     mut playhead: Option<Playhead>,
     report: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<BTreeMap<PeerId, u64>, FetchError> {
+    // Chunks an earlier fetch verified are not asked for again; a fragment it had all of (it
+    // was killed before the commit) is committed now.
+    for (index, hash) in download.unfinished() {
+        if download.resume(index, &sink.resumed(index)) {
+            commit(&download, &*source, &sink, index, hash, report).await?;
+        }
+    }
     let mut pending = FuturesUnordered::new();
     // Slow lookups (the DHT) run beside the transfer and add holders when they answer: a lookup
     // that waits on dead peers never holds up chunks from the holders already known.
@@ -121,7 +128,8 @@ pub async fn run<S: ChunkSource, K: FragmentSink>(
                     bytes,
                 });
                 if complete {
-                    commit(&download, &*source, &sink, &request, report).await?;
+                    let (index, hash) = (request.fragment, request.hash);
+                    commit(&download, &*source, &sink, index, hash, report).await?;
                 } else if now.duration_since(last_told) >= PROGRESS_EVERY {
                     last_told = now;
                     source.progress(download.progress(false));
@@ -172,10 +180,11 @@ async fn commit<S: ChunkSource, K: FragmentSink>(
     download: &Download,
     source: &S,
     sink: &Arc<K>,
-    request: &ChunkRequest,
+    index: u32,
+    hash: vidswarm_proto::Hash,
     report: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<(), FetchError> {
-    let (s, index) = (sink.clone(), request.fragment);
+    let s = sink.clone();
     on_pool(&**sink, move || s.commit(index)).await??;
     let (from, took) = download.fragment_summary(index, Instant::now());
     let bytes = download.fragment_size(index);
@@ -192,7 +201,7 @@ async fn commit<S: ChunkSource, K: FragmentSink>(
         from,
         millis: took.as_millis() as u64,
     });
-    source.gained(index, request.hash).await
+    source.gained(index, hash).await
 }
 
 /// Asks for one chunk and writes the answer; only a local failure is an error.

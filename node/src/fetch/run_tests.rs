@@ -161,3 +161,47 @@ async fn no_usable_holder_stalls_with_the_fragments_left() {
         other => panic!("expected a stall, got {other:?}"),
     }
 }
+
+/// Chunks an earlier fetch verified are not asked for again, and a fragment it had whole (killed
+/// before its commit) is committed without a request.
+#[tokio::test]
+async fn a_resumed_download_asks_only_for_the_chunks_missing() {
+    let data = fragments();
+    let m = Arc::new(manifest(&data));
+    let source = Arc::new(FakeSource::new(&data, &[Behaviour::Honest]));
+    let sink = Arc::new(MemSink::new(m.clone()));
+    sink.resume(0, &data[0], vec![true, false, true]);
+    sink.resume(2, &data[2], vec![true]);
+    let d = Download::new(&m, &[0, 1, 2], 4, Instant::now());
+    let run = run(
+        d,
+        source.clone(),
+        sink.clone(),
+        m.video_id,
+        Duration::from_secs(5),
+        None,
+        &|_| {},
+    );
+    tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("the download ends")
+        .unwrap();
+    assert_exact(&sink);
+    let asked = source.state.lock().unwrap().asked.clone();
+    let of = |i: usize| {
+        let mut offsets: Vec<u64> = asked
+            .iter()
+            .filter(|(_, h, _)| *h == m.fragments[i].blake3)
+            .map(|(_, _, at)| *at)
+            .collect();
+        offsets.sort();
+        offsets
+    };
+    assert_eq!(of(0), vec![u64::from(CS)], "only chunk 1 of fragment 0");
+    assert_eq!(of(1).len(), 3, "all of fragment 1");
+    assert!(of(2).is_empty(), "nothing of fragment 2");
+    let mut committed = sink.committed.lock().unwrap().clone();
+    committed.sort();
+    assert_eq!(committed, vec![0, 1, 2]);
+    assert!(source.state.lock().unwrap().gained.contains(&2));
+}

@@ -88,6 +88,12 @@ pub trait FragmentSink: Send + Sync + 'static {
     /// Makes fragment `fragment`, every chunk of which is written, durable and visible.
     fn commit(&self, fragment: u32) -> Result<(), StoreError>;
 
+    /// The chunks of fragment `fragment` an earlier fetch left verified (`store/resume.rs`):
+    /// not asked for again. Cheap, no I/O; empty when there are none.
+    fn resumed(&self, _fragment: u32) -> Vec<bool> {
+        Vec::new()
+    }
+
     /// Runs `f` (this sink's blocking work) on the blocking pool. The store's sink tracks it, so
     /// a node that stops waits for writes whose fetch was cancelled.
     fn spawn<T: Send + 'static>(

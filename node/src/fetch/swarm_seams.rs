@@ -16,7 +16,6 @@ use super::seams::{ChunkAnswer, ChunkSource, FragmentSink, SinkError, Written};
 use super::FetchError;
 use crate::events::{Lookup, NodeEvent};
 use crate::net::{fragment_key, Client};
-use crate::store::partial::End;
 use crate::store::{FragmentWriter, Store, StoreError};
 
 /// Chunks, holders and announcements of one video, through the node's swarm. Holders are given
@@ -231,8 +230,8 @@ pub(crate) fn announcement(
 /// late duplicate chunk (end game) finds nothing to write into.
 type Slot = Arc<RwLock<Option<FragmentWriter>>>;
 
-/// Verified chunks of one video's fragments into the store. A fragment's temp file is opened when
-/// its first chunk arrives; dropping the sink deletes what was not committed. While a fragment is
+/// Verified chunks of one video's fragments into the store. A fragment's file is opened when its
+/// first chunk arrives; what was not committed when the sink drops rests for the next fetch. While a fragment is
 /// written, its verified chunks can be read (`store/partial.rs`: a viewer streams it).
 pub struct StoreSink {
     store: Store,
@@ -255,12 +254,9 @@ impl StoreSink {
             return Ok(slot.clone());
         }
         let info = &self.manifest.fragments[fragment as usize];
-        let writer = self.store.begin_fragment(info.blake3, info.size)?;
-        if let Ok(reader) = writer.reader() {
-            let chunk_size = self.manifest.chunk_size;
-            let partials = self.store.partials();
-            partials.begin(info.blake3, reader, info.size, chunk_size);
-        }
+        let writer = self
+            .store
+            .begin_fragment(info.blake3, info.size, self.manifest.chunk_size)?;
         let slot = Arc::new(RwLock::new(Some(writer)));
         slots.insert(fragment, slot.clone());
         Ok(slot)
@@ -279,7 +275,7 @@ impl FragmentSink for StoreSink {
         match writer.as_ref() {
             Some(w) => {
                 w.write_at(offset, data)?;
-                self.store.partials().verified(&info.blake3, chunk);
+                w.chunk_verified(chunk)?;
                 Ok(Written::Stored)
             }
             None => Ok(Written::AlreadyComplete),
@@ -297,36 +293,27 @@ impl FragmentSink for StoreSink {
         let slot = self.slot(fragment)?;
         let writer = slot.write().unwrap_or_else(PoisonError::into_inner).take();
         match writer {
-            Some(w) => {
-                let hash = *w.hash();
-                let result = w.commit();
-                let end = if result.is_ok() {
-                    End::Committed
-                } else {
-                    End::Abandoned
-                };
-                self.store.partials().end(&hash, end);
-                Ok(result?)
-            }
+            Some(w) => w.commit(),
             // Committed already: nothing to do twice.
             None => Ok(()),
         }
     }
+
+    fn resumed(&self, fragment: u32) -> Vec<bool> {
+        let info = &self.manifest.fragments[fragment as usize];
+        self.store
+            .resumable(&info.blake3, info.size, self.manifest.chunk_size)
+            .unwrap_or_default()
+    }
 }
 
 impl Drop for StoreSink {
-    /// Readers of fragments that were not committed learn they never will be.
+    /// The fragments not committed save their resume records and rest (`FragmentWriter`'s
+    /// drop), on the blocking pool: saving syncs files.
     fn drop(&mut self) {
-        let slots = self.slots.get_mut().unwrap_or_else(PoisonError::into_inner);
-        for (index, slot) in slots.iter() {
-            let pending = slot
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .is_some();
-            if pending {
-                let hash = self.manifest.fragments[*index as usize].blake3;
-                self.store.partials().end(&hash, End::Abandoned);
-            }
+        let slots = std::mem::take(self.slots.get_mut().unwrap_or_else(PoisonError::into_inner));
+        if !slots.is_empty() {
+            drop(self.store.spawn_blocking(move || drop(slots)));
         }
     }
 }

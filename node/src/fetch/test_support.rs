@@ -179,6 +179,8 @@ pub struct MemSink {
     pub buffers: Mutex<HashMap<u32, Vec<u8>>>,
     pub committed: Mutex<Vec<u32>>,
     pub fail_writes: bool,
+    /// Chunks "an earlier fetch" left verified, per fragment ([`MemSink::resume`]).
+    pub resumed: Mutex<HashMap<u32, Vec<bool>>>,
 }
 
 impl MemSink {
@@ -188,7 +190,21 @@ impl MemSink {
             buffers: Mutex::new(HashMap::new()),
             committed: Mutex::new(vec![]),
             fail_writes: false,
+            resumed: Mutex::default(),
         }
+    }
+
+    /// As if an earlier fetch had verified chunks `have` of fragment `fragment` (bytes `data`)
+    /// and stopped: those bytes are in its buffer, and nothing else is.
+    pub fn resume(&self, fragment: u32, data: &[u8], have: Vec<bool>) {
+        let cs = self.manifest.chunk_size as usize;
+        let mut buf = vec![0; data.len()];
+        for (k, _) in have.iter().enumerate().filter(|(_, h)| **h) {
+            let end = ((k + 1) * cs).min(data.len());
+            buf[k * cs..end].copy_from_slice(&data[k * cs..end]);
+        }
+        self.buffers.lock().unwrap().insert(fragment, buf);
+        self.resumed.lock().unwrap().insert(fragment, have);
     }
 }
 
@@ -228,5 +244,10 @@ impl FragmentSink for MemSink {
         );
         self.committed.lock().unwrap().push(fragment);
         Ok(())
+    }
+
+    fn resumed(&self, fragment: u32) -> Vec<bool> {
+        let resumed = self.resumed.lock().unwrap();
+        resumed.get(&fragment).cloned().unwrap_or_default()
     }
 }

@@ -104,14 +104,11 @@ mod tests {
         let data: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
         let hash = Hash::of(&data);
         let cs = 16_384;
-        let writer = store.begin_fragment(hash, data.len() as u64).unwrap();
-        store
-            .partials()
-            .begin(hash, writer.reader().unwrap(), data.len() as u64, cs);
+        let writer = store.begin_fragment(hash, data.len() as u64, cs).unwrap();
         // Chunk 1 written and verified; chunk 0 written but not (yet) verified.
         writer.write_at(0, &data[..cs as usize]).unwrap();
         writer.write_at(16_384, &data[16_384..32_768]).unwrap();
-        store.partials().verified(&hash, 1);
+        writer.chunk_verified(1).unwrap();
         match answer(&store, &peer, chunk(hash, 16_384, cs), &metrics) {
             Response::Chunk { data: got } => assert_eq!(got.as_slice(), &data[16_384..32_768]),
             other => panic!("expected the chunk, got {other:?}"),
@@ -129,7 +126,14 @@ mod tests {
                 other => panic!("{why}: expected NotFound, got {other:?}"),
             }
         }
-        // Once the download is abandoned nothing of it is served.
+        // A fetch that stops leaves the fragment at rest: its verified chunks are still served.
+        drop(writer);
+        assert!(store.partials().arriving(&hash).is_none());
+        match answer(&store, &peer, chunk(hash, 16_384, cs), &metrics) {
+            Response::Chunk { data: got } => assert_eq!(got.as_slice(), &data[16_384..32_768]),
+            other => panic!("expected the chunk from the fragment at rest, got {other:?}"),
+        }
+        // Once it is gone (collected) nothing of it is served.
         store
             .partials()
             .end(&hash, crate::store::partial::End::Abandoned);

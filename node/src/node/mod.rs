@@ -28,6 +28,9 @@ pub struct NodeConfig {
     pub listen: Vec<Multiaddr>,
     pub bootstrap: Vec<Multiaddr>,
     pub auto_fetch: bool,
+    /// Take up at start the fetches of pinned videos that a crash or a stop cut short
+    /// (`service/resume.rs`). Off for `vidswarm fetch`, which runs its own.
+    pub resume_fetches: bool,
     /// How many auto-fetches run at once, and how long a failed video is left alone.
     pub auto_fetch_pace: AutoFetchConfig,
     /// How often the node re-announces everything it holds.
@@ -55,6 +58,7 @@ impl NodeConfig {
             ],
             bootstrap: vec![],
             auto_fetch: true,
+            resume_fetches: true,
             auto_fetch_pace: AutoFetchConfig::default(),
             announce_every: Duration::from_secs(15),
             net: NetConfig::default(),
@@ -170,6 +174,9 @@ impl Node {
         // What a crash or an older run left goes before anything else touches the store.
         if let Err(e) = service.tidy().await {
             warn!(error = %e, "cannot tidy the store");
+        }
+        if cfg.resume_fetches {
+            service.resume_interrupted();
         }
         let stop = service.stopping().clone();
         let mut tasks = vec![dials];

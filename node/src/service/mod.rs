@@ -14,6 +14,7 @@ pub mod auto_fetch;
 mod error;
 pub mod fetches;
 mod playback;
+mod resume;
 pub mod space;
 mod uploads;
 
@@ -86,6 +87,7 @@ impl Service {
     pub fn with_space(mut self, space: SpaceConfig) -> Self {
         self.space = space;
         self.store.set_reserve(space.min_free);
+        self.store.set_resume_every(space.resume_every);
         self
     }
 

@@ -130,7 +130,7 @@ impl Service {
             .store
             .manifest(&video)
             .and_then(|m| m.fragment(index).map(|f| f.blake3))
-            .and_then(|hash| self.store.partials().get(&hash));
+            .and_then(|hash| self.store.partials().arriving(&hash));
         Ok(arriving.map(Playable::Arriving))
     }
 

@@ -36,6 +36,9 @@ pub const TIDY_EVERY: Duration = Duration::from_secs(60);
 pub struct SpaceConfig {
     pub max_store: u64,
     pub min_free: u64,
+    /// Bytes of verified chunks after which a fetch saves its resume record (`--resume-every`,
+    /// `store/resume.rs`): what a crash can cost a fetch at most, against an fsync that often.
+    pub resume_every: u64,
 }
 
 impl Default for SpaceConfig {
@@ -43,6 +46,7 @@ impl Default for SpaceConfig {
         Self {
             max_store: DEFAULT_MAX_STORE,
             min_free: DEFAULT_MIN_FREE,
+            resume_every: crate::store::SAVE_EVERY_BYTES,
         }
     }
 }
@@ -206,6 +210,7 @@ mod tests {
     const SPACE: SpaceConfig = SpaceConfig {
         max_store: 1000,
         min_free: 100,
+        resume_every: 0,
     };
 
     #[test]

@@ -116,6 +116,8 @@ pub struct OpenReport {
     pub fragments: usize,
     /// Manifests kept: valid, and stored under their own id.
     pub manifests: usize,
+    /// Partial fragments kept to resume: each chunk their record claims hashed right.
+    pub partials: usize,
     /// Everything deleted (left-over temp files, corrupt or misnamed entries) with the reason.
     pub dropped: Vec<(PathBuf, String)>,
     /// Fragments and manifests that could not be read to check them (a permission, an I/O

@@ -129,6 +129,28 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes the partial fragments at rest that no manifest held lists (a fetch writing one
+    /// is left alone), adding their bytes to `removed`.
+    fn remove_unlisted_partials(
+        &self,
+        listed: &HashSet<Hash>,
+        removed: &mut Removed,
+    ) -> Result<(), StoreError> {
+        let mut files = self.lock_partial_files();
+        let unlisted: Vec<Hash> = files
+            .iter()
+            .filter(|(h, r)| r.is_some() && !listed.contains(*h))
+            .map(|(h, _)| *h)
+            .collect();
+        for h in unlisted {
+            removed.bytes += super::space::allocated(&super::resume::paths(self.root(), &h).0);
+            super::resume::remove(self.root(), &h)?;
+            files.remove(&h);
+            self.partials().end(&h, super::partial::End::Abandoned);
+        }
+        Ok(())
+    }
+
     /// Deletes the fragments no manifest held lists, adding them to `removed`. The caller holds
     /// [`Store::lock_manifests`].
     fn remove_unlisted(&self, removed: &mut Removed) -> Result<(), StoreError> {
@@ -153,6 +175,7 @@ impl Store {
                 Err(e) => return Err(io_err("remove", &path)(e)),
             }
         }
+        self.remove_unlisted_partials(&listed, removed)?;
         if removed.fragments.len() > before {
             sync_dir(&self.inner.root.join(FRAGMENTS))?;
             let mut touched = self

@@ -6,6 +6,7 @@
 //! ROOT/manifests/<video id>.json   a validated manifest, named by its video id
 //! ROOT/pins/<video id>             a pinned video: kept whatever the budget (pins.rs)
 //! ROOT/collection.json             the default collection: upload name -> video (collection.rs)
+//! ROOT/partial/<blake3 hex>[.have] a fragment being fetched and its resume record (resume.rs)
 //! ROOT/tmp/                        writes in progress; emptied on open
 //! ```
 //!
@@ -15,7 +16,9 @@
 //! [`Store::open`] re-checks everything held.
 //!
 //! - `open.rs`: lock, layout, the startup check.
-//! - `write.rs`: temp files, durable persist, [`FragmentWriter`] for chunked downloads.
+//! - `write.rs`: temp files, durable persist.
+//! - `fragment_writer.rs`: [`FragmentWriter`], a fragment fetched chunk by chunk, resumable;
+//!   `resume.rs`: its record of verified chunks, and why a crash cannot make it lie.
 //! - `verify.rs`: streaming hashing on the way in.
 //! - `upload.rs`: fragments streamed in from outside, hashed on the way.
 //! - `partial.rs`: fragments being downloaded, readable chunk by chunk as chunks are verified.
@@ -27,11 +30,13 @@
 
 mod collection;
 mod error;
+mod fragment_writer;
 mod gc;
 mod identity;
 mod open;
 pub mod partial;
 mod pins;
+mod resume;
 mod space;
 mod split_dir;
 mod upload;
@@ -50,10 +55,11 @@ use vidswarm_proto::{Hash, Manifest, VideoId, MAX_CHUNK_SIZE};
 pub use collection::{Claim, NameRecord, NameSignature, NamedEntry, MAX_AHEAD_MS, MAX_NAMES};
 use error::io_err;
 pub use error::{ImportReport, OpenReport, StoreError};
+pub use fragment_writer::FragmentWriter;
 pub use gc::Removed;
+pub use resume::{SAVE_EVERY, SAVE_EVERY_BYTES};
 pub use space::Evictable;
 pub use upload::{Upload, Verified};
-pub use write::FragmentWriter;
 
 const FRAGMENTS: &str = "fragments";
 const MANIFESTS: &str = "manifests";
@@ -82,14 +88,19 @@ struct Inner {
     /// The blocking-pool work running on this store, so a node that stops can wait for it
     /// (a write whose caller was cancelled still runs to its end, and its temp file goes then).
     tasks: tokio_util::task::TaskTracker,
-    /// Fragments being downloaded (`partial.rs`).
+    /// Fragments being downloaded, or at rest until a fetch resumes them (`partial.rs`).
     partials: partial::Partials,
+    /// The fragments with a file in `partial/`: `Some(record)` at rest, `None` while a writer
+    /// has it (`fragment_writer.rs`).
+    partial_files: Mutex<HashMap<Hash, Option<resume::Record>>>,
     /// The videos pinned (`pins.rs`).
     pins: RwLock<std::collections::HashSet<VideoId>>,
     /// Held shared by writes of several steps, exclusively by garbage collection (`gc.rs`).
     gc_guard: RwLock<()>,
     /// The free space no write may take (`space.rs`).
     reserve: std::sync::atomic::AtomicU64,
+    /// Bytes of verified chunks between two saves of a resume record (`resume.rs`).
+    resume_every: std::sync::atomic::AtomicU64,
     /// When each fragment was last read, since open (`space.rs`, for eviction).
     touched: Mutex<HashMap<Hash, std::time::SystemTime>>,
     /// Holds the advisory lock on `ROOT/LOCK` while open.

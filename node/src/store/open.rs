@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use vidswarm_proto::{Hash, Manifest, VideoId, MAX_MANIFEST_BYTES};
 
 use super::error::{io_err, OpenReport, StoreError};
+use super::resume::{self, Record, PARTIAL};
 use super::verify::verify_reader;
 use super::write::sync_dir;
 use super::{read_bounded, Inner, Store, FRAGMENTS, LOCK, MANIFESTS, TMP};
@@ -17,13 +18,14 @@ use super::{read_bounded, Inner, Store, FRAGMENTS, LOCK, MANIFESTS, TMP};
 impl Store {
     /// Opens (creating if needed) the data dir at `root`, locks it against other processes and
     /// checks its contents: temp files are deleted, every fragment is re-hashed and every manifest
-    /// re-validated, and whatever fails is deleted and listed in the report.
+    /// re-validated, every chunk a resume record claims re-hashed, and whatever fails is deleted
+    /// and listed in the report.
     pub fn open(root: impl AsRef<Path>) -> Result<(Store, OpenReport), StoreError> {
         let root = root.as_ref();
         let root = std::path::absolute(root).map_err(io_err("resolve", root))?;
         fs::create_dir_all(&root).map_err(io_err("create", &root))?;
         let lock = lock(&root)?;
-        for dir in [FRAGMENTS, MANIFESTS, TMP] {
+        for dir in [FRAGMENTS, MANIFESTS, PARTIAL, TMP] {
             let path = root.join(dir);
             fs::create_dir_all(&path).map_err(io_err("create", &path))?;
         }
@@ -37,6 +39,7 @@ impl Store {
         check.tmp()?;
         check.fragments()?;
         let manifests = check.manifests()?;
+        let resting = check.partials(&manifests)?;
         let names = check.collection()?;
         let pins = super::pins::load(&root)?;
         let report = check.report;
@@ -44,12 +47,14 @@ impl Store {
             root = %root.display(),
             fragments = report.fragments,
             manifests = report.manifests,
+            resumable = resting.len(),
             dropped = report.dropped.len(),
             "store opened"
         );
         let inner = Inner {
             tasks: tokio_util::task::TaskTracker::new(),
             partials: Default::default(),
+            partial_files: Mutex::new(HashMap::new()),
             root,
             chunk_sizes: RwLock::new({
                 let mut sizes = HashMap::new();
@@ -63,16 +68,29 @@ impl Store {
             pins: RwLock::new(pins),
             touched: Mutex::new(HashMap::new()),
             reserve: Default::default(),
+            resume_every: super::SAVE_EVERY_BYTES.into(),
             gc_guard: RwLock::new(()),
             put_manifest: Mutex::new(()),
             _lock: lock,
         };
-        Ok((
-            Store {
-                inner: Arc::new(inner),
-            },
-            report,
-        ))
+        let store = Store {
+            inner: Arc::new(inner),
+        };
+        store.rest_all(resting);
+        Ok((store, report))
+    }
+
+    /// Puts the partial fragments found on open at rest: peers are served their verified
+    /// chunks, and a fetch takes them up.
+    fn rest_all(&self, resting: Vec<(File, Record)>) {
+        let mut files = self.lock_partial_files();
+        for (file, record) in resting {
+            let r = &record;
+            let have = r.have.clone();
+            self.partials()
+                .add(r.hash, file, r.size, r.chunk_size, have, false);
+            files.insert(record.hash, Some(record));
+        }
     }
 }
 
@@ -155,6 +173,97 @@ impl Check<'_> {
         }
         self.report.manifests = held.len();
         Ok(held)
+    }
+
+    /// The partial fragments that can be resumed: a data file and its record, of a fragment
+    /// not held whole, that a manifest held lists with the record's layout. Each claimed chunk
+    /// is hashed again (a claim that fails is dropped, not the file); anything else goes.
+    fn partials(
+        &mut self,
+        manifests: &BTreeMap<VideoId, Arc<Manifest>>,
+    ) -> Result<Vec<(File, Record)>, StoreError> {
+        let dir = self.root.join(PARTIAL);
+        let listed = entries(&dir)?;
+        let mut resting = Vec::new();
+        for entry in &listed {
+            let name = name_of(entry).unwrap_or_default();
+            let Some(hash) = name
+                .strip_suffix(".have")
+                .and_then(|h| h.parse::<Hash>().ok())
+            else {
+                // A data file stays if its record does (checked with it); nothing else does.
+                let data_of_a_record = name.parse::<Hash>().is_ok()
+                    && is_file(entry)
+                    && listed
+                        .iter()
+                        .any(|e| name_of(e) == Some(format!("{name}.have")));
+                if !data_of_a_record {
+                    self.drop(entry, "not a partial fragment with a resume record".into())?;
+                }
+                continue;
+            };
+            match self.partial(&hash, manifests) {
+                Ok(found) => resting.push(found),
+                Err(e) if unreadable_is_transient(&e) => {
+                    let (data, _) = resume::paths(self.root, &hash);
+                    tracing::warn!(path = %data.display(), reason = %chain(&e), "cannot read this partial fragment to check it: left in place, not resumed");
+                    self.report.unreadable.push((data, chain(&e)));
+                }
+                Err(e) => {
+                    let (data, _) = resume::paths(self.root, &hash);
+                    self.report.dropped.push((data, chain(&e)));
+                    tracing::warn!(fragment = %hash.short(), reason = %chain(&e), "deleting a partial fragment");
+                    resume::remove(self.root, &hash)?;
+                }
+            }
+        }
+        Ok(resting)
+    }
+
+    /// One partial fragment, checked; an error says why it cannot be resumed.
+    fn partial(
+        &mut self,
+        hash: &Hash,
+        manifests: &BTreeMap<VideoId, Arc<Manifest>>,
+    ) -> Result<(File, Record), StoreError> {
+        let (data, record_path) = resume::paths(self.root, hash);
+        let corrupt = |reason: &str| StoreError::Corrupt {
+            path: record_path.clone(),
+            reason: reason.into(),
+        };
+        if super::write::exists(&self.root.join(FRAGMENTS).join(hash.to_string()))? {
+            return Err(corrupt(
+                "the fragment is held whole (committed before the crash)",
+            ));
+        }
+        let mut record = resume::read(&record_path)?;
+        if record.hash != *hash {
+            return Err(corrupt("the record is another fragment's"));
+        }
+        let file = match OpenOptions::new().read(true).open(&data) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(corrupt("its data file is gone"))
+            }
+            Err(e) => return Err(io_err("open", &data)(e)),
+        };
+        let len = file.metadata().map_err(io_err("stat", &data))?.len();
+        if len != record.size {
+            return Err(corrupt("its data file is not the fragment's size"));
+        }
+        let Some(chunks) =
+            resume::chunks_of(manifests.values().map(|m| &**m), hash, record.chunk_size)
+        else {
+            return Err(corrupt("no manifest held lists it in chunks of this size"));
+        };
+        let dropped = record.recheck(&file, &chunks);
+        if dropped > 0 {
+            tracing::warn!(fragment = %hash.short(), dropped, "chunks the resume record claimed do not match their hashes: fetched again");
+            record.save(&self.root.join(TMP), &record_path)?;
+        }
+        tracing::info!(fragment = %hash.short(), verified = record.verified(), chunks = record.have.len(), "a partial fragment to resume");
+        self.report.partials += 1;
+        Ok((file, record))
     }
 
     /// The default collection. A damaged file is kept aside (`collection.damaged-<ms>.json`)

@@ -1,5 +1,7 @@
 //! Fragments being downloaded, readable chunk by chunk as each chunk is verified: a viewer is
-//! sent a fragment while it arrives, not after (`GET /api/v1/videos/{id}/fragments/{i}`).
+//! sent a fragment while it arrives, not after (`GET /api/v1/videos/{id}/fragments/{i}`). A
+//! fragment whose fetch stopped rests here with its verified chunks (`resume.rs`): peers are
+//! still served those, and the next fetch takes it up.
 //!
 //! Only chunks whose hash matched the manifest are marked readable, and a chunk is marked after
 //! its bytes are written, so a reader never sees a byte that was not verified. The reader keeps
@@ -35,6 +37,8 @@ pub struct Partial {
     file: File,
     size: u64,
     chunk_size: u32,
+    /// A fetch writes it now (else it is at rest, waiting for one).
+    fetching: bool,
     state: watch::Sender<PartialState>,
 }
 
@@ -80,21 +84,63 @@ pub struct Partials {
 }
 
 impl Partials {
-    /// A download of `hash` started writing into `file`.
-    pub fn begin(&self, hash: Hash, file: File, size: u64, chunk_size: u32) {
-        let chunks = vidswarm_proto::chunk_count(size, chunk_size) as usize;
+    /// A fragment with the chunks `verified` so far, written by a fetch now (`fetching`) or at
+    /// rest; its bytes are read from `file`.
+    pub fn add(
+        &self,
+        hash: Hash,
+        file: File,
+        size: u64,
+        chunk_size: u32,
+        verified: Vec<bool>,
+        fetching: bool,
+    ) {
         let partial = Arc::new(Partial {
             file,
             size,
             chunk_size,
+            fetching,
             state: watch::channel(PartialState {
-                verified: vec![false; chunks],
+                verified,
                 end: None,
             })
             .0,
         });
-        self.lock().insert(hash, partial);
-        self.begun.send_modify(|n| *n += 1);
+        let old = self.lock().insert(hash, partial);
+        if let Some(old) = old {
+            old.state.send_modify(|s| s.end = Some(End::Abandoned));
+        }
+        if fetching {
+            self.begun.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// The fetch writing `hash` stopped: its readers learn nothing more comes, and the
+    /// fragment rests with what it has.
+    pub fn rest(&self, hash: &Hash) {
+        let mut map = self.lock();
+        let Some(old) = map.get(hash).cloned() else {
+            return;
+        };
+        if let Ok(file) = old.file.try_clone() {
+            let verified = old.state.borrow().verified.clone();
+            let resting = Partial {
+                file,
+                size: old.size,
+                chunk_size: old.chunk_size,
+                fetching: false,
+                state: watch::channel(PartialState {
+                    verified,
+                    end: None,
+                })
+                .0,
+            };
+            map.insert(*hash, Arc::new(resting));
+        } else {
+            map.remove(hash);
+        }
+        drop(map);
+        old.state.send_modify(|s| s.end = Some(End::Abandoned));
     }
 
     /// Chunk `k` of `hash` is written and its hash matched.
@@ -118,8 +164,14 @@ impl Partials {
         }
     }
 
+    /// The partial fragment `hash`, being fetched or at rest: what peers may be served of.
     pub fn get(&self, hash: &Hash) -> Option<Arc<Partial>> {
         self.lock().get(hash).cloned()
+    }
+
+    /// The partial fragment `hash` if a fetch writes it now: what a viewer may wait on.
+    pub fn arriving(&self, hash: &Hash) -> Option<Arc<Partial>> {
+        self.get(hash).filter(|p| p.fetching)
     }
 
     /// Sees a change whenever a partial begins.
@@ -144,7 +196,14 @@ mod tests {
         let partials = Partials::default();
         let hash = Hash::of(b"aaaabbbbcc");
         let begun = partials.begun();
-        partials.begin(hash, File::open(&path).unwrap(), 10, 4);
+        partials.add(
+            hash,
+            File::open(&path).unwrap(),
+            10,
+            4,
+            vec![false; 3],
+            true,
+        );
         assert!(begun.has_changed().unwrap());
         let p = partials.get(&hash).unwrap();
         assert_eq!(p.chunks(), 3);
@@ -165,5 +224,35 @@ mod tests {
         partials.end(&hash, End::Committed);
         assert_eq!(rx.borrow().end, Some(End::Committed));
         assert!(partials.get(&hash).is_none());
+    }
+
+    #[test]
+    fn a_fragment_at_rest_serves_its_chunks_but_is_not_arriving() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"aaaabbbbcc").unwrap();
+        let partials = Partials::default();
+        let hash = Hash::of(b"aaaabbbbcc");
+        let mut begun = partials.begun();
+        let file = || File::open(&path).unwrap();
+        partials.add(hash, file(), 10, 4, vec![true, false, false], true);
+        let rx = partials.arriving(&hash).unwrap().subscribe();
+        partials.verified(&hash, 1);
+        partials.rest(&hash);
+        assert_eq!(rx.borrow().end, Some(End::Abandoned), "its viewer is told");
+        assert!(partials.arriving(&hash).is_none());
+        let resting = partials.get(&hash).unwrap();
+        assert_eq!(
+            resting.subscribe().borrow().verified,
+            vec![true, true, false]
+        );
+        assert_eq!(resting.read_verified(4, 4).unwrap().unwrap(), b"bbbb");
+        begun.mark_unchanged();
+        partials.add(hash, file(), 10, 4, vec![true, true, false], true);
+        assert!(partials.arriving(&hash).is_some(), "a fetch took it up");
+        assert!(
+            begun.has_changed().unwrap(),
+            "viewers waiting for it to begin are woken"
+        );
     }
 }

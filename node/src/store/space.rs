@@ -22,11 +22,16 @@ pub struct Evictable {
 }
 
 impl Store {
-    /// Bytes of the fragments held.
+    /// Bytes of the fragments held, and of the partial fragments (the blocks their chunks
+    /// take so far: they are sparse).
     pub fn usage(&self) -> Result<u64, StoreError> {
         let mut total = 0;
         for h in self.fragment_hashes()? {
             total += self.fragment_size(&h).unwrap_or(0);
+        }
+        let partial: Vec<Hash> = self.lock_partial_files().keys().copied().collect();
+        for h in partial {
+            total += allocated(&super::resume::paths(self.root(), &h).0);
         }
         Ok(total)
     }
@@ -42,6 +47,20 @@ impl Store {
         self.inner
             .reserve
             .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Bytes of newly verified chunks after which a fetch saves its resume record
+    /// (`resume.rs`); 0 saves after every chunk.
+    pub fn set_resume_every(&self, bytes: u64) {
+        self.inner
+            .resume_every
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(super) fn resume_every(&self) -> u64 {
+        self.inner
+            .resume_every
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Fails with [`StoreError::NoRoom`] if writing `more` bytes would leave less free than the
@@ -120,6 +139,12 @@ impl Store {
         out.sort_by_key(|e| (e.last_used, e.video));
         out
     }
+}
+
+/// The bytes of disk the file at `path` takes (0 if it cannot be told).
+pub(super) fn allocated(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).map_or(0, |m| m.blocks() * 512)
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -5,8 +5,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::hash::BuildHasher;
-use std::io::{self, ErrorKind, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
+use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
@@ -14,7 +13,7 @@ use std::sync::{Arc, PoisonError};
 use vidswarm_proto::{Hash, Manifest, ManifestError, MAX_MANIFEST_BYTES};
 
 use super::error::{io_err, StoreError};
-use super::verify::{copy_verified, verify_reader, Expected};
+use super::verify::{copy_verified, Expected};
 use super::Store;
 
 impl Store {
@@ -89,25 +88,6 @@ impl Store {
         Ok(hash)
     }
 
-    /// Starts a fragment that arrives in pieces (a chunked download): a temp file of `size` bytes
-    /// that nothing else can see until [`FragmentWriter::commit`] has verified it.
-    pub fn begin_fragment(&self, expected: Hash, size: u64) -> Result<FragmentWriter, StoreError> {
-        if size == 0 {
-            return Err(StoreError::Empty);
-        }
-        let tmp = self.temp()?;
-        // Sparse: reserves no disk, but lets chunks land at any offset in any order.
-        tmp.file
-            .set_len(size)
-            .map_err(io_err("resize", &tmp.path))?;
-        Ok(FragmentWriter {
-            store: self.clone(),
-            tmp,
-            expected,
-            size,
-        })
-    }
-
     /// Streams `src` into a temp file while verifying it, then persists it as a fragment.
     /// Returns the size and whether the fragment was new.
     pub(crate) fn ingest(
@@ -127,71 +107,6 @@ impl Store {
     }
 }
 
-/// A fragment being written piece by piece. Dropping it uncommitted deletes its temp file.
-#[derive(Debug)]
-pub struct FragmentWriter {
-    store: Store,
-    tmp: TempFile,
-    expected: Hash,
-    size: u64,
-}
-
-impl FragmentWriter {
-    pub fn hash(&self) -> &Hash {
-        &self.expected
-    }
-
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    /// Another handle on the file being written, for reading verified chunks while it arrives
-    /// (`partial.rs`); it stays valid when the commit renames the file.
-    pub fn reader(&self) -> Result<File, StoreError> {
-        self.tmp
-            .file
-            .try_clone()
-            .map_err(io_err("reopen", &self.tmp.path))
-    }
-
-    /// Writes `bytes` at `offset`; refuses anything reaching past the fragment's size, and
-    /// anything that would leave less free space than the store's reserve (the file is sparse:
-    /// its blocks are taken as chunks land, so a fetch is checked as it goes).
-    pub fn write_at(&self, offset: u64, bytes: &[u8]) -> Result<(), StoreError> {
-        let len = bytes.len() as u64;
-        if offset.checked_add(len).is_none_or(|end| end > self.size) {
-            return Err(StoreError::OutOfRange {
-                hash: self.expected,
-                offset,
-                len,
-                size: self.size,
-            });
-        }
-        self.store.check_reserve(len)?;
-        self.tmp
-            .file
-            .write_all_at(bytes, offset)
-            .map_err(io_err("write", &self.tmp.path))
-    }
-
-    /// Re-hashes what was written and, if it is the expected fragment, makes it durable and
-    /// visible. On a mismatch the temp file is deleted and nothing is stored.
-    pub fn commit(self) -> Result<(), StoreError> {
-        let FragmentWriter {
-            store,
-            tmp,
-            expected,
-            ..
-        } = self;
-        (&tmp.file)
-            .seek(SeekFrom::Start(0))
-            .map_err(io_err("seek", &tmp.path))?;
-        verify_reader(&mut &tmp.file, &tmp.path, &expected)?;
-        tmp.persist_new(&store.fragment_file(&expected))?;
-        Ok(())
-    }
-}
-
 /// A uniquely named file that deletes itself unless persisted.
 #[derive(Debug)]
 pub(crate) struct TempFile {
@@ -201,38 +116,14 @@ pub(crate) struct TempFile {
 }
 
 impl TempFile {
-    /// Creates a new file in `dir` named `{prefix}{pid}-{counter}-{random}.tmp`. The counter keeps
-    /// names unique within the process, pid and salt across processes sharing `dir`;
-    /// `create_new` makes a collision a retry rather than two writers sharing a file.
+    /// Creates a new file in `dir` ([`create_unique`]).
     pub fn create(dir: &Path, prefix: &str) -> Result<Self, StoreError> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        for _ in 0..8 {
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let salt = std::hash::RandomState::new().hash_one((std::time::SystemTime::now(), n));
-            let path = dir.join(format!(
-                "{prefix}{}-{n}-{salt:016x}.tmp",
-                std::process::id()
-            ));
-            match OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(file) => {
-                    return Ok(Self {
-                        path,
-                        file,
-                        persisted: false,
-                    })
-                }
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(io_err("create", &path)(e)),
-            }
-        }
-        Err(io_err("create a uniquely named file in", dir)(
-            ErrorKind::AlreadyExists.into(),
-        ))
+        let (path, file) = create_unique(dir, prefix)?;
+        Ok(Self {
+            path,
+            file,
+            persisted: false,
+        })
     }
 
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
@@ -266,6 +157,34 @@ impl Drop for TempFile {
             let _ = fs::remove_file(&self.path);
         }
     }
+}
+
+/// Creates a new file in `dir` named `{prefix}{pid}-{counter}-{random}.tmp`. The counter keeps
+/// names unique within the process, pid and salt across processes sharing `dir`; `create_new`
+/// makes a collision a retry rather than two writers sharing a file. The caller deletes it.
+pub(crate) fn create_unique(dir: &Path, prefix: &str) -> Result<(PathBuf, File), StoreError> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    for _ in 0..8 {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let salt = std::hash::RandomState::new().hash_one((std::time::SystemTime::now(), n));
+        let path = dir.join(format!(
+            "{prefix}{}-{n}-{salt:016x}.tmp",
+            std::process::id()
+        ));
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(file) => return Ok((path, file)),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_err("create", &path)(e)),
+        }
+    }
+    Err(io_err("create a uniquely named file in", dir)(
+        ErrorKind::AlreadyExists.into(),
+    ))
 }
 
 /// fsync a directory so the names created or renamed in it survive a crash.

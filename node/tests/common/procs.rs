@@ -12,8 +12,10 @@ pub struct Proc(pub Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        signal(&self.0, "CONT");
-        let _ = self.0.kill();
+        if matches!(self.0.try_wait(), Ok(None)) {
+            signal(&self.0, "CONT");
+            let _ = self.0.kill();
+        }
         let _ = self.0.wait();
     }
 }
