@@ -18,10 +18,10 @@ const KILLS: usize = 20;
 const CHUNK: u32 = 64 * 1024;
 /// The fetcher's `--resume-every`: two chunks.
 const RESUME_EVERY: u64 = 128 * 1024;
-/// What one kill may cost beside the video's own chunks: the chunks since the last save
-/// (`RESUME_EVERY`, and those verified while a save's fsync runs), and those in flight or
-/// written but not yet saved when it died (4 requests per peer).
-const LOSS_PER_KILL: u64 = RESUME_EVERY / CHUNK as u64 + 16;
+/// What one kill may cost beside the video's own chunks: those verified and not saved (at most
+/// twice `RESUME_EVERY`: chunks wait for a slow save beyond that), and those in flight, served
+/// but not yet verified when it died (4 requests per peer), with a margin.
+const LOSS_PER_KILL: u64 = 2 * RESUME_EVERY / CHUNK as u64 + 8;
 
 #[test]
 fn a_fetch_killed_twenty_times_resumes_each_time_and_ends_exact() {
@@ -163,6 +163,7 @@ fn a_node_killed_mid_fetch_resumes_it_when_it_starts_again() {
     let (_, videos) = call(&http, "GET", "/api/v1/videos");
     assert!(!videos.contains(r#""held":false"#), "{videos}");
     let served = served(&seed_http);
+    eprintln!("served {served} chunks for {total_chunks}; the record claimed {claimed}");
     assert!(
         served <= total_chunks + LOSS_PER_KILL,
         "{served} chunks served for {total_chunks}: the restart began again (a record claimed {claimed})"

@@ -364,13 +364,13 @@ async fn a_fragment_still_arriving_is_sent_as_its_chunks_are_verified() {
     file.write_all(&vec![0xee; data.len()]).unwrap(); // not yet the real bytes
     let partials = f.state.service.store().partials();
     let chunks = vidswarm_proto::chunk_count(info.size, CHUNK) as usize;
-    partials.add(
+    partials.begin(
         info.blake3,
         std::fs::File::open(&path).unwrap(),
+        path.clone(),
         info.size,
         CHUNK,
         vec![false; chunks],
-        true,
     );
     let partial = partials.get(&info.blake3).unwrap();
     let mut body = super::playback::as_it_arrives(partial).into_body();

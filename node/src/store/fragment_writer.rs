@@ -101,7 +101,7 @@ impl Store {
         if let Ok(reader) = file.try_clone() {
             let have = record.have.clone();
             self.partials()
-                .add(expected, reader, size, chunk_size, have, true);
+                .begin(expected, reader, path.clone(), size, chunk_size, have);
         }
         Ok(FragmentWriter {
             store: self.clone(),
@@ -204,7 +204,8 @@ impl FragmentWriter {
             return Ok(());
         };
         self.store.partials().verified(&self.expected, k);
-        let due = {
+        let every = self.store.resume_every();
+        let (due, overdue) = {
             let mut s = log.lock();
             let LogState {
                 record, unsaved, ..
@@ -215,22 +216,31 @@ impl FragmentWriter {
             *have = true;
             let len = chunk_range(record.size, record.chunk_size, u64::from(k)).map_or(0, |r| r.1);
             *unsaved += u64::from(len);
-            s.unsaved >= self.store.resume_every() || s.saved_at.elapsed() >= SAVE_EVERY
+            let due = s.unsaved >= every || s.saved_at.elapsed() >= SAVE_EVERY;
+            (due, s.unsaved >= every.saturating_mul(2))
         };
-        if due {
-            self.save()?;
+        // A save already running covers the chunks before it; this one waits for it only when
+        // twice the interval is unsaved, so a slow fsync cannot let a crash cost more than that.
+        if overdue {
+            self.save(true)?;
+        } else if due {
+            self.save(false)?;
         }
         Ok(())
     }
 
-    /// Saves the record: the marks as they are now, once the data they claim is durable.
-    pub(crate) fn save(&self) -> Result<(), StoreError> {
+    /// Saves the record: the marks as they are now, once the data they claim is durable. With
+    /// `wait`, after the save running now, if any; without, not at all if one runs.
+    pub(crate) fn save(&self, wait: bool) -> Result<(), StoreError> {
         let Some(log) = &self.log else {
             return Ok(());
         };
         let _one = match log.saving.try_lock() {
             Ok(guard) => guard,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) if wait => {
+                log.saving.lock().unwrap_or_else(PoisonError::into_inner)
+            }
             Err(TryLockError::WouldBlock) => return Ok(()),
         };
         let record = {
@@ -299,7 +309,7 @@ impl Drop for FragmentWriter {
             let _ = fs::remove_file(&self.path);
             return;
         };
-        if let Err(e) = self.save() {
+        if let Err(e) = self.save(true) {
             tracing::warn!(fragment = %self.expected.short(), error = %e, "cannot save the resume record; the next fetch starts this fragment over from its last save");
         }
         let record = log.lock().record.clone();
@@ -423,7 +433,7 @@ mod tests {
         let crashes = tempfile::tempdir().unwrap();
         let before_any_save = crashes.path().join("a");
         crash_copy(dir.path(), &before_any_save);
-        w.save().unwrap();
+        w.save(true).unwrap();
         write(&w, &data, 3);
         let after_a_save = crashes.path().join("b");
         crash_copy(dir.path(), &after_a_save);

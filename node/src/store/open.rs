@@ -82,14 +82,14 @@ impl Store {
 
     /// Puts the partial fragments found on open at rest: peers are served their verified
     /// chunks, and a fetch takes them up.
-    fn rest_all(&self, resting: Vec<(File, Record)>) {
+    fn rest_all(&self, resting: Vec<Record>) {
         let mut files = self.lock_partial_files();
-        for (file, record) in resting {
-            let r = &record;
+        for r in resting {
+            let path = resume::paths(self.root(), &r.hash).0;
             let have = r.have.clone();
             self.partials()
-                .add(r.hash, file, r.size, r.chunk_size, have, false);
-            files.insert(record.hash, Some(record));
+                .at_rest(r.hash, path, r.size, r.chunk_size, have);
+            files.insert(r.hash, Some(r));
         }
     }
 }
@@ -181,7 +181,7 @@ impl Check<'_> {
     fn partials(
         &mut self,
         manifests: &BTreeMap<VideoId, Arc<Manifest>>,
-    ) -> Result<Vec<(File, Record)>, StoreError> {
+    ) -> Result<Vec<Record>, StoreError> {
         let dir = self.root.join(PARTIAL);
         let listed = entries(&dir)?;
         let mut resting = Vec::new();
@@ -225,7 +225,7 @@ impl Check<'_> {
         &mut self,
         hash: &Hash,
         manifests: &BTreeMap<VideoId, Arc<Manifest>>,
-    ) -> Result<(File, Record), StoreError> {
+    ) -> Result<Record, StoreError> {
         let (data, record_path) = resume::paths(self.root, hash);
         let corrupt = |reason: &str| StoreError::Corrupt {
             path: record_path.clone(),
@@ -263,7 +263,7 @@ impl Check<'_> {
         }
         tracing::info!(fragment = %hash.short(), verified = record.verified(), chunks = record.have.len(), "a partial fragment to resume");
         self.report.partials += 1;
-        Ok((file, record))
+        Ok(record)
     }
 
     /// The default collection. A damaged file is kept aside (`collection.damaged-<ms>.json`)

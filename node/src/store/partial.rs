@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
@@ -31,14 +32,16 @@ pub struct PartialState {
     pub end: Option<End>,
 }
 
-/// One fragment being written.
+/// One fragment being written, or at rest.
 #[derive(Debug)]
 pub struct Partial {
-    file: File,
+    /// While a fetch writes it, a handle that stays valid when the commit renames the file (a
+    /// viewer streams it to the end). At rest, `None`: each read opens `path`, so fragments at
+    /// rest, however many, hold no file descriptors.
+    file: Option<File>,
+    path: PathBuf,
     size: u64,
     chunk_size: u32,
-    /// A fetch writes it now (else it is at rest, waiting for one).
-    fetching: bool,
     state: watch::Sender<PartialState>,
 }
 
@@ -70,7 +73,10 @@ impl Partial {
         let (offset, len) = vidswarm_proto::chunk_range(self.size, self.chunk_size, u64::from(k))
             .ok_or_else(|| std::io::Error::other(format!("no chunk {k}")))?;
         let mut buf = vec![0u8; len as usize];
-        self.file.read_exact_at(&mut buf, offset)?;
+        match &self.file {
+            Some(file) => file.read_exact_at(&mut buf, offset)?,
+            None => File::open(&self.path)?.read_exact_at(&mut buf, offset)?,
+        }
         Ok(buf)
     }
 }
@@ -84,63 +90,68 @@ pub struct Partials {
 }
 
 impl Partials {
-    /// A fragment with the chunks `verified` so far, written by a fetch now (`fetching`) or at
-    /// rest; its bytes are read from `file`.
-    pub fn add(
+    /// A fetch writes fragment `hash` at `path` (read through `file`), with the chunks
+    /// `verified` so far.
+    pub fn begin(
         &self,
         hash: Hash,
         file: File,
+        path: PathBuf,
         size: u64,
         chunk_size: u32,
         verified: Vec<bool>,
-        fetching: bool,
+    ) {
+        self.insert(hash, Some(file), path, size, chunk_size, verified);
+        self.begun.send_modify(|n| *n += 1);
+    }
+
+    /// Fragment `hash` rests at `path` with the chunks `verified`: peers may be served those.
+    pub fn at_rest(
+        &self,
+        hash: Hash,
+        path: PathBuf,
+        size: u64,
+        chunk_size: u32,
+        verified: Vec<bool>,
+    ) {
+        self.insert(hash, None, path, size, chunk_size, verified);
+    }
+
+    /// The fetch writing `hash` stopped: its readers learn nothing more comes, and the
+    /// fragment rests with what it has.
+    pub fn rest(&self, hash: &Hash) {
+        let Some(old) = self.get(hash) else {
+            return;
+        };
+        let verified = old.state.borrow().verified.clone();
+        let path = old.path.clone();
+        self.at_rest(*hash, path, old.size, old.chunk_size, verified);
+    }
+
+    fn insert(
+        &self,
+        hash: Hash,
+        file: Option<File>,
+        path: PathBuf,
+        size: u64,
+        chunk_size: u32,
+        verified: Vec<bool>,
     ) {
         let partial = Arc::new(Partial {
             file,
+            path,
             size,
             chunk_size,
-            fetching,
             state: watch::channel(PartialState {
                 verified,
                 end: None,
             })
             .0,
         });
-        let old = self.lock().insert(hash, partial);
-        if let Some(old) = old {
+        // Whoever read the one it replaces learns that nothing more comes through it.
+        if let Some(old) = self.lock().insert(hash, partial) {
             old.state.send_modify(|s| s.end = Some(End::Abandoned));
         }
-        if fetching {
-            self.begun.send_modify(|n| *n += 1);
-        }
-    }
-
-    /// The fetch writing `hash` stopped: its readers learn nothing more comes, and the
-    /// fragment rests with what it has.
-    pub fn rest(&self, hash: &Hash) {
-        let mut map = self.lock();
-        let Some(old) = map.get(hash).cloned() else {
-            return;
-        };
-        if let Ok(file) = old.file.try_clone() {
-            let verified = old.state.borrow().verified.clone();
-            let resting = Partial {
-                file,
-                size: old.size,
-                chunk_size: old.chunk_size,
-                fetching: false,
-                state: watch::channel(PartialState {
-                    verified,
-                    end: None,
-                })
-                .0,
-            };
-            map.insert(*hash, Arc::new(resting));
-        } else {
-            map.remove(hash);
-        }
-        drop(map);
-        old.state.send_modify(|s| s.end = Some(End::Abandoned));
     }
 
     /// Chunk `k` of `hash` is written and its hash matched.
@@ -171,7 +182,7 @@ impl Partials {
 
     /// The partial fragment `hash` if a fetch writes it now: what a viewer may wait on.
     pub fn arriving(&self, hash: &Hash) -> Option<Arc<Partial>> {
-        self.get(hash).filter(|p| p.fetching)
+        self.get(hash).filter(|p| p.file.is_some())
     }
 
     /// Sees a change whenever a partial begins.
@@ -196,13 +207,13 @@ mod tests {
         let partials = Partials::default();
         let hash = Hash::of(b"aaaabbbbcc");
         let begun = partials.begun();
-        partials.add(
+        partials.begin(
             hash,
             File::open(&path).unwrap(),
+            path.clone(),
             10,
             4,
             vec![false; 3],
-            true,
         );
         assert!(begun.has_changed().unwrap());
         let p = partials.get(&hash).unwrap();
@@ -235,7 +246,7 @@ mod tests {
         let hash = Hash::of(b"aaaabbbbcc");
         let mut begun = partials.begun();
         let file = || File::open(&path).unwrap();
-        partials.add(hash, file(), 10, 4, vec![true, false, false], true);
+        partials.begin(hash, file(), path.clone(), 10, 4, vec![true, false, false]);
         let rx = partials.arriving(&hash).unwrap().subscribe();
         partials.verified(&hash, 1);
         partials.rest(&hash);
@@ -248,7 +259,7 @@ mod tests {
         );
         assert_eq!(resting.read_verified(4, 4).unwrap().unwrap(), b"bbbb");
         begun.mark_unchanged();
-        partials.add(hash, file(), 10, 4, vec![true, true, false], true);
+        partials.begin(hash, file(), path.clone(), 10, 4, vec![true, true, false]);
         assert!(partials.arriving(&hash).is_some(), "a fetch took it up");
         assert!(
             begun.has_changed().unwrap(),
