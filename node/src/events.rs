@@ -50,6 +50,9 @@ pub enum NodeEvent {
     FetchStarted {
         video: VideoId,
         missing: Vec<u32>,
+        /// Per missing fragment (in the order of `missing`), the bytes an earlier fetch left
+        /// verified: they are not fetched again (`store/resume.rs`).
+        resumed: Vec<u64>,
     },
     ChunkReceived {
         video: VideoId,

@@ -56,9 +56,19 @@ pub fn describe(event: &NodeEvent, names: &PeerNames) -> Option<String> {
         NodeEvent::ProvidersFound { what, providers } => {
             format!("DHT: {what} is provided by [{}]", names.list(providers))
         }
-        NodeEvent::FetchStarted { video, missing } => {
+        NodeEvent::FetchStarted {
+            video,
+            missing,
+            resumed,
+        } => {
+            let resumed: u64 = resumed.iter().sum();
+            let going_on = if resumed > 0 {
+                format!(", going on from {} verified before", human_bytes(resumed))
+            } else {
+                String::new()
+            };
             format!(
-                "fetching video {}: missing fragments {missing:?}",
+                "fetching video {}: missing fragments {missing:?}{going_on}",
                 video.short()
             )
         }

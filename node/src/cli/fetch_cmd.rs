@@ -181,19 +181,27 @@ pub(super) async fn show_progress(
     let mut per_fragment: HashMap<u32, ProgressBar> = HashMap::new();
     loop {
         match rx.recv().await {
-            Ok(NodeEvent::FetchStarted { video, missing }) => {
+            Ok(NodeEvent::FetchStarted {
+                video,
+                missing,
+                resumed,
+            }) => {
                 let Some(m) = manifest(&video) else {
                     continue;
                 };
                 let sum: u64 = missing.iter().map(|i| m.fragments[*i as usize].size).sum();
                 let t = bars.add(ProgressBar::new(sum).with_style(style.clone()));
                 t.set_prefix("all");
+                // A fetch that goes on from an earlier one's verified chunks starts there.
+                t.set_position(resumed.iter().sum());
+                t.reset_eta();
                 total = Some(t);
-                for i in missing {
+                for (n, i) in missing.into_iter().enumerate() {
                     let b = bars.add(
                         ProgressBar::new(m.fragments[i as usize].size).with_style(style.clone()),
                     );
                     b.set_prefix(format!("fragment {i}"));
+                    b.set_position(resumed.get(n).copied().unwrap_or(0));
                     per_fragment.insert(i, b);
                 }
             }

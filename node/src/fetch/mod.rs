@@ -191,10 +191,12 @@ async fn fetch_impl(
         .map(|&i| manifest.fragments[i as usize].size)
         .sum();
     (reporter.room)(needed).await?;
-    info!(missing = ?missing, "fetching");
+    let resumed = resumed_bytes(store, &manifest, &missing);
+    info!(missing = ?missing, resumed = resumed.iter().sum::<u64>(), "fetching");
     reporter.emit(NodeEvent::FetchStarted {
         video,
         missing: missing.clone(),
+        resumed,
     });
     let outcome = download_missing(reporter, store, manifest, &missing, opts).await;
     match outcome {
@@ -285,6 +287,24 @@ async fn download_missing(
         &report,
     )
     .await
+}
+
+/// Per fragment of `missing`, the bytes of its chunks an earlier fetch left verified.
+fn resumed_bytes(store: &Store, manifest: &Manifest, missing: &[u32]) -> Vec<u64> {
+    let cs = manifest.chunk_size;
+    missing
+        .iter()
+        .map(|&i| {
+            let f = &manifest.fragments[i as usize];
+            let have = store.resumable(&f.blake3, f.size, cs).unwrap_or_default();
+            (0u64..)
+                .zip(have)
+                .filter(|(_, h)| *h)
+                .filter_map(|(k, _)| vidswarm_proto::chunk_range(f.size, cs, k))
+                .map(|(_, len)| u64::from(len))
+                .sum()
+        })
+        .collect()
 }
 
 pub(crate) fn misbehaved(client: &Client, peer: PeerId, reason: &str) {
