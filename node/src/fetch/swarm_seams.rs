@@ -231,8 +231,9 @@ pub(crate) fn announcement(
 type Slot = Arc<RwLock<Option<FragmentWriter>>>;
 
 /// Verified chunks of one video's fragments into the store. A fragment's file is opened when its
-/// first chunk arrives; what was not committed when the sink drops rests for the next fetch. While a fragment is
-/// written, its verified chunks can be read (`store/partial.rs`: a viewer streams it).
+/// first chunk arrives; what was not committed when the sink drops rests for the next fetch.
+/// While a fragment is written, its verified chunks can be read (`store/partial.rs`: a viewer
+/// streams it).
 pub struct StoreSink {
     store: Store,
     manifest: Arc<Manifest>,
@@ -312,7 +313,8 @@ impl Drop for StoreSink {
     /// drop), on the blocking pool: saving syncs files.
     fn drop(&mut self) {
         let slots = std::mem::take(self.slots.get_mut().unwrap_or_else(PoisonError::into_inner));
-        if !slots.is_empty() {
+        // Outside a runtime (nothing to spawn on), right here.
+        if !slots.is_empty() && tokio::runtime::Handle::try_current().is_ok() {
             drop(self.store.spawn_blocking(move || drop(slots)));
         }
     }
