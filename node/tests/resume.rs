@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::procs::{add, Proc};
-use vidswarm_proto::{fragment_name, Hash, Manifest, SourceInfo, SplitMode};
+use vidswarm_proto::{fragment_name, Hash, Manifest};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vidswarm");
 const KILLS: usize = 20;
@@ -26,20 +26,20 @@ const LOSS_PER_KILL: u64 = 2 * RESUME_EVERY / CHUNK as u64 + 8;
 #[test]
 fn a_fetch_killed_twenty_times_resumes_each_time_and_ends_exact() {
     let work = tempfile::tempdir().unwrap();
-    let split = work.path().join("split");
-    let fragments: Vec<Vec<u8>> = (0..3).map(|i| common::bytes(90 + i, 32 << 20)).collect();
-    let m = write_split_dir(&split, &fragments);
-    let total_chunks: u64 = m.fragments.iter().map(|f| f.chunks.len() as u64).sum();
-    let seed_data = work.path().join("seed");
-    add(BIN, &split, &seed_data);
-    let (_seeder, addr, http) = common::procs::node_with_http(BIN, &seed_data, None, &[]);
-    let http = http.trim_start_matches("http://").to_owned();
+    let seeder = Seeder::start(work.path(), 3, 32 << 20, 90);
+    let (m, fragments, addr, http) = (
+        &seeder.manifest,
+        &seeder.fragments,
+        &seeder.addr,
+        &seeder.http,
+    );
+    let total_chunks = seeder.chunks();
 
     let out = work.path().join("out");
     let store = out.join(".vidswarm-store");
     let fetch = || {
         let mut cmd = Command::new(BIN);
-        cmd.args(["fetch", &m.video_id.to_string(), "--bootstrap", &addr])
+        cmd.args(["fetch", &m.video_id.to_string(), "--bootstrap", addr])
             .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--timeout", "30"])
             .args(["--resume-every", &RESUME_EVERY.to_string()])
             .arg("--out")
@@ -54,11 +54,11 @@ fn a_fetch_killed_twenty_times_resumes_each_time_and_ends_exact() {
     let mut rng = common::bytes(7, KILLS).into_iter();
     let mut resumed_chunks = 0;
     for kill in 0..KILLS {
-        let before = served(&http);
+        let before = served(http);
         let target = before + 24 + u64::from(rng.next().unwrap()) % 40;
         let mut proc = fetch();
         let deadline = Instant::now() + Duration::from_secs(60);
-        while served(&http) < target {
+        while served(http) < target {
             if let Some(status) = proc.0.try_wait().unwrap() {
                 panic!(
                     "round {kill}: the fetch ended ({status}) before its kill: {}",
@@ -73,7 +73,7 @@ fn a_fetch_killed_twenty_times_resumes_each_time_and_ends_exact() {
         }
         proc.0.kill().unwrap(); // SIGKILL
         proc.0.wait().unwrap();
-        assert_no_half_written_fragment(&store, &m, kill);
+        assert_no_half_written_fragment(&store, m, kill);
         resumed_chunks = resumed_chunks.max(claimed_chunks(&store));
     }
     assert!(
@@ -101,7 +101,7 @@ fn a_fetch_killed_twenty_times_resumes_each_time_and_ends_exact() {
     }
     common::procs::assert_split_dir_only(&out, 3);
 
-    let served = served(&http);
+    let served = served(http);
     let bound = total_chunks + KILLS as u64 * LOSS_PER_KILL;
     eprintln!(
         "served {served} chunks over {} runs for a video of {total_chunks} (bound {bound}); a record claimed up to {resumed_chunks}",
@@ -118,25 +118,20 @@ fn a_fetch_killed_twenty_times_resumes_each_time_and_ends_exact() {
 #[test]
 fn a_node_killed_mid_fetch_resumes_it_when_it_starts_again() {
     let work = tempfile::tempdir().unwrap();
-    let split = work.path().join("split");
-    let fragments: Vec<Vec<u8>> = (0..2).map(|i| common::bytes(70 + i, 16 << 20)).collect();
-    let m = write_split_dir(&split, &fragments);
-    let total_chunks: u64 = m.fragments.iter().map(|f| f.chunks.len() as u64).sum();
-    let seed_data = work.path().join("seed");
-    add(BIN, &split, &seed_data);
-    let (_seeder, addr, seed_http) = common::procs::node_with_http(BIN, &seed_data, None, &[]);
-    let seed_http = seed_http.trim_start_matches("http://").to_owned();
+    let seeder = Seeder::start(work.path(), 2, 16 << 20, 70);
+    let (m, addr, seed_http) = (&seeder.manifest, &seeder.addr, &seeder.http);
+    let total_chunks = seeder.chunks();
 
     let data = work.path().join("fetcher");
     let args = ["--no-auto-fetch", "--resume-every", "128K"];
-    let (mut node, _, http) = common::procs::node_with_http(BIN, &data, Some(&addr), &args);
+    let (mut node, _, http) = common::procs::node_with_http(BIN, &data, Some(addr), &args);
     let http = http.trim_start_matches("http://").to_owned();
     let fetch = format!("/api/v1/videos/{}/fetch", m.video_id);
     let (status, body) = call(&http, "POST", &fetch);
     assert_eq!(status, 202, "{body}");
     let halfway = total_chunks / 2;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while served(&seed_http) < halfway {
+    while served(seed_http) < halfway {
         assert!(Instant::now() < deadline, "no progress in 60 s");
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -145,7 +140,7 @@ fn a_node_killed_mid_fetch_resumes_it_when_it_starts_again() {
     let claimed = claimed_chunks(&data);
     assert!(claimed > 0, "nothing was saved to resume from");
 
-    let (_node, _, http) = common::procs::node_with_http(BIN, &data, Some(&addr), &args);
+    let (_node, _, http) = common::procs::node_with_http(BIN, &data, Some(addr), &args);
     let http = http.trim_start_matches("http://").to_owned();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -162,12 +157,50 @@ fn a_node_killed_mid_fetch_resumes_it_when_it_starts_again() {
     }
     let (_, videos) = call(&http, "GET", "/api/v1/videos");
     assert!(!videos.contains(r#""held":false"#), "{videos}");
-    let served = served(&seed_http);
+    let served = served(seed_http);
     eprintln!("served {served} chunks for {total_chunks}; the record claimed {claimed}");
     assert!(
         served <= total_chunks + LOSS_PER_KILL,
         "{served} chunks served for {total_chunks}: the restart began again (a record claimed {claimed})"
     );
+}
+
+/// A `vidswarm node` holding a video of `count` fragments of `size` bytes (from `seed`), in
+/// chunks of [`CHUNK`].
+struct Seeder {
+    manifest: Manifest,
+    fragments: Vec<Vec<u8>>,
+    addr: String,
+    /// Its HTTP API, `host:port`.
+    http: String,
+    _node: Proc,
+}
+
+impl Seeder {
+    fn start(work: &Path, count: u64, size: usize, seed: u64) -> Self {
+        let split = work.join("split");
+        let fragments: Vec<Vec<u8>> = (0..count).map(|i| common::bytes(seed + i, size)).collect();
+        let manifest = common::write_split_dir_in_chunks_of(&split, &fragments, CHUNK);
+        let data = work.join("seed");
+        add(BIN, &split, &data);
+        let (node, addr, http) = common::procs::node_with_http(BIN, &data, None, &[]);
+        let http = http.trim_start_matches("http://").to_owned();
+        Self {
+            manifest,
+            fragments,
+            addr,
+            http,
+            _node: node,
+        }
+    }
+
+    fn chunks(&self) -> u64 {
+        self.manifest
+            .fragments
+            .iter()
+            .map(|f| f.chunks.len() as u64)
+            .sum()
+    }
 }
 
 /// Every fragment in the store's `fragments/` is whole: it hashes to its name, one the manifest
@@ -245,25 +278,4 @@ fn stderr(proc: &mut Proc) -> String {
         let _ = pipe.read_to_string(&mut err);
     }
     err
-}
-
-/// A split dir of `fragments` with chunks of [`CHUNK`] bytes.
-fn write_split_dir(dir: &Path, fragments: &[Vec<u8>]) -> Manifest {
-    std::fs::create_dir_all(dir).unwrap();
-    let infos = (0u32..)
-        .zip(fragments)
-        .map(|(i, data)| {
-            std::fs::write(dir.join(fragment_name(i)), data).unwrap();
-            common::info(i, data, CHUNK)
-        })
-        .collect();
-    let source = SourceInfo {
-        name: "resume.mp4".into(),
-        size: fragments.iter().map(|f| f.len() as u64).sum(),
-        duration: fragments.len() as f64,
-        frame_count: 25 * fragments.len() as u64,
-    };
-    let m = Manifest::new(source, SplitMode::Copy, CHUNK, infos);
-    std::fs::write(dir.join("manifest.json"), m.to_json_pretty()).unwrap();
-    m
 }

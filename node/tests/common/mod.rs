@@ -80,9 +80,14 @@ pub fn info(index: u32, data: &[u8], chunk_size: u32) -> FragmentInfo {
 
 /// A valid manifest describing `fragments`.
 pub fn manifest(fragments: &[Vec<u8>]) -> Manifest {
+    manifest_in_chunks_of(fragments, CS)
+}
+
+/// A valid manifest describing `fragments`, in chunks of `chunk_size`.
+pub fn manifest_in_chunks_of(fragments: &[Vec<u8>], chunk_size: u32) -> Manifest {
     let infos: Vec<FragmentInfo> = (0u32..)
         .zip(fragments)
-        .map(|(i, f)| info(i, f, CS))
+        .map(|(i, f)| info(i, f, chunk_size))
         .collect();
     let source = SourceInfo {
         name: "test.mp4".into(),
@@ -90,7 +95,7 @@ pub fn manifest(fragments: &[Vec<u8>]) -> Manifest {
         duration: fragments.len() as f64,
         frame_count: 25 * fragments.len() as u64,
     };
-    Manifest::new(source, SplitMode::Copy, CS, infos)
+    Manifest::new(source, SplitMode::Copy, chunk_size, infos)
 }
 
 /// A few fragments of assorted sizes, different per seed.
@@ -102,11 +107,20 @@ pub fn fragments(seed: u64, n: usize) -> Vec<Vec<u8>> {
 
 /// Writes a split dir as the splitter would: fragments, then `manifest.json`.
 pub fn write_split_dir(dir: &Path, fragments: &[Vec<u8>]) -> Manifest {
+    write_split_dir_in_chunks_of(dir, fragments, CS)
+}
+
+/// [`write_split_dir`] with a manifest in chunks of `chunk_size`.
+pub fn write_split_dir_in_chunks_of(
+    dir: &Path,
+    fragments: &[Vec<u8>],
+    chunk_size: u32,
+) -> Manifest {
     std::fs::create_dir_all(dir).unwrap();
     for (i, f) in fragments.iter().enumerate() {
         std::fs::write(dir.join(fragment_name(i as u32)), f).unwrap();
     }
-    let m = manifest(fragments);
+    let m = manifest_in_chunks_of(fragments, chunk_size);
     std::fs::write(dir.join("manifest.json"), m.to_json_pretty()).unwrap();
     m
 }
