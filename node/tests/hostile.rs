@@ -377,3 +377,99 @@ async fn a_peer_that_dials_again_and_again_keeps_a_bounded_number_of_connections
 
     an_honest_peer_fetches(&a, &m).await;
 }
+
+/// A greedy peer that keeps 64 requests in flight for the chunks of one fragment, over and over,
+/// cannot starve an honest fetch of that fragment. Each of its chunks counts as "just sent
+/// elsewhere", so the node declines it to the honest fetch (`net/event_loop/spread.rs`); asked
+/// again after the back-off, the fetch does not let it decline (`fetch/download_hand_out.rs`).
+/// Before, it let the node decline every time and stalled after 30 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_greedy_peer_cannot_starve_an_honest_fetch_of_the_fragment_it_hammers() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let a = start(&[], false).await;
+    let split = tempfile::tempdir().unwrap();
+    let frags: Vec<Vec<u8>> = (0..4).map(|i| common::bytes(300 + i, 2 << 20)).collect();
+    let m = common::write_split_dir(split.path(), &frags);
+    a.node.import_split(split.path()).await.unwrap();
+    let addr = a.node.listen_addrs()[0].clone();
+    let Some(libp2p::multiaddr::Protocol::P2p(peer)) = addr.iter().last() else {
+        panic!("address without /p2p: {addr}");
+    };
+
+    let (answered, stop) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let mut greedy = raw_swarm(Duration::from_secs(30));
+    greedy.add_peer_address(peer, addr);
+    let target = m.fragments[0].clone();
+    let chunks = target.chunks.len() as u64;
+    let greedy_task = {
+        let (answered, stop) = (answered.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut next = 0u64;
+            let mut ask = |swarm: &mut Swarm<Raw>| {
+                let (offset, len) =
+                    vidswarm_proto::chunk_range(target.size, common::CS, next % chunks).unwrap();
+                next += 1;
+                let request = Request::Chunk {
+                    fragment: target.blake3,
+                    offset,
+                    len,
+                    may_decline: false,
+                };
+                swarm
+                    .behaviour_mut()
+                    .send_request(&peer, wire::encode(&request));
+            };
+            for _ in 0..64 {
+                ask(&mut greedy);
+            }
+            while !stop.load(Ordering::Relaxed) {
+                let event =
+                    tokio::time::timeout(Duration::from_millis(100), greedy.select_next_some());
+                match event.await {
+                    Ok(SwarmEvent::Behaviour(request_response::Event::Message {
+                        message: request_response::Message::Response { response, .. },
+                        ..
+                    })) => {
+                        if matches!(Response::decode(&response), Ok(Response::Chunk { .. })) {
+                            answered.fetch_add(1, Ordering::Relaxed);
+                        }
+                        ask(&mut greedy);
+                    }
+                    Ok(SwarmEvent::Behaviour(request_response::Event::OutboundFailure {
+                        ..
+                    })) => ask(&mut greedy),
+                    _ => {}
+                }
+            }
+        })
+    };
+    // The greedy peer is being served before the honest one comes.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while answered.load(Ordering::Relaxed) < 64 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the greedy peer is not served"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let b = start(&[&a], false).await;
+    let opts = FetchOptions::default();
+    let fetched = b.node.fetch(m.video_id, &opts);
+    tokio::time::timeout(Duration::from_secs(60), fetched)
+        .await
+        .expect("the honest fetch ends")
+        .expect("the honest fetch completes");
+    assert!(
+        answered.load(Ordering::Relaxed) > 64,
+        "the greedy peer kept being served"
+    );
+    stop.store(true, Ordering::Relaxed);
+    greedy_task.await.unwrap();
+    assert!(holds_all(&b, &m));
+}

@@ -93,6 +93,24 @@ async fn one_fragment_comes_from_several_providers_at_once() {
         s.node.publish(&m.video_id).await.unwrap();
     }
     let fetcher = start(&[&seeders[0]], false).await;
+    // What is tested is the spread over holders, not how fast they are found: with the fetch
+    // started at once, a loaded machine can finish a 7-chunk fragment from the first holder
+    // before gossip names the others.
+    let (client, video) = (fetcher.node.client().clone(), m.video_id);
+    let holders = || {
+        let peers = client.availability().holders(&video, 4);
+        peers
+            .iter()
+            .filter(|p| client.peers().is_connected(p))
+            .count()
+    };
+    wait_until(
+        &[&fetcher],
+        Duration::from_secs(20),
+        "two holders are connected",
+        || holders() >= 2,
+    )
+    .await;
     let mut events = merged_events(&[&fetcher]);
     let opts = FetchOptions {
         fragments: Some(vec![4]),

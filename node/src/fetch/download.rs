@@ -153,6 +153,7 @@ impl Download {
                     partial: HashMap::new(),
                     denied: BTreeSet::new(),
                     declined: HashMap::new(),
+                    declined_once: BTreeSet::new(),
                     refused: BTreeSet::new(),
                     sources: BTreeSet::new(),
                     started: now,
@@ -362,6 +363,7 @@ impl Download {
             Outcome::Declined => {
                 f.declined.retain(|_, until| *until > now);
                 f.declined.insert((peer, chunk), now + DECLINE_BACKOFF);
+                f.declined_once.insert((peer, chunk));
                 requeue(f, false);
                 Verdict::Nothing
             }

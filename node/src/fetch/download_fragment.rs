@@ -24,6 +24,9 @@ pub(super) struct Fragment {
     pub(super) denied: BTreeSet<(PeerId, u32)>,
     /// Chunks a peer declined, and until when it is not asked for them again.
     pub(super) declined: HashMap<(PeerId, u32), Instant>,
+    /// Chunks a peer declined once: asked again, it may not decline them (a peer that keeps
+    /// asking for every chunk would otherwise make its holder decline them to us for ever).
+    pub(super) declined_once: BTreeSet<(PeerId, u32)>,
     /// Peers that said they do not hold it: not taken back as holders in this download, however
     /// often gossip or the DHT still name them (else a stale entry is asked again every round).
     pub(super) refused: BTreeSet<PeerId>,

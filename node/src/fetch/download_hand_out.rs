@@ -170,6 +170,7 @@ impl Download {
         let f = &self.fragments[&index];
         let (offset, len) = chunk_range(f.size, self.chunk_size, u64::from(chunk))
             .expect("chunk indices come from the manifest's own chunk list");
+        let may_decline = may_decline && !f.declined_once.contains(&(peer, chunk));
         let request = ChunkRequest {
             peer,
             fragment: index,

@@ -156,6 +156,29 @@ fn a_busy_peer_cools_down_then_is_asked_again() {
     assert_eq!(later[0].chunk, out[0].chunk);
 }
 
+/// A holder may decline a chunk once (it sent it elsewhere a moment ago); asked again after the
+/// back-off, it may not: a peer that keeps asking it for every chunk cannot make it decline
+/// them to us for ever (`hostile.rs`, the greedy peer).
+#[test]
+fn a_chunk_declined_once_is_asked_again_without_leave_to_decline() {
+    let (mut d, _peers) = one_fragment(1, 1, 1);
+    let now = Instant::now();
+    let out = d.hand_out(now);
+    assert!(out[0].may_decline);
+    assert_eq!(
+        d.on_outcome(&out[0], Outcome::Declined, now),
+        Verdict::Nothing
+    );
+    assert!(
+        d.hand_out(now).is_empty(),
+        "asked again before the back-off"
+    );
+    let again = d.hand_out(now + DECLINE_BACKOFF);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].chunk, out[0].chunk);
+    assert!(!again[0].may_decline);
+}
+
 #[test]
 fn a_peer_that_keeps_failing_is_given_up_and_the_rest_continue() {
     let (mut d, peers) = one_fragment(1, 2, 1);

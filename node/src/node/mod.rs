@@ -277,7 +277,7 @@ impl Node {
     }
 
     /// Stops the node in order, each step bounded by `within`: background fetches end (what they
-    /// committed stays, uncommitted temp files go), the node's tasks end, the swarm stops taking
+    /// committed stays, uncommitted fragments rest with their resume records), the node's tasks end, the swarm stops taking
     /// requests and answers the ones being served, then it closes. What is still running after
     /// that is aborted. Returns whether everything finished in time.
     pub async fn shutdown(mut self, within: Duration) -> bool {
