@@ -310,4 +310,24 @@ async fn a_name_whose_video_was_deleted_everywhere_answers_404_at_once() {
         "{:?}",
         started.elapsed()
     );
+    // Nor does it wait for a fetch of the video that runs (asked for over the API, it waits
+    // for a holder until it gives up): schemathesis found that after the first fix.
+    let fetch = http
+        .post(format!("{base}/api/v1/videos/{video}/fetch"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fetch.status(), 202);
+    let started = std::time::Instant::now();
+    let resp = http
+        .get(format!("{base}/get_fragment/gone.mp4"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(resp, 404, "not_found").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "waited {:?} for the fetch",
+        started.elapsed()
+    );
 }

@@ -190,18 +190,25 @@ impl Service {
                 "no fragment named {name} in the default collection"
             ))
         })?;
+        // Asked by a GET that any web page can send: fetched only from a peer known to hold it,
+        // and not pinned (as playback). Without one, 404 at once, not after a fetch of the video
+        // that is running (say, one asked for over the API) gives up.
+        let not_here = || {
+            ServiceError::NotHeld(format!(
+                "{name} is not held here, and no connected peer announced holding it"
+            ))
+        };
         if self.held_upload(&entry)?.is_none() {
+            if !self.client.availability().held_anywhere(&entry.video) {
+                return Err(not_here());
+            }
             self.fetches.wait(&entry.video).await;
         }
         let fragment = match self.held_upload(&entry)? {
             Some(f) => f,
             None => {
-                // Asked by a GET that any web page can send: fetched only from a peer known to
-                // hold it, and not pinned (as playback).
                 if !self.client.availability().held_anywhere(&entry.video) {
-                    return Err(ServiceError::NotHeld(format!(
-                        "{name} is not held here, and no connected peer announced holding it"
-                    )));
+                    return Err(not_here());
                 }
                 let opts = FetchOptions {
                     stall_timeout: std::time::Duration::from_secs(15),
