@@ -84,10 +84,14 @@ const SECURITY: &str = include_str!("../../docs/security.md");
 #[test]
 fn docs_security_quotes_the_http_limits_from_their_constants() {
     use vidswarm_node::http::{
-        DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_SEND_TIMEOUT,
+        DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+        DEFAULT_MAX_PER_CLIENT, DEFAULT_SEND_TIMEOUT,
     };
     let quoted = [
         format!("{DEFAULT_MAX_CONNECTIONS} at once (`--http-max-connections`)"),
+        format!(
+            "{DEFAULT_MAX_PER_CLIENT} of them from one client address (`--http-max-per-client`"
+        ),
         format!(
             "within {} s (`--http-header-timeout`)",
             DEFAULT_HEADER_TIMEOUT.as_secs()

@@ -378,6 +378,113 @@ async fn a_peer_that_dials_again_and_again_keeps_a_bounded_number_of_connections
     an_honest_peer_fetches(&a, &m).await;
 }
 
+/// A raw peer that keeps `in_flight` requests for the chunks of `target` going, over and over,
+/// until stopped; `answered` counts the chunks it got.
+struct Greedy {
+    answered: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Greedy {
+    fn hammer(addr: Multiaddr, target: vidswarm_proto::FragmentInfo, in_flight: usize) -> Self {
+        use std::sync::atomic::Ordering;
+        let Some(libp2p::multiaddr::Protocol::P2p(peer)) = addr.iter().last() else {
+            panic!("address without /p2p: {addr}");
+        };
+        let answered = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut swarm = raw_swarm(Duration::from_secs(30));
+        swarm.add_peer_address(peer, addr);
+        let chunks = target.chunks.len() as u64;
+        let task = {
+            let (answered, stop) = (answered.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut next = 0u64;
+                let mut ask = |swarm: &mut Swarm<Raw>| {
+                    let (offset, len) =
+                        vidswarm_proto::chunk_range(target.size, common::CS, next % chunks)
+                            .unwrap();
+                    next += 1;
+                    let request = Request::Chunk {
+                        fragment: target.blake3,
+                        offset,
+                        len,
+                        may_decline: false,
+                    };
+                    swarm
+                        .behaviour_mut()
+                        .send_request(&peer, wire::encode(&request));
+                };
+                for _ in 0..in_flight {
+                    ask(&mut swarm);
+                }
+                while !stop.load(Ordering::Relaxed) {
+                    let event =
+                        tokio::time::timeout(Duration::from_millis(100), swarm.select_next_some());
+                    match event.await {
+                        Ok(SwarmEvent::Behaviour(request_response::Event::Message {
+                            message: request_response::Message::Response { response, .. },
+                            ..
+                        })) => {
+                            if matches!(Response::decode(&response), Ok(Response::Chunk { .. })) {
+                                answered.fetch_add(1, Ordering::Relaxed);
+                            }
+                            ask(&mut swarm);
+                        }
+                        Ok(SwarmEvent::Behaviour(request_response::Event::OutboundFailure {
+                            ..
+                        })) => ask(&mut swarm),
+                        _ => {}
+                    }
+                }
+            })
+        };
+        Self {
+            answered,
+            stop,
+            task,
+        }
+    }
+
+    fn answered(&self) -> u64 {
+        self.answered.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits until it was sent `n` chunks: it is being served before the honest fetch comes.
+    async fn served(&self, n: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while self.answered() < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the greedy peer is not served"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.unwrap();
+    }
+}
+
+/// A node holding 4 fragments of 2 MiB (16 KiB chunks), made with `cfg`; and their manifest.
+async fn node_with_four_fragments(
+    cfg: impl FnOnce(&mut vidswarm_node::node::NodeConfig),
+) -> (common::swarm::TestNode, vidswarm_proto::Manifest) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::swarm::config(dir.path(), false);
+    cfg(&mut config);
+    let node = vidswarm_node::node::Node::start(config).await.unwrap();
+    let a = common::swarm::TestNode { node, dir };
+    let split = tempfile::tempdir().unwrap();
+    let frags: Vec<Vec<u8>> = (0..4).map(|i| common::bytes(300 + i, 2 << 20)).collect();
+    let m = common::write_split_dir(split.path(), &frags);
+    a.node.import_split(split.path()).await.unwrap();
+    (a, m)
+}
+
 /// A greedy peer that keeps 64 requests in flight for the chunks of one fragment, over and over,
 /// cannot starve an honest fetch of that fragment. Each of its chunks counts as "just sent
 /// elsewhere", so the node declines it to the honest fetch (`net/event_loop/spread.rs`); asked
@@ -385,91 +492,60 @@ async fn a_peer_that_dials_again_and_again_keeps_a_bounded_number_of_connections
 /// Before, it let the node decline every time and stalled after 30 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_greedy_peer_cannot_starve_an_honest_fetch_of_the_fragment_it_hammers() {
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-    use std::sync::Arc;
-
-    let a = start(&[], false).await;
-    let split = tempfile::tempdir().unwrap();
-    let frags: Vec<Vec<u8>> = (0..4).map(|i| common::bytes(300 + i, 2 << 20)).collect();
-    let m = common::write_split_dir(split.path(), &frags);
-    a.node.import_split(split.path()).await.unwrap();
+    let (a, m) = node_with_four_fragments(|_| {}).await;
     let addr = a.node.listen_addrs()[0].clone();
-    let Some(libp2p::multiaddr::Protocol::P2p(peer)) = addr.iter().last() else {
-        panic!("address without /p2p: {addr}");
-    };
-
-    let (answered, stop) = (
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicBool::new(false)),
-    );
-    let mut greedy = raw_swarm(Duration::from_secs(30));
-    greedy.add_peer_address(peer, addr);
-    let target = m.fragments[0].clone();
-    let chunks = target.chunks.len() as u64;
-    let greedy_task = {
-        let (answered, stop) = (answered.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut next = 0u64;
-            let mut ask = |swarm: &mut Swarm<Raw>| {
-                let (offset, len) =
-                    vidswarm_proto::chunk_range(target.size, common::CS, next % chunks).unwrap();
-                next += 1;
-                let request = Request::Chunk {
-                    fragment: target.blake3,
-                    offset,
-                    len,
-                    may_decline: false,
-                };
-                swarm
-                    .behaviour_mut()
-                    .send_request(&peer, wire::encode(&request));
-            };
-            for _ in 0..64 {
-                ask(&mut greedy);
-            }
-            while !stop.load(Ordering::Relaxed) {
-                let event =
-                    tokio::time::timeout(Duration::from_millis(100), greedy.select_next_some());
-                match event.await {
-                    Ok(SwarmEvent::Behaviour(request_response::Event::Message {
-                        message: request_response::Message::Response { response, .. },
-                        ..
-                    })) => {
-                        if matches!(Response::decode(&response), Ok(Response::Chunk { .. })) {
-                            answered.fetch_add(1, Ordering::Relaxed);
-                        }
-                        ask(&mut greedy);
-                    }
-                    Ok(SwarmEvent::Behaviour(request_response::Event::OutboundFailure {
-                        ..
-                    })) => ask(&mut greedy),
-                    _ => {}
-                }
-            }
-        })
-    };
-    // The greedy peer is being served before the honest one comes.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while answered.load(Ordering::Relaxed) < 64 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the greedy peer is not served"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let greedy = Greedy::hammer(addr, m.fragments[0].clone(), 64);
+    greedy.served(64).await;
 
     let b = start(&[&a], false).await;
     let opts = FetchOptions::default();
-    let fetched = b.node.fetch(m.video_id, &opts);
-    tokio::time::timeout(Duration::from_secs(60), fetched)
+    tokio::time::timeout(Duration::from_secs(60), b.node.fetch(m.video_id, &opts))
         .await
         .expect("the honest fetch ends")
         .expect("the honest fetch completes");
-    assert!(
-        answered.load(Ordering::Relaxed) > 64,
-        "the greedy peer kept being served"
-    );
-    stop.store(true, Ordering::Relaxed);
-    greedy_task.await.unwrap();
+    assert!(greedy.answered() > 64, "the greedy peer kept being served");
+    greedy.stop().await;
     assert!(holds_all(&b, &m));
+}
+
+/// Where the upload is what binds (here a node limited to 4 MiB/s), a peer that keeps 64
+/// requests in flight gets no more of it than an honest fetch keeping 4: each peer has one
+/// request served at a time (`net/event_loop/uploads.rs`), and the limit hands out its time in
+/// the order the answers are ready (`pacer.rs`). Served in the order requests came, the greedy
+/// peer would take 32 of the 32 serves and the honest fetch a sliver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_greedy_peer_gets_no_more_than_its_share_of_a_limited_upload() {
+    const RATE: u64 = 4 << 20;
+    let (a, m) = node_with_four_fragments(|cfg| cfg.net.max_upload_rate = Some(RATE)).await;
+    let addr = a.node.listen_addrs()[0].clone();
+    let greedy = Greedy::hammer(addr, m.fragments[0].clone(), 64);
+    greedy.served(64).await;
+
+    let b = start(&[&a], false).await;
+    let (before, started) = (greedy.answered(), std::time::Instant::now());
+    let opts = FetchOptions::default();
+    tokio::time::timeout(Duration::from_secs(30), b.node.fetch(m.video_id, &opts))
+        .await
+        .expect("the honest fetch ends")
+        .expect("the honest fetch completes");
+    let (took, during) = (started.elapsed(), greedy.answered() - before);
+    greedy.stop().await;
+    assert!(holds_all(&b, &m));
+
+    let honest: u64 = m.fragments.iter().map(|f| f.size).sum();
+    let greedy_bytes = during * u64::from(common::CS);
+    let share = honest as f64 / (honest + greedy_bytes) as f64;
+    let rate = (honest + greedy_bytes) as f64 / took.as_secs_f64();
+    eprintln!(
+        "honest {honest} B, greedy {greedy_bytes} B in {took:?}: honest share {share:.2}, {:.2} MiB/s",
+        rate / f64::from(1 << 20)
+    );
+    assert!(
+        rate <= RATE as f64 * 1.1,
+        "the node uploaded {rate:.0} B/s with a limit of {RATE}"
+    );
+    assert!(
+        share >= 0.35,
+        "the honest fetch got {share:.2} of the upload beside a greedy peer"
+    );
 }

@@ -129,6 +129,91 @@ fn connections_that_send_nothing_are_capped_and_timed_out_and_an_honest_request_
     );
 }
 
+/// A connection to `addr` from the loopback address `from` (all of 127.0.0.0/8 is this machine's).
+fn connect_from(from: std::net::Ipv4Addr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    let stream = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::from((from, 0)))?;
+        socket.connect(addr).await
+    })?;
+    let stream = stream.into_std()?;
+    stream.set_nonblocking(false)?;
+    Ok(stream)
+}
+
+#[test]
+fn one_client_address_cannot_take_every_connection_slot() {
+    let data = tempfile::tempdir().unwrap();
+    let (node, addr) = start(
+        data.path(),
+        &[
+            "--http-max-connections",
+            "8",
+            "--http-max-per-client",
+            "4",
+            "--http-header-timeout",
+            "20",
+        ],
+    );
+    assert!(get(addr, "/health", "").0.contains("200"));
+    let baseline = open_fds(&node);
+
+    // One machine (127.0.0.2) opens 20 connections that send nothing: 4 are kept (until the
+    // 20 s header timeout), the rest closed at once.
+    let attacker: std::net::Ipv4Addr = "127.0.0.2".parse().unwrap();
+    let mut held = Vec::new();
+    let mut closed = 0;
+    for _ in 0..20 {
+        let mut s = connect_from(attacker, addr).unwrap();
+        s.write_all(b"GET /health HTTP/1.1\r\nHo").unwrap();
+        if closed_within(&mut s, Duration::from_millis(300)) {
+            closed += 1;
+        } else {
+            held.push(s);
+        }
+    }
+    assert_eq!(held.len(), 4, "connections kept from one address");
+    assert_eq!(closed, 16);
+    let fds = open_fds(&node);
+    assert!(
+        fds <= baseline + 4 + 2,
+        "open descriptors went from {baseline} to {fds} with 4 connections held"
+    );
+    // Another client is answered at once, not after the attacker's header timeout.
+    let started = Instant::now();
+    let (status, _) = get(addr, "/health", "");
+    assert!(status.contains("200"), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "another client waited {:?}",
+        started.elapsed()
+    );
+    // A closed connection gives the address its slot back.
+    held.pop();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut s = connect_from(attacker, addr).unwrap();
+        s.write_all(
+            format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.read_to_string(&mut out);
+        if out.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the address never got its slot back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A video of one 24 MiB fragment added to `data`; its id.
 fn one_big_fragment(work: &Path, data: &Path) -> String {
     let split = work.join("split");

@@ -30,6 +30,7 @@ pub struct FetchArgs {
     pub swarm_key: Option<libp2p::pnet::PreSharedKey>,
     pub min_free: u64,
     pub resume_every: u64,
+    pub max_upload_rate: Option<u64>,
 }
 
 pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
@@ -58,6 +59,7 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
     }
     cfg.bootstrap = args.bootstrap;
     cfg.net.swarm_key = args.swarm_key;
+    cfg.net.max_upload_rate = args.max_upload_rate.filter(|&rate| rate > 0);
     cfg.auto_fetch = false;
     cfg.resume_fetches = false;
     cfg.space.min_free = args.min_free;

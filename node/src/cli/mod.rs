@@ -118,6 +118,10 @@ enum Command {
         /// and started again goes on from there); see `vidswarm node --help`.
         #[arg(long, env = "VIDSWARM_RESUME_EVERY", default_value = "4M", value_parser = size::parse_size, conflicts_with = "node")]
         resume_every: u64,
+        /// Upload at most this many bytes per second while seeding (`--seed-after`) or
+        /// fetching; see `vidswarm node --help`.
+        #[arg(long, env = "VIDSWARM_MAX_UPLOAD_RATE", value_parser = size::parse_size, conflicts_with = "node")]
+        max_upload_rate: Option<u64>,
     },
     /// Print a new private swarm key (Kubo's `swarm.key` format) for `--swarm-key FILE`.
     SwarmKey,
@@ -282,6 +286,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
             swarm_key,
             min_free,
             resume_every,
+            max_upload_rate,
             ..
         } => {
             init_logging("warn");
@@ -301,6 +306,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
                 swarm_key,
                 min_free,
                 resume_every,
+                max_upload_rate,
             }))
         }
         Command::Demo {

@@ -53,6 +53,9 @@ pub struct NodeArgs {
     /// HTTP connections served at once; the listener waits beyond.
     #[arg(long, env = "VIDSWARM_HTTP_MAX_CONNECTIONS", default_value_t = crate::http::DEFAULT_MAX_CONNECTIONS)]
     pub http_max_connections: usize,
+    /// HTTP connections one client address (an IPv6 /64) holds at once; one more is closed.
+    #[arg(long, env = "VIDSWARM_HTTP_MAX_PER_CLIENT", default_value_t = crate::http::DEFAULT_MAX_PER_CLIENT)]
+    pub http_max_per_client: usize,
     /// Seconds a client has to send a request's headers (also the idle time of a kept-alive
     /// connection).
     #[arg(long, env = "VIDSWARM_HTTP_HEADER_TIMEOUT", default_value_t = crate::http::DEFAULT_HEADER_TIMEOUT.as_secs_f64())]
@@ -104,6 +107,11 @@ pub struct NodeArgs {
     /// flight. Smaller saves more often (each save is an fsync); a size like 4M or 256K.
     #[arg(long, env = "VIDSWARM_RESUME_EVERY", default_value = "4M", value_parser = super::size::parse_size)]
     pub resume_every: u64,
+    /// Upload at most this many bytes of fragment data per second, to all peers together
+    /// (a size like 10M: 10 MiB/s); peers asking at once share it in turn. Default: as fast
+    /// as the links go.
+    #[arg(long, env = "VIDSWARM_MAX_UPLOAD_RATE", value_parser = super::size::parse_size)]
+    pub max_upload_rate: Option<u64>,
 }
 
 /// Reads and parses a swarm key file, refusing anything larger than a key file can be.
@@ -202,6 +210,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     }
     cfg.net.allowed_peers = args.allow_peer;
     cfg.net.max_memory = usize::try_from(args.max_memory).unwrap_or(usize::MAX);
+    cfg.net.max_upload_rate = args.max_upload_rate.filter(|&rate| rate > 0);
     cfg.space = crate::service::SpaceConfig {
         max_store: args.max_store,
         min_free: args.min_free,
@@ -238,6 +247,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
             max_uploads: args.max_uploads.max(1),
             limits: crate::http::ServerLimits {
                 max_connections: args.http_max_connections.max(1),
+                max_per_client: args.http_max_per_client.max(1),
                 header_timeout: seconds(args.http_header_timeout),
                 body_timeout: seconds(args.http_body_timeout),
                 send_timeout: seconds(args.http_send_timeout),

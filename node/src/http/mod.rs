@@ -46,7 +46,7 @@ pub use error::{ApiError, ErrorBody};
 pub use guard::WebPolicy;
 pub use server::{
     ServerLimits, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_SEND_TIMEOUT,
+    DEFAULT_MAX_PER_CLIENT, DEFAULT_SEND_TIMEOUT,
 };
 
 use crate::service::Service;

@@ -86,6 +86,9 @@ pub struct NetConfig {
     pub allowed_peers: Vec<PeerId>,
     /// Resident memory above which new connections are refused (`--max-memory`).
     pub max_memory: usize,
+    /// Chunk bytes per second this node uploads at most, all peers together
+    /// (`--max-upload-rate`); `None`: as fast as the links go.
+    pub max_upload_rate: Option<u64>,
 }
 
 impl Default for NetConfig {
@@ -99,6 +102,7 @@ impl Default for NetConfig {
             swarm_key: None,
             allowed_peers: Vec::new(),
             max_memory: DEFAULT_MAX_MEMORY,
+            max_upload_rate: None,
         }
     }
 }

@@ -93,16 +93,7 @@ pub fn spawn(
         inbox: Default::default(),
         peers: Peers::default(),
     };
-    let advertise_listen = cfg.external.is_empty();
-    let event_loop = event_loop::EventLoop::new(
-        swarm,
-        store,
-        rx,
-        &client,
-        topic,
-        advertise_listen,
-        cfg.goodbye_wait,
-    );
+    let event_loop = event_loop::EventLoop::new(swarm, store, rx, &client, topic, cfg);
     let task = tokio::spawn(event_loop.run());
     Ok((client, task))
 }

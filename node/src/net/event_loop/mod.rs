@@ -41,6 +41,7 @@ mod addresses;
 pub(super) mod dialing;
 mod gossip;
 pub(super) mod links;
+mod pacer;
 mod spread;
 mod transfer;
 mod uploads;
@@ -88,6 +89,8 @@ pub struct EventLoop {
     links: HashMap<PeerId, links::PeerLink>,
     /// The chunks sent a moment ago, to spread new ones first (`spread.rs`).
     recently_sent: spread::RecentlySent,
+    /// The upload rate limit, if any (`pacer.rs`); shared with the serving tasks.
+    pacer: Option<Arc<std::sync::Mutex<pacer::Pacer>>>,
 }
 
 impl EventLoop {
@@ -99,10 +102,13 @@ impl EventLoop {
         commands: mpsc::Receiver<Command>,
         client: &super::Client,
         topic: gossipsub::IdentTopic,
-        advertise_listen: bool,
-        goodbye_wait: std::time::Duration,
+        cfg: &super::NetConfig,
     ) -> Self {
         let (responses_tx, responses_rx) = mpsc::unbounded_channel();
+        let pacer = cfg.max_upload_rate.map(|rate| {
+            let pacer = pacer::Pacer::new(rate, std::time::Instant::now());
+            Arc::new(std::sync::Mutex::new(pacer))
+        });
         Self {
             swarm,
             store,
@@ -113,13 +119,13 @@ impl EventLoop {
             inbox: client.inbox.clone(),
             stopping: None,
             linger_until: None,
-            goodbye_wait,
+            goodbye_wait: cfg.goodbye_wait,
             farewells: HashSet::new(),
             unsent: 0,
             sending: HashMap::new(),
             topic,
             listen_addrs: Vec::new(),
-            advertise_listen,
+            advertise_listen: cfg.external.is_empty(),
             recheck_interfaces: tokio::time::Instant::now(),
             pending_requests: HashMap::new(),
             pending_providers: HashMap::new(),
@@ -132,6 +138,7 @@ impl EventLoop {
             links: HashMap::new(),
             recently_sent: spread::RecentlySent::default(),
             uploads: uploads::Uploads::default(),
+            pacer,
         }
     }
 

@@ -2,7 +2,8 @@
 //! from peers are served on the blocking pool (at most `MAX_SERVING` at once, each counted until
 //! its answer is written out, `Busy` beyond, and none once the node is stopping), their responses
 //! sent when ready. A peer's chunk requests take turns (`uploads.rs`), and a busy node declines
-//! chunks it just sent elsewhere (`spread.rs`).
+//! chunks it just sent elsewhere (`spread.rs`). With an upload rate limit, a chunk's answer waits
+//! for its time (`pacer.rs`) before it is handed to the swarm.
 
 use libp2p::request_response::{self, InboundRequestId, ResponseChannel};
 use libp2p::PeerId;
@@ -149,9 +150,28 @@ impl EventLoop {
         let store = self.store.clone();
         let done = self.responses_tx.clone();
         let metrics = self.metrics.clone();
+        let pacer = self.pacer.clone();
+        let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let response = serve::answer(&store, &peer, request, &metrics);
-            let _ = done.send((peer, id, channel, response, permit));
+            // Paced by what is really sent, so a request for bytes that are refused costs
+            // the others nothing.
+            let wait = match (&pacer, &response) {
+                (Some(pacer), Response::Chunk { data }) => pacer
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .reserve(data.len(), std::time::Instant::now()),
+                _ => std::time::Duration::ZERO,
+            };
+            let answered = (peer, id, channel, response, permit);
+            if wait.is_zero() {
+                let _ = done.send(answered);
+            } else {
+                runtime.spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    let _ = done.send(answered);
+                });
+            }
         });
     }
 
