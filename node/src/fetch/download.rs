@@ -195,6 +195,11 @@ impl Download {
         self.fragments.values().all(Fragment::complete)
     }
 
+    /// Whether fragment `index` is complete (or not one this download fetches).
+    pub fn is_fragment_complete(&self, index: u32) -> bool {
+        self.fragments.get(&index).is_none_or(Fragment::complete)
+    }
+
     /// The unfinished fragments, with their hashes (what holders are looked up for).
     pub fn unfinished(&self) -> Vec<(u32, Hash)> {
         self.fragments

@@ -25,7 +25,7 @@ impl Download {
             .filter(|(_, f)| !f.todo.is_empty())
             .map(|(i, _)| *i)
             .collect();
-        order.sort_by_key(|&i| match urgent(i) {
+        order.sort_by_cached_key(|&i| match urgent(i) {
             Some(distance) => (0, u64::from(distance), 0),
             None => (1, self.fragments[&i].copies(), self.salt.hash_one(i)),
         });

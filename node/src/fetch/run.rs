@@ -2,7 +2,7 @@
 //! answers through the [`FragmentSink`] on the blocking pool, feeds outcomes back, commits complete
 //! fragments and tells the source. Knows nothing of libp2p or the store.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,7 +67,7 @@ pub async fn run<S: ChunkSource, K: FragmentSink>(
     // Slow lookups (the DHT) run beside the transfer and add holders when they answer: a lookup
     // that waits on dead peers never holds up chunks from the holders already known.
     let mut lookups = FuturesUnordered::new();
-    start_lookups(&mut lookups, &download, &*source);
+    let mut to_look_up: VecDeque<(u32, vidswarm_proto::Hash)> = download.unfinished().into();
     let mut last_lookup = Instant::now();
     let mut last_progress = Instant::now();
     // Peers fetching this video too learn of this node now and connect before there is
@@ -84,10 +84,11 @@ pub async fn run<S: ChunkSource, K: FragmentSink>(
             download.add_holders(index, source.announced(index));
             download.add_partial_holders(index, source.announced_partial(index));
         }
-        if lookups.is_empty() && last_lookup.elapsed() >= LOOKUP_EVERY {
-            start_lookups(&mut lookups, &download, &*source);
+        if lookups.is_empty() && to_look_up.is_empty() && last_lookup.elapsed() >= LOOKUP_EVERY {
+            to_look_up = download.unfinished().into();
             last_lookup = Instant::now();
         }
+        start_lookups(&mut lookups, &mut to_look_up, &download, &*source);
         for request in download.hand_out(Instant::now()) {
             pending.push(attempt(source.clone(), sink.clone(), request));
         }
@@ -163,13 +164,25 @@ async fn moved(playhead: &mut Option<Playhead>) {
 /// A slow lookup's answer: the fragment index and the holders it found.
 type Lookup = BoxFuture<'static, (u32, Result<Vec<PeerId>, FetchError>)>;
 
-/// Starts the slow lookup of every unfinished fragment, all at once.
+/// Lookups running at once: a video of many fragments must not start a DHT query per fragment
+/// at once (each takes a stream on the connections it asks over).
+pub const MAX_LOOKUPS: usize = 8;
+
+/// Starts the slow lookups of the fragments in `queue` that are still unfinished, up to
+/// `MAX_LOOKUPS` running.
 fn start_lookups<S: ChunkSource>(
     lookups: &mut FuturesUnordered<Lookup>,
+    queue: &mut VecDeque<(u32, vidswarm_proto::Hash)>,
     download: &Download,
     source: &S,
 ) {
-    for (index, hash) in download.unfinished() {
+    while lookups.len() < MAX_LOOKUPS {
+        let Some((index, hash)) = queue.pop_front() else {
+            return;
+        };
+        if download.is_fragment_complete(index) {
+            continue;
+        }
         let lookup = source.look_up(index, hash);
         lookups.push(async move { (index, lookup.await) }.boxed());
     }

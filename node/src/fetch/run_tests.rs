@@ -205,3 +205,36 @@ async fn a_resumed_download_asks_only_for_the_chunks_missing() {
     assert_eq!(committed, vec![0, 1, 2]);
     assert!(source.state.lock().unwrap().gained.contains(&2));
 }
+
+/// A video of many fragments runs at most `MAX_LOOKUPS` slow lookups at once: one DHT query per
+/// fragment at once (1000 of them) took every stream of the connections, and the fetch hung.
+#[tokio::test]
+async fn a_video_of_many_fragments_runs_a_bounded_number_of_lookups() {
+    let data: Vec<Vec<u8>> = (0..40).map(|i| bytes(100 + i, 2 * CS as usize)).collect();
+    let m = Arc::new(manifest(&data));
+    let mut source = FakeSource::new(&data, &[Behaviour::Honest]);
+    source.lookup_delay = Some(Duration::from_millis(20));
+    let source = Arc::new(source);
+    let sink = Arc::new(MemSink::new(m.clone()));
+    let all: Vec<u32> = (0..40).collect();
+    let d = Download::new(&m, &all, 4, Instant::now());
+    let fetched = run(
+        d,
+        source.clone(),
+        sink.clone(),
+        m.video_id,
+        Duration::from_secs(5),
+        None,
+        &|_| {},
+    );
+    tokio::time::timeout(Duration::from_secs(20), fetched)
+        .await
+        .expect("the download ends")
+        .expect("the download completes");
+    let most = source
+        .lookups
+        .most
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(most >= 1, "lookups ran");
+    assert!(most <= MAX_LOOKUPS, "{most} lookups ran at once");
+}

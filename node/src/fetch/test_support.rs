@@ -86,6 +86,16 @@ pub struct FakeSource {
     pub data: HashMap<Hash, Arc<Vec<u8>>>,
     pub peers: Vec<(PeerId, Behaviour)>,
     pub state: Mutex<FakeState>,
+    /// When set, each lookup takes this long, and `lookups` counts those running.
+    pub lookup_delay: Option<std::time::Duration>,
+    pub lookups: Arc<LookupCount>,
+}
+
+/// Lookups running now, and the most that ran at once.
+#[derive(Default)]
+pub struct LookupCount {
+    pub running: std::sync::atomic::AtomicUsize,
+    pub most: std::sync::atomic::AtomicUsize,
 }
 
 impl FakeSource {
@@ -106,6 +116,8 @@ impl FakeSource {
             data,
             peers,
             state: Mutex::new(state),
+            lookup_delay: None,
+            lookups: Arc::default(),
         }
     }
 
@@ -164,7 +176,20 @@ impl ChunkSource for FakeSource {
         _index: u32,
         _hash: Hash,
     ) -> BoxFuture<'static, Result<Vec<PeerId>, FetchError>> {
-        futures::future::ready(Ok(self.announced(0))).boxed()
+        let found = self.announced(0);
+        let Some(delay) = self.lookup_delay else {
+            return futures::future::ready(Ok(found)).boxed();
+        };
+        let count = self.lookups.clone();
+        async move {
+            use std::sync::atomic::Ordering::SeqCst;
+            let now = count.running.fetch_add(1, SeqCst) + 1;
+            count.most.fetch_max(now, SeqCst);
+            tokio::time::sleep(delay).await;
+            count.running.fetch_sub(1, SeqCst);
+            Ok(found)
+        }
+        .boxed()
     }
 
     fn gained(&self, index: u32, _hash: Hash) -> BoxFuture<'static, Result<(), FetchError>> {
