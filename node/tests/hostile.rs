@@ -402,19 +402,9 @@ impl Greedy {
             tokio::spawn(async move {
                 let mut next = 0u64;
                 let mut ask = |swarm: &mut Swarm<Raw>| {
-                    let (offset, len) =
-                        vidswarm_proto::chunk_range(target.size, common::CS, next % chunks)
-                            .unwrap();
+                    let request = common::raw::chunk_request(&target, common::CS, next % chunks);
                     next += 1;
-                    let request = Request::Chunk {
-                        fragment: target.blake3,
-                        offset,
-                        len,
-                        may_decline: false,
-                    };
-                    swarm
-                        .behaviour_mut()
-                        .send_request(&peer, wire::encode(&request));
+                    swarm.behaviour_mut().send_request(&peer, request);
                 };
                 for _ in 0..in_flight {
                     ask(&mut swarm);

@@ -13,7 +13,7 @@ use common::procs::{add, assert_split_dir_only, node_with_http, Proc};
 use futures::{AsyncRead, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::{Multiaddr, StreamProtocol, Swarm};
-use vidswarm_proto::wire::{self, Request, TRANSFER_PROTOCOL};
+use vidswarm_proto::wire::TRANSFER_PROTOCOL;
 use vidswarm_proto::Manifest;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vidswarm");
@@ -151,16 +151,8 @@ async fn peers_that_never_read_their_answers_make_the_node_hold_a_bounded_amount
         swarm.add_peer_address(peer, addr.clone());
         for k in 0..96u64 {
             let f = &m.fragments[(k % 2) as usize];
-            let (offset, len) = vidswarm_proto::chunk_range(f.size, chunk, k / 2).unwrap();
-            let request = Request::Chunk {
-                fragment: f.blake3,
-                offset,
-                len,
-                may_decline: false,
-            };
-            swarm
-                .behaviour_mut()
-                .send_request(&peer, wire::encode(&request));
+            let request = common::raw::chunk_request(f, chunk, k / 2);
+            swarm.behaviour_mut().send_request(&peer, request);
         }
     }
     // The hostile swarms run beside the test; they only send.

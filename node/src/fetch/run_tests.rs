@@ -7,6 +7,7 @@ use super::*;
 use crate::fetch::download::Download;
 use crate::fetch::test_support::{bytes, manifest, Behaviour, FakeSource, MemSink, CS};
 use crate::store::StoreError;
+use vidswarm_proto::Manifest;
 
 fn fragments() -> Vec<Vec<u8>> {
     vec![
@@ -50,6 +51,24 @@ async fn download(
     .await
     .expect("the download ends");
     (result, source, sink, seen.into_inner().unwrap())
+}
+
+/// Downloads `missing` of `m` from `source` into `sink`, which must succeed within 20 s.
+async fn run_to_end(m: &Manifest, missing: &[u32], source: &Arc<FakeSource>, sink: &Arc<MemSink>) {
+    let d = Download::new(m, missing, 4, Instant::now());
+    let fetched = run(
+        d,
+        source.clone(),
+        sink.clone(),
+        m.video_id,
+        Duration::from_secs(5),
+        None,
+        &|_| {},
+    );
+    tokio::time::timeout(Duration::from_secs(20), fetched)
+        .await
+        .expect("the download ends")
+        .expect("the download completes");
 }
 
 fn assert_exact(sink: &MemSink) {
@@ -172,20 +191,7 @@ async fn a_resumed_download_asks_only_for_the_chunks_missing() {
     let sink = Arc::new(MemSink::new(m.clone()));
     sink.resume(0, &data[0], vec![true, false, true]);
     sink.resume(2, &data[2], vec![true]);
-    let d = Download::new(&m, &[0, 1, 2], 4, Instant::now());
-    let run = run(
-        d,
-        source.clone(),
-        sink.clone(),
-        m.video_id,
-        Duration::from_secs(5),
-        None,
-        &|_| {},
-    );
-    tokio::time::timeout(Duration::from_secs(20), run)
-        .await
-        .expect("the download ends")
-        .unwrap();
+    run_to_end(&m, &[0, 1, 2], &source, &sink).await;
     assert_exact(&sink);
     let asked = source.state.lock().unwrap().asked.clone();
     let of = |i: usize| {
@@ -217,20 +223,7 @@ async fn a_video_of_many_fragments_runs_a_bounded_number_of_lookups() {
     let source = Arc::new(source);
     let sink = Arc::new(MemSink::new(m.clone()));
     let all: Vec<u32> = (0..40).collect();
-    let d = Download::new(&m, &all, 4, Instant::now());
-    let fetched = run(
-        d,
-        source.clone(),
-        sink.clone(),
-        m.video_id,
-        Duration::from_secs(5),
-        None,
-        &|_| {},
-    );
-    tokio::time::timeout(Duration::from_secs(20), fetched)
-        .await
-        .expect("the download ends")
-        .expect("the download completes");
+    run_to_end(&m, &all, &source, &sink).await;
     let most = source
         .lookups
         .most

@@ -25,3 +25,15 @@ pub fn tcp_swarm<B: NetworkBehaviour>(
         .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
         .build()
 }
+
+/// The encoded request for chunk `k` of `fragment` in chunks of `chunk_size`, not to be declined.
+pub fn chunk_request(fragment: &vidswarm_proto::FragmentInfo, chunk_size: u32, k: u64) -> Vec<u8> {
+    use vidswarm_proto::wire::{encode, Request};
+    let (offset, len) = vidswarm_proto::chunk_range(fragment.size, chunk_size, k).unwrap();
+    encode(&Request::Chunk {
+        fragment: fragment.blake3,
+        offset,
+        len,
+        may_decline: false,
+    })
+}
