@@ -410,6 +410,9 @@ impl Greedy {
                     ask(&mut swarm);
                 }
                 while !stop.load(Ordering::Relaxed) {
+                    // Answers that come back at once (`Busy`) would keep this task from ever
+                    // yielding, and a failing test's runtime could then never shut it down.
+                    tokio::task::yield_now().await;
                     let event =
                         tokio::time::timeout(Duration::from_millis(100), swarm.select_next_some());
                     match event.await {
