@@ -50,6 +50,18 @@ fn get(addr: SocketAddr, path: &str, headers: &str) -> (String, String) {
     )
 }
 
+/// An honest `GET /health` is answered 200 within `limit`.
+fn health_answered_within(addr: SocketAddr, limit: Duration) {
+    let started = Instant::now();
+    let (status, _) = get(addr, "/health", "");
+    assert!(status.contains("200"), "{status:?}");
+    assert!(
+        started.elapsed() < limit,
+        "an honest request waited {:?}",
+        started.elapsed()
+    );
+}
+
 /// Reads from `s` until the server closes it (EOF or reset), or `within` passes.
 fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
     let deadline = Instant::now() + within;
@@ -111,14 +123,7 @@ fn connections_that_send_nothing_are_capped_and_timed_out_and_an_honest_request_
         "open descriptors went from {baseline} to {most} with a cap of 8 connections"
     );
     // An honest request queues behind them and is answered once a slot frees.
-    let started = Instant::now();
-    let (status, _) = get(addr, "/health", "");
-    assert!(status.contains("200"), "{status:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "an honest request waited {:?}",
-        started.elapsed()
-    );
+    health_answered_within(addr, Duration::from_secs(8));
     stop.store(true, Ordering::Relaxed);
     for a in attackers {
         a.join().unwrap();
@@ -183,14 +188,7 @@ fn one_client_address_cannot_take_every_connection_slot() {
         "open descriptors went from {baseline} to {fds} with 4 connections held"
     );
     // Another client is answered at once, not after the attacker's header timeout.
-    let started = Instant::now();
-    let (status, _) = get(addr, "/health", "");
-    assert!(status.contains("200"), "{status:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "another client waited {:?}",
-        started.elapsed()
-    );
+    health_answered_within(addr, Duration::from_secs(3));
     // A closed connection gives the address its slot back.
     held.pop();
     let deadline = Instant::now() + Duration::from_secs(5);

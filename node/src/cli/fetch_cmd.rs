@@ -59,7 +59,7 @@ pub async fn run(args: FetchArgs) -> anyhow::Result<()> {
     }
     cfg.bootstrap = args.bootstrap;
     cfg.net.swarm_key = args.swarm_key;
-    cfg.net.max_upload_rate = args.max_upload_rate.filter(|&rate| rate > 0);
+    cfg.net.max_upload_rate = args.max_upload_rate;
     cfg.auto_fetch = false;
     cfg.resume_fetches = false;
     cfg.space.min_free = args.min_free;

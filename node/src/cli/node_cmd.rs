@@ -210,7 +210,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     }
     cfg.net.allowed_peers = args.allow_peer;
     cfg.net.max_memory = usize::try_from(args.max_memory).unwrap_or(usize::MAX);
-    cfg.net.max_upload_rate = args.max_upload_rate.filter(|&rate| rate > 0);
+    cfg.net.max_upload_rate = args.max_upload_rate;
     cfg.space = crate::service::SpaceConfig {
         max_store: args.max_store,
         min_free: args.min_free,

@@ -87,7 +87,7 @@ pub struct NetConfig {
     /// Resident memory above which new connections are refused (`--max-memory`).
     pub max_memory: usize,
     /// Chunk bytes per second this node uploads at most, all peers together
-    /// (`--max-upload-rate`); `None`: as fast as the links go.
+    /// (`--max-upload-rate`); `None` or 0: as fast as the links go.
     pub max_upload_rate: Option<u64>,
 }
 

@@ -105,7 +105,8 @@ impl EventLoop {
         cfg: &super::NetConfig,
     ) -> Self {
         let (responses_tx, responses_rx) = mpsc::unbounded_channel();
-        let pacer = cfg.max_upload_rate.map(|rate| {
+        // A rate of 0 (`--max-upload-rate 0`) means no limit, as no option does.
+        let pacer = cfg.max_upload_rate.filter(|&rate| rate > 0).map(|rate| {
             let pacer = pacer::Pacer::new(rate, std::time::Instant::now());
             Arc::new(std::sync::Mutex::new(pacer))
         });
