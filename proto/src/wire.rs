@@ -7,7 +7,7 @@
 //! | request | response |
 //! |---|---|
 //! | `Manifest { video }` | `Manifest { json }`: the manifest's bytes; the asker checks them against `video` |
-//! | `Chunk { fragment, offset, len, may_decline }` | `Chunk { data }`: exactly `len` bytes of the fragment from `offset`; or, only when `may_decline` is set, `Error { code: Declined }` |
+//! | `Chunk { fragment, offset, len, may_decline }` | `Chunk { data }`: exactly `len` bytes of the fragment from `offset`; or, only when `may_decline` is set, `Error { code: Declined, also_declined }` (the offsets of other chunks it would decline now) |
 //! | anything the peer cannot serve | `Error { code, message }` |
 //!
 //! Requests are at most [`MAX_REQUEST_BYTES`], responses at most [`MAX_RESPONSE_BYTES`]; a chunk is
@@ -35,6 +35,8 @@ pub const ANNOUNCE_TOPIC: &str = "vidswarm/announce/1";
 /// Largest encoded request.
 pub const MAX_REQUEST_BYTES: usize = 1024;
 /// Largest encoded response: a full manifest or a largest chunk, plus framing.
+/// The most chunk offsets a `Declined` answer names beside the one asked for (2.3 KB of CBOR).
+pub const MAX_ALSO_DECLINED: usize = 256;
 pub const MAX_RESPONSE_BYTES: usize = max(MAX_MANIFEST_BYTES, MAX_CHUNK_SIZE as usize) + 1024;
 /// Largest encoded announcement.
 pub const MAX_ANNOUNCEMENT_BYTES: usize = 128 * 1024;
@@ -81,6 +83,16 @@ pub enum Response {
     Error {
         code: ErrorCode,
         message: String,
+        /// With [`ErrorCode::Declined`]: the offsets of the fragment's other chunks this peer
+        /// would decline to the asker now too (sent to other peers a moment ago), at most
+        /// [`MAX_ALSO_DECLINED`], so the asker does not spend a request on each of them.
+        /// Absent from (and ignored by) older nodes.
+        #[serde(
+            default,
+            skip_serializing_if = "Vec::is_empty",
+            deserialize_with = "at_most_also_declined"
+        )]
+        also_declined: Vec<u64>,
     },
     /// The answer to [`Request::Leaving`].
     Bye,
@@ -99,6 +111,31 @@ pub enum ErrorCode {
     /// The chunk went to another peer a moment ago and this peer's upload is busy: get it from
     /// the peers that have it now. Only sent to requests that allow it (`may_decline`).
     Declined,
+}
+
+/// Reads `also_declined`, refusing more than [`MAX_ALSO_DECLINED`] offsets as they come: a
+/// response may be megabytes, and a one-byte CBOR integer would otherwise become eight bytes here.
+fn at_most_also_declined<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+    struct Offsets;
+    impl<'de> serde::de::Visitor<'de> for Offsets {
+        type Value = Vec<u64>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "at most {MAX_ALSO_DECLINED} chunk offsets")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u64>, A::Error> {
+            let mut offsets = Vec::new();
+            while let Some(offset) = seq.next_element()? {
+                if offsets.len() == MAX_ALSO_DECLINED {
+                    return Err(serde::de::Error::invalid_length(offsets.len() + 1, &self));
+                }
+                offsets.push(offset);
+            }
+            Ok(offsets)
+        }
+    }
+    d.deserialize_seq(Offsets)
 }
 
 /// "I hold these fragments of this video" (gossiped on [`ANNOUNCE_TOPIC`]).
@@ -313,6 +350,18 @@ impl Response {
         Self::Error {
             code,
             message: message.into(),
+            also_declined: Vec::new(),
+        }
+    }
+
+    /// A [`ErrorCode::Declined`] answer that names the other chunks the asker would be declined
+    /// now (the first [`MAX_ALSO_DECLINED`] of them).
+    pub fn declined(message: impl Into<String>, mut also: Vec<u64>) -> Self {
+        also.truncate(MAX_ALSO_DECLINED);
+        Self::Error {
+            code: ErrorCode::Declined,
+            message: message.into(),
+            also_declined: also,
         }
     }
 }
@@ -429,6 +478,44 @@ mod tests {
             video: VideoId(Hash::of(b"v")),
         });
         assert!(cbor4ii::serde::from_slice::<OldRequest>(&manifest).is_ok());
+    }
+
+    #[test]
+    fn a_decline_names_other_chunks_and_older_nodes_still_read_it() {
+        #[derive(Debug, Serialize, Deserialize, PartialEq)]
+        enum OldResponse {
+            Error { code: ErrorCode, message: String },
+        }
+        let declined = Response::declined("sent", (0..1000).map(|k| k * 262_144).collect());
+        let Response::Error { also_declined, .. } = &declined else {
+            panic!("an error");
+        };
+        assert_eq!(also_declined.len(), MAX_ALSO_DECLINED, "truncated");
+        let bytes = encode(&declined);
+        assert_eq!(Response::decode(&bytes).unwrap(), declined);
+        assert_eq!(
+            cbor4ii::serde::from_slice::<OldResponse>(&bytes).unwrap(),
+            OldResponse::Error {
+                code: ErrorCode::Declined,
+                message: "sent".into()
+            }
+        );
+        // More than the most is refused, not read into memory.
+        let too_many = encode(&Response::Error {
+            code: ErrorCode::Declined,
+            message: String::new(),
+            also_declined: vec![0; MAX_ALSO_DECLINED + 1],
+        });
+        assert!(Response::decode(&too_many).is_err());
+        // And what older nodes send reads as a decline that names nothing else.
+        let old = encode(&OldResponse::Error {
+            code: ErrorCode::Declined,
+            message: "sent".into(),
+        });
+        assert_eq!(
+            Response::decode(&old).unwrap(),
+            Response::error(ErrorCode::Declined, "sent")
+        );
     }
 
     #[test]

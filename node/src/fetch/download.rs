@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use fragment::Fragment;
 use libp2p::PeerId;
-use vidswarm_proto::wire::PartialFragment;
+use vidswarm_proto::wire::{self, PartialFragment};
 use vidswarm_proto::{Hash, Manifest};
 
 /// Unfinished fragments a download has begun at most (the playback window's aside): each holds
@@ -49,6 +49,10 @@ pub const PLAYBACK_WINDOW: u32 = 3;
 /// How long a peer that declined a chunk (it sent it elsewhere a moment ago) is not asked for
 /// it again.
 pub const DECLINE_BACKOFF: Duration = Duration::from_secs(1);
+/// How long a chunk named in a decline of another (`also_declined`) is not asked of that peer:
+/// about two progress messages, the time the peer that has it takes to say so. Shorter than
+/// [`DECLINE_BACKOFF`], so a fetch left with only named chunks is not idle for long.
+pub const NAMED_BACKOFF: Duration = Duration::from_millis(500);
 /// How far into a fragment's to-do list a hand-out looks for a chunk a given peer has: bounds
 /// the work per hand-out on fragments of thousands of chunks.
 const SCAN: usize = 256;
@@ -81,8 +85,11 @@ pub enum Outcome {
     BadBytes(String),
     NotHeld,
     Busy,
-    /// Sent to another peer a moment ago: ask the peers that have it now.
-    Declined,
+    /// Sent to another peer a moment ago: ask the peers that have it now. `also`: the offsets
+    /// of the fragment's other chunks the peer would decline now too.
+    Declined {
+        also: Vec<u64>,
+    },
     Failed(String),
 }
 
@@ -154,6 +161,7 @@ impl Download {
                     denied: BTreeSet::new(),
                     declined: HashMap::new(),
                     declined_once: BTreeSet::new(),
+                    waited_once: BTreeSet::new(),
                     refused: BTreeSet::new(),
                     sources: BTreeSet::new(),
                     started: now,
@@ -365,10 +373,27 @@ impl Download {
                 Verdict::Nothing
             }
             // Its upload went to this chunk a moment ago: get it from whoever has it now.
-            Outcome::Declined => {
+            Outcome::Declined { also } => {
                 f.declined.retain(|_, until| *until > now);
-                f.declined.insert((peer, chunk), now + DECLINE_BACKOFF);
+                if f.waited_once.insert((peer, chunk)) {
+                    f.declined.insert((peer, chunk), now + DECLINE_BACKOFF);
+                }
                 f.declined_once.insert((peer, chunk));
+                // Not asked of this peer for the same while either, unless it kept one back
+                // already. Offsets that are no chunk start of this fragment are ignored; the wire
+                // bounds how many come.
+                let cs = u64::from(self.chunk_size.max(1));
+                let named = also
+                    .iter()
+                    .filter(|o| *o % cs == 0)
+                    .filter_map(|o| u32::try_from(o / cs).ok())
+                    .filter(|k| *k < f.chunks && !f.got[*k as usize])
+                    .take(wire::MAX_ALSO_DECLINED);
+                for k in named {
+                    if f.waited_once.insert((peer, k)) {
+                        f.declined.insert((peer, k), now + NAMED_BACKOFF);
+                    }
+                }
                 requeue(f, false);
                 Verdict::Nothing
             }

@@ -27,6 +27,11 @@ pub(super) struct Fragment {
     /// Chunks a peer declined once: asked again, it may not decline them (a peer that keeps
     /// asking for every chunk would otherwise make its holder decline them to us for ever).
     pub(super) declined_once: BTreeSet<(PeerId, u32)>,
+    /// Chunks a peer's declines have kept from it for a back-off already (declined, or named
+    /// in a decline of another): not kept back again. A peer that sends every chunk to a
+    /// greedy asker would otherwise name them all to us every second, and we would never ask
+    /// it; each chunk costs at most one back-off per peer.
+    pub(super) waited_once: BTreeSet<(PeerId, u32)>,
     /// Peers that said they do not hold it: not taken back as holders in this download, however
     /// often gossip or the DHT still name them (else a stale entry is asked again every round).
     pub(super) refused: BTreeSet<PeerId>,

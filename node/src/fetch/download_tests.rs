@@ -166,7 +166,7 @@ fn a_chunk_declined_once_is_asked_again_without_leave_to_decline() {
     let out = d.hand_out(now);
     assert!(out[0].may_decline);
     assert_eq!(
-        d.on_outcome(&out[0], Outcome::Declined, now),
+        d.on_outcome(&out[0], Outcome::Declined { also: vec![] }, now),
         Verdict::Nothing
     );
     assert!(
@@ -177,6 +177,67 @@ fn a_chunk_declined_once_is_asked_again_without_leave_to_decline() {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].chunk, out[0].chunk);
     assert!(!again[0].may_decline);
+}
+
+/// A decline that names the fragment's other chunks the holder would decline now: none of
+/// them is asked of it until the back-off ends (each would cost a round trip to be declined),
+/// the others are; names that are no chunk of the fragment change nothing.
+#[test]
+fn chunks_a_decline_names_are_not_asked_of_that_holder_for_a_while() {
+    let (mut d, peers) = one_fragment(8, 1, 1);
+    let now = Instant::now();
+    let out = d.hand_out(now);
+    let first = out[0].chunk;
+    let named: Vec<u32> = (0..8).filter(|k| *k != first).take(3).collect();
+    let mut also: Vec<u64> = named
+        .iter()
+        .map(|k| u64::from(*k) * u64::from(CS))
+        .collect();
+    also.extend([7, u64::from(CS) * 100, u64::MAX]);
+    d.on_outcome(&out[0], Outcome::Declined { also }, now);
+    let mut asked = Vec::new();
+    for _ in 0..8 {
+        let Some(r) = d.hand_out(now).pop() else {
+            break;
+        };
+        assert_eq!(r.peer, peers[0]);
+        asked.push(r.chunk);
+        d.on_outcome(&r, Outcome::Stored, now);
+    }
+    asked.sort_unstable();
+    let rest: Vec<u32> = (0..8)
+        .filter(|k| *k != first && !named.contains(k))
+        .collect();
+    assert_eq!(asked, rest, "all but the declined and the named");
+    let later: Vec<u32> = d
+        .hand_out(now + DECLINE_BACKOFF)
+        .iter()
+        .map(|r| r.chunk)
+        .collect();
+    assert!(!later.is_empty(), "asked again after the back-off");
+    assert!(later.iter().all(|k| *k == first || named.contains(k)));
+}
+
+/// A holder that names every chunk in every decline (it sends them all to a greedy peer) keeps
+/// each from us once, not for ever: named again, a chunk is asked of it all the same.
+#[test]
+fn a_chunk_is_kept_from_a_holder_by_name_only_once() {
+    let (mut d, _peers) = one_fragment(4, 1, 1);
+    let now = Instant::now();
+    let every = || (0..4).map(|k| k * u64::from(CS)).collect::<Vec<_>>();
+    let first = d.hand_out(now).pop().unwrap();
+    d.on_outcome(&first, Outcome::Declined { also: every() }, now);
+    assert!(d.hand_out(now).is_empty(), "all named or declined");
+    let later = now + DECLINE_BACKOFF;
+    let second = d
+        .hand_out(later)
+        .pop()
+        .expect("asked again after the back-off");
+    d.on_outcome(&second, Outcome::Declined { also: every() }, later);
+    assert!(
+        !d.hand_out(later).is_empty(),
+        "named a second time: asked anyway"
+    );
 }
 
 #[test]

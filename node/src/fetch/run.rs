@@ -250,7 +250,7 @@ async fn attempt<S: ChunkSource, K: FragmentSink>(
         }
         ChunkAnswer::NotHeld => Ok(Outcome::NotHeld),
         ChunkAnswer::Busy => Ok(Outcome::Busy),
-        ChunkAnswer::Declined => Ok(Outcome::Declined),
+        ChunkAnswer::Declined(also) => Ok(Outcome::Declined { also }),
         ChunkAnswer::Failed(reason) => Ok(Outcome::Failed(reason)),
         ChunkAnswer::Wrong(reason) => Ok(Outcome::BadBytes(reason)),
     };

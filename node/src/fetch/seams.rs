@@ -15,8 +15,9 @@ pub enum ChunkAnswer {
     Data(Vec<u8>),
     NotHeld,
     Busy,
-    /// Sent to another peer a moment ago: get it from the peers that have it now.
-    Declined,
+    /// Sent to another peer a moment ago: get it from the peers that have it now. With the
+    /// offsets of the fragment's other chunks the peer would decline now too.
+    Declined(Vec<u64>),
     /// Refused, timed out, disconnected.
     Failed(String),
     /// Answered with something that is not a chunk.

@@ -91,9 +91,10 @@ impl ChunkSource for SwarmSource {
                 }) => ChunkAnswer::Busy,
                 Ok(Response::Error {
                     code: ErrorCode::Declined,
+                    also_declined,
                     ..
-                }) => ChunkAnswer::Declined,
-                Ok(Response::Error { code, message }) => {
+                }) => ChunkAnswer::Declined(also_declined),
+                Ok(Response::Error { code, message, .. }) => {
                     ChunkAnswer::Failed(format!("{code:?}: {message}"))
                 }
                 Ok(_) => ChunkAnswer::Wrong("answered a chunk request with another message".into()),

@@ -5,7 +5,7 @@
 //! hiding pieces). An upload that serves nobody else never declines: sending a duplicate beats
 //! sending nothing, and the peer that got the chunk may have gone.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
@@ -24,7 +24,8 @@ const MAX_ENTRIES: usize = 1 << 16;
 /// The chunks sent in the last [`DECLINE_WINDOW`], to whom and when.
 #[derive(Debug, Default)]
 pub struct RecentlySent {
-    sent: HashMap<(Hash, u64), (PeerId, Instant)>,
+    /// By fragment, then offset: a decline names the fragment's other recent chunks.
+    sent: BTreeMap<(Hash, u64), (PeerId, Instant)>,
     /// When each peer was last sent a chunk.
     peers: HashMap<PeerId, Instant>,
 }
@@ -70,6 +71,27 @@ impl RecentlySent {
         false
     }
 
+    /// The offsets of `fragment`'s chunks, beside `offset`, that [`RecentlySent::decline`] would
+    /// decline to `peer` now (the node being busy): sent to other peers within
+    /// [`DECLINE_WINDOW`]. At most `most`, from the lowest offset.
+    pub fn also_declined(
+        &self,
+        peer: PeerId,
+        fragment: Hash,
+        offset: u64,
+        now: Instant,
+        most: usize,
+    ) -> Vec<u64> {
+        self.sent
+            .range((fragment, 0)..=(fragment, u64::MAX))
+            .filter(|((_, at_offset), (to, at))| {
+                *at_offset != offset && *to != peer && now.duration_since(*at) < DECLINE_WINDOW
+            })
+            .map(|((_, at_offset), _)| *at_offset)
+            .take(most)
+            .collect()
+    }
+
     /// `peer` left (disconnected, or said goodbye): what it was sent cannot be passed on by it,
     /// so those chunks are no reason to decline, and serving it no longer keeps the upload busy.
     pub fn forget(&mut self, peer: &PeerId) {
@@ -100,6 +122,29 @@ mod tests {
         assert!(!r.decline(a, f, 16_384, false, t), "a does not allow it");
         let later = t + DECLINE_WINDOW;
         assert!(!r.decline(b, f, 0, true, later), "past the window");
+    }
+
+    #[test]
+    fn a_decline_names_the_fragments_other_chunks_that_would_be_declined() {
+        let mut r = RecentlySent::default();
+        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let (f, g) = (Hash::of(b"f"), Hash::of(b"g"));
+        let t = Instant::now();
+        for offset in [0, 16_384, 32_768] {
+            assert!(!r.decline(a, f, offset, true, t));
+        }
+        assert!(!r.decline(c, f, 49_152, true, t));
+        assert!(!r.decline(a, g, 0, true, t), "another fragment");
+        assert!(!r.decline(b, f, 65_536, true, t), "b's own chunk");
+        assert!(r.decline(b, f, 0, true, t));
+        assert_eq!(r.also_declined(b, f, 0, t, 10), [16_384, 32_768, 49_152]);
+        assert_eq!(r.also_declined(b, f, 0, t, 1), [16_384], "at most `most`");
+        assert_eq!(r.also_declined(a, f, 0, t, 10), [49_152, 65_536]);
+        let later = t + DECLINE_WINDOW;
+        assert!(
+            r.also_declined(b, f, 0, later, 10).is_empty(),
+            "past the window"
+        );
     }
 
     #[test]

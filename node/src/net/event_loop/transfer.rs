@@ -139,9 +139,18 @@ impl EventLoop {
                 .decline(peer, *fragment, *offset, *may_decline, now)
             {
                 self.metrics.chunks_declined.inc();
-                let declined = Response::error(
-                    wire::ErrorCode::Declined,
+                // Named too: the fragment's other chunks it would decline now, so the asker
+                // does not spend a round trip on each (loopback: as many as chunks sent).
+                let also = self.recently_sent.also_declined(
+                    peer,
+                    *fragment,
+                    *offset,
+                    now,
+                    wire::MAX_ALSO_DECLINED,
+                );
+                let declined = Response::declined(
                     "sent to another peer a moment ago; get it from the peers that have it",
+                    also,
                 );
                 self.respond(id, channel, declined);
                 return;
