@@ -11,7 +11,9 @@
 # Without a usable docker (daemon and compose) it prints SKIPPED, or fails when CI is set.
 # Everything it starts is removed on exit, pass or fail; VIDSWARM_E2E_KEEP=1 keeps it to look at.
 # Works with `docker compose` (the plugin) and docker-compose v1; VIDSWARM_COMPOSE="docker-compose"
-# picks one.
+# picks one. VIDSWARM_E2E_BIN=PATH packs that binary instead of building the release one: CI passes
+# the debug build `cargo test` just made, which saves a release build (10 minutes on a 2-core
+# machine) for a test that checks behaviour, not speed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,7 +50,7 @@ run=$$-$RANDOM
 project=vidswarm-e2e-$run
 image=vidswarm:e2e-$run
 work=$(mktemp -d)
-vidswarm=$PWD/target/release/vidswarm
+vidswarm=${VIDSWARM_E2E_BIN:-$PWD/target/release/vidswarm}
 extra= # the container started with plain `docker run`
 squatters=() # containers that take a cut-off node's IP, so it comes back with another
 
@@ -187,8 +189,14 @@ check_bytes() {
 
 # --- The test ------------------------------------------------------------------------------
 
-say "building the image $image (release binary + scratch image)"
-VIDSWARM_IMAGE=$image scripts/build-image.sh
+if [ -n "${VIDSWARM_E2E_BIN:-}" ]; then
+  [ -x "$vidswarm" ] || { say "FAILED: VIDSWARM_E2E_BIN=$vidswarm is not an executable"; exit 1; }
+  say "building the image $image ($vidswarm + scratch image)"
+  VIDSWARM_IMAGE=$image scripts/build-image.sh --bin "$vidswarm"
+else
+  say "building the image $image (release binary + scratch image)"
+  VIDSWARM_IMAGE=$image scripts/build-image.sh
+fi
 "$vidswarm" swarm-key >"$VIDSWARM_SWARM_KEY_FILE"
 chmod 644 "$VIDSWARM_SWARM_KEY_FILE" # read by the containers' uid 10001; $work itself is 0700
 

@@ -11,10 +11,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-cargo test --locked --workspace "$@"
+# Each step says how long it took: CI has a time budget, and this is where it goes.
+timed() {
+  local start=$SECONDS
+  "$@"
+  echo "== test.sh: $1 took $((SECONDS - start)) s"
+}
+timed cargo test --locked --workspace "$@"
 if [[ $# -eq 0 ]]; then
-  scripts/test-browser.sh
-  scripts/api-fuzz.sh
-  scripts/fuzz.sh "${CARGO_FUZZ_SECONDS:-45}"
-  scripts/test-compose.sh
+  timed scripts/test-browser.sh
+  timed scripts/api-fuzz.sh
+  timed scripts/fuzz.sh "${CARGO_FUZZ_SECONDS:-45}"
+  timed scripts/test-compose.sh
 fi
