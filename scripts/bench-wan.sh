@@ -10,6 +10,7 @@
 #   SCALE="16 32" scripts/bench-wan.sh         # also the home scenario with 16 and 32 hosts
 #   SCENARIOS= SCALE=32 RUNS=1 scripts/bench-wan.sh   # only home with 32 hosts
 #   IMPLS="vidswarm" TRANSPORT=quic scripts/bench-wan.sh
+#   VIDSWARM_BIN_B=/tmp/other IMPLS="vidswarm vidswarm-b" scripts/bench-wan.sh  # two builds, A/B
 # Scenarios: lan (100/100 Mbit/s, 10 ms one way), home (seeder up 100, peers up 20, down 100,
 # 25 ms), loss (home with 1 % loss on every link). BENCH_SECONDS: the test video's length
 # (default 33 s: ~64 MiB, the anchors' default size). Needs root (namespaces); installs
@@ -55,6 +56,7 @@ one() {  # impl scenario hosts
   esac
   case $1 in
     vidswarm) script=$ROOT/scripts/bench-wan-vidswarm.sh ;;
+    vidswarm-b) script=$ROOT/scripts/bench-wan-vidswarm.sh; env+=(VIDSWARM_BIN="${VIDSWARM_BIN_B:?vidswarm-b needs VIDSWARM_BIN_B}") ;;
     libtorrent) script=$WAN_DIR/libtorrent_wan.sh ;;
     aria2c) script=$WAN_DIR/aria2c_wan.sh ;;
   esac
@@ -63,7 +65,7 @@ one() {  # impl scenario hosts
     # The harness's CPU figure goes beside each result: where the two cores bind first.
     local cpu
     cpu=$(grep -o 'cpu_busy_pct=[0-9]*' <<<"$out" | head -1)
-    grep '^RESULT' <<<"$out" | sed "s/^RESULT /RESULT name=$2 /; s/\$/ ${cpu:-cpu_busy_pct=-}/" | tee -a "$results"
+    grep '^RESULT' <<<"$out" | sed "s/^RESULT /RESULT name=$2 /; s/ impl=[^ ]*/ impl=$1/; s/\$/ ${cpu:-cpu_busy_pct=-}/" | tee -a "$results"
   else
     echo "bench-wan: $1 $2 hosts=$3 failed:" >&2
     tail -5 <<<"$out" >&2
