@@ -31,6 +31,8 @@ SCENARIOS=${SCENARIOS-lan home loss}
 SCALE=${SCALE:-}
 RUNS=${RUNS:-3}
 IMPLS=${IMPLS:-vidswarm libtorrent aria2c}
+# Said before the first run, not after it.
+[[ " $IMPLS " != *" vidswarm-b "* || -x ${VIDSWARM_BIN_B:-} ]] || { echo "bench-wan: vidswarm-b needs VIDSWARM_BIN_B, an executable" >&2; exit 1; }
 secs=${BENCH_SECONDS:-33}
 work=$ROOT/target/bench-wan
 mkdir -p "$work"
@@ -56,7 +58,7 @@ one() {  # impl scenario hosts
   esac
   case $1 in
     vidswarm) script=$ROOT/scripts/bench-wan-vidswarm.sh ;;
-    vidswarm-b) script=$ROOT/scripts/bench-wan-vidswarm.sh; env+=(VIDSWARM_BIN="${VIDSWARM_BIN_B:?vidswarm-b needs VIDSWARM_BIN_B}") ;;
+    vidswarm-b) script=$ROOT/scripts/bench-wan-vidswarm.sh; env+=(VIDSWARM_BIN="$VIDSWARM_BIN_B") ;;
     libtorrent) script=$WAN_DIR/libtorrent_wan.sh ;;
     aria2c) script=$WAN_DIR/aria2c_wan.sh ;;
   esac
