@@ -8,7 +8,9 @@
 # its scenario.sh), SIZE_MB is taken from the split; TRANSPORT=tcp|quic (default tcp);
 # CONTROL_WINDOW (s, default 10): once every fetch is done, the wire bytes each host moves in this
 # window, all of them still seeding and connected, are its control traffic (gossip, DHT, identify,
-# ping: no fragment moves then).
+# ping: no fragment moves then). While the fetches run it also counts what the seeder received
+# (it receives no fragment: control traffic and ACKs), the TCP segments all hosts retransmitted,
+# and the frames all hosts sent (count, mean size); KEEP=1 keeps the seeder's /metrics beside.
 # Clock: t=0 when the fetch processes start (as aria2c_wan.sh's). Done = the fetch printed that it
 # fetched the video (every fragment verified and committed). Output: human lines and one
 # "RESULT impl=vidswarm ..." line in the anchors' format, plus rss_max_mib and control_bps.
@@ -60,10 +62,24 @@ for ((k = 0; k < 300; k++)); do
 done
 SEED_ADDR=$(head -1 "$WORK/seed.out")
 [[ $SEED_ADDR == /ip4/* ]] || die "the seeder printed no address: $(cat "$WORK/seed.out")"
-read -r TX0 _ <<<"$(wan_counters 0)"
+read -r TX0 SRX0 <<<"$(wan_counters 0)"
 declare -a RX0 RX1
 for ((i = 1; i < HOSTS; i++)); do read -r _ RX0[i] <<<"$(wan_counters "$i")"; done
 
+# TCP segments every host sent and retransmitted, summed: "out retrans".
+tcp_segments() {
+  local i
+  for ((i = 0; i < HOSTS; i++)); do wan_exec "$i" awk '/^Tcp: [0-9]/ {print $12, $13}' /proc/net/snmp; done |
+    awk '{o += $1; r += $2} END {print o, r}'
+}
+# Packets and bytes every host sent, as the switch's ports received them: "packets bytes".
+sent_packets() {
+  ip netns exec "$(_wan_sw)" bash -c 'p=0 b=0; for ((i = 0; i < $0; i++)); do
+    read -r x < /sys/class/net/p$i/statistics/rx_packets; read -r y < /sys/class/net/p$i/statistics/rx_bytes
+    p=$((p + x)) b=$((b + y)); done; echo "$p $b"' "$HOSTS"
+}
+read -r SEG0 RETR0 <<<"$(tcp_segments)"
+read -r PK0 PB0 <<<"$(sent_packets)"
 CPU0=$(cpu_ticks)
 T0=$(now)
 for ((i = 1; i <= LEECHERS; i++)); do
@@ -98,14 +114,24 @@ while :; do
   awk -v n="$t" -v d="$DEADLINE" 'BEGIN{exit !(n > d)}' && die "timeout: $(find "$WORK/done" -type f | wc -l)/$LEECHERS done after ${TIMEOUT}s"
   sleep 0.05
 done
-read -r TX1 _ <<<"$(wan_counters 0)"
+read -r TX1 SRX1 <<<"$(wan_counters 0)"
+T_END=$(now)
+read -r SEG1 RETR1 <<<"$(tcp_segments)"
+read -r PK1 PB1 <<<"$(sent_packets)"
+# Frames under 1000 bytes: ACKs, requests, gossip (a full data frame is 1514 bytes).
+PACKET_MEAN=$(( (PB1 - PB0) / (PK1 - PK0 > 0 ? PK1 - PK0 : 1) ))
+RETRANS_PCT=$(awk -v o=$((SEG1 - SEG0)) -v r=$((RETR1 - RETR0)) 'BEGIN{printf "%.2f", o ? 100 * r / o : 0}')
 for ((i = 1; i < HOSTS; i++)); do read -r _ RX1[i] <<<"$(wan_counters "$i")"; done
 # What each fetch received on the wire until the last one finished (duplicates, headers and
 # control traffic included), beside the video's size.
 RX_MEDIAN_MB=$(for ((i = 1; i < HOSTS; i++)); do echo $(( RX1[i] - RX0[i] )); done | sort -n |
   awk '{a[NR] = $1} END {printf "%.1f", a[int((NR + 1) / 2)] / 1048576}')
 SEED_UP_BYTES=$(wan_exec 0 curl -sf http://127.0.0.1:8000/api/v1/traffic | python3 -c 'import json,sys; print(json.load(sys.stdin)["bytes_out"])')
-SEED_DECLINED=$(wan_exec 0 curl -sf http://127.0.0.1:8000/metrics | awk '/^vidswarm_chunks_declined_total/ {print $2}')
+wan_exec 0 curl -sf http://127.0.0.1:8000/metrics > "$WORK/seed.metrics" || true
+SEED_DECLINED=$(awk '/^vidswarm_chunks_declined_total/ {print $2}' "$WORK/seed.metrics")
+# The seeder receives no fragment: what reaches it while the fetches run is control traffic
+# (gossip, DHT, identify, chunk requests) and the ACKs of its uploads.
+SEED_RX_KBPS=$(awk -v a="$SRX0" -v b="$SRX1" -v t0="$T0" -v t1="$T_END" 'BEGIN{printf "%.1f", (b - a) / (t1 - t0) / 1000}')
 
 # Control traffic: every host's wire bytes (both ways) over a window in which no fragment moves.
 declare -a C0 C1
@@ -140,6 +166,9 @@ echo "$BOUND"
 echo "completion times (s from start): $(tr '\n' ' ' <<<"$TIMES")"
 echo "seeder uploaded $SEED_UP_MB MiB of fragments = $COPIES copies ($SEED_TX_MB MiB on the wire until the last fetch finished); it declined ${SEED_DECLINED:-?} requests"
 echo "each fetch received (median) $RX_MEDIAN_MB MiB on the wire for a $(awk -v b="$SPLIT_BYTES" 'BEGIN{printf "%.1f", b / 1048576}') MiB video"
+echo "the seeder received $SEED_RX_KBPS kB/s while the fetches ran (control traffic and ACKs: it receives no fragment)"
+echo "TCP segments retransmitted while the fetches ran: $RETRANS_PCT % of those sent, all hosts ($((RETR1 - RETR0)) of $((SEG1 - SEG0)))"
+echo "all hosts sent $(( (PK1 - PK0) / 1000 ))k frames, $(( (PB1 - PB0) / 1048576 )) MiB, $PACKET_MEAN bytes per frame on average, while the fetches ran"
 echo "control traffic per host, idle ${CONTROL_WINDOW} s window, bytes/s: median $CONTROL_MEDIAN, max $CONTROL_MAX"
 echo "last fetch $LAST s = $RATIO x bound $T_BOUND s; peak RSS seeder $RSS_SEED MiB, max $RSS_MAX MiB"
 echo "$HARNESS"
@@ -150,4 +179,4 @@ fi
 echo "RESULT impl=vidswarm hosts=$HOSTS size_mb=$SIZE_MB last_s=$LAST first_s=$FIRST seed_up_mb=$SEED_UP_MB" \
   "seed_tx_mb=$SEED_TX_MB bound_s=$T_BOUND ratio=$RATIO scenario=$SCENARIO_TAG transport=$TRANSPORT" \
   "up=$UP seed_up=$WAN_UP_0 down=$DOWN delay_ms=$DELAY_MS loss_pct=$LOSS copies=$COPIES declined=${SEED_DECLINED:-0}" \
-  "control_bps=$CONTROL_MEDIAN rx_per_fetch_mb=$RX_MEDIAN_MB rss_seed_mib=$RSS_SEED rss_max_mib=$RSS_MAX"
+  "control_bps=$CONTROL_MEDIAN rx_per_fetch_mb=$RX_MEDIAN_MB rss_seed_mib=$RSS_SEED rss_max_mib=$RSS_MAX seed_rx_kbps=$SEED_RX_KBPS retrans_pct=$RETRANS_PCT frames_k=$(( (PK1 - PK0) / 1000 )) frame_mean_b=$PACKET_MEAN"
