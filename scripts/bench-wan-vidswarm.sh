@@ -118,7 +118,7 @@ read -r TX1 SRX1 <<<"$(wan_counters 0)"
 T_END=$(now)
 read -r SEG1 RETR1 <<<"$(tcp_segments)"
 read -r PK1 PB1 <<<"$(sent_packets)"
-# Frames under 1000 bytes: ACKs, requests, gossip (a full data frame is 1514 bytes).
+# Frames as the switch sees them: ACKs and gossip are small, GSO frames larger than 1514 bytes.
 PACKET_MEAN=$(( (PB1 - PB0) / (PK1 - PK0 > 0 ? PK1 - PK0 : 1) ))
 RETRANS_PCT=$(awk -v o=$((SEG1 - SEG0)) -v r=$((RETR1 - RETR0)) 'BEGIN{printf "%.2f", o ? 100 * r / o : 0}')
 for ((i = 1; i < HOSTS; i++)); do read -r _ RX1[i] <<<"$(wan_counters "$i")"; done
