@@ -217,6 +217,24 @@ impl Download {
             .collect()
     }
 
+    /// Peers known to hold fragment `index` or some of its chunks, not given up on in this
+    /// download: whole holders, and fetching peers with at least one chunk of it.
+    pub fn known_holders(&self, index: u32) -> usize {
+        let Some(f) = self.fragments.get(&index) else {
+            return 0;
+        };
+        let partial = f
+            .partial
+            .iter()
+            .filter(|(_, h)| h.count > 0)
+            .map(|(p, _)| p);
+        f.holders
+            .iter()
+            .chain(partial)
+            .filter(|p| self.peers.get(p).is_none_or(|s| !s.excluded))
+            .count()
+    }
+
     pub fn in_flight(&self) -> usize {
         self.in_flight
     }

@@ -16,8 +16,15 @@ use super::seams::{ChunkAnswer, ChunkSource, FragmentSink, SinkError, Written};
 use super::FetchError;
 use crate::store::StoreError;
 
-/// How often a running download asks the source's slow lookup (the DHT) for more holders.
+/// How often a running download asks the source's slow lookup (the DHT) for more holders of the
+/// fragments that have fewer than [`ENOUGH_HOLDERS`].
 pub const LOOKUP_EVERY: Duration = Duration::from_secs(3);
+/// Holders (whole or partial, not given up on) past which a fragment is not looked up again:
+/// the gossip names them already, and a lookup per fragment every few seconds costs every peer
+/// of a large swarm requests that find nothing new (with 32 hosts, the seeder answered 1352
+/// provider lookups in a fetch: docs/performance.md). A fragment whose holders leave or fail
+/// drops below it and is looked up again.
+pub const ENOUGH_HOLDERS: usize = 8;
 /// How often, at most, a download tells the swarm which chunks it has verified (and serves):
 /// often enough that peers trade chunks within a fraction of a second of their arrival, seldom
 /// enough that the gossip stays small beside the chunks.
@@ -168,8 +175,8 @@ type Lookup = BoxFuture<'static, (u32, Result<Vec<PeerId>, FetchError>)>;
 /// at once (each takes a stream on the connections it asks over).
 pub const MAX_LOOKUPS: usize = 8;
 
-/// Starts the slow lookups of the fragments in `queue` that are still unfinished, up to
-/// `MAX_LOOKUPS` running.
+/// Starts the slow lookups of the fragments in `queue` that are still unfinished and short of
+/// [`ENOUGH_HOLDERS`], up to `MAX_LOOKUPS` running.
 fn start_lookups<S: ChunkSource>(
     lookups: &mut FuturesUnordered<Lookup>,
     queue: &mut VecDeque<(u32, vidswarm_proto::Hash)>,
@@ -180,7 +187,7 @@ fn start_lookups<S: ChunkSource>(
         let Some((index, hash)) = queue.pop_front() else {
             return;
         };
-        if download.is_fragment_complete(index) {
+        if download.is_fragment_complete(index) || download.known_holders(index) >= ENOUGH_HOLDERS {
             continue;
         }
         let lookup = source.look_up(index, hash);

@@ -231,3 +231,28 @@ async fn a_video_of_many_fragments_runs_a_bounded_number_of_lookups() {
     assert!(most >= 1, "lookups ran");
     assert!(most <= MAX_LOOKUPS, "{most} lookups ran at once");
 }
+
+/// A fragment the gossip already names enough holders of is not looked up again (a lookup per
+/// fragment every few seconds was a third of each node's control traffic with 32 hosts); one
+/// short of them is, and fetching peers count only once they have a chunk of it.
+#[test]
+fn only_fragments_short_of_holders_are_looked_up_again() {
+    let data = fragments();
+    let m = manifest(&data);
+    let mut d = Download::new(&m, &[0, 1, 2], 4, Instant::now());
+    let peers: Vec<PeerId> = (0..ENOUGH_HOLDERS).map(|_| PeerId::random()).collect();
+    d.add_holders(0, peers.clone());
+    d.add_holders(1, peers[1..].to_vec());
+    // Fragment 1 also has fetching peers with nothing of it yet; fragment 2 (one chunk) has
+    // enough that hold its chunk.
+    d.add_partial_holders(1, peers.iter().map(|p| (*p, vec![0])).collect());
+    d.add_partial_holders(1, vec![(PeerId::random(), vec![0])]);
+    d.add_partial_holders(2, peers.iter().map(|p| (*p, vec![1])).collect());
+    let source = FakeSource::new(&data, &[Behaviour::Honest]);
+    let mut lookups = FuturesUnordered::new();
+    let mut queue: VecDeque<_> = d.unfinished().into();
+    start_lookups(&mut lookups, &mut queue, &d, &source);
+    assert_eq!(source.state.lock().unwrap().looked_up, [1]);
+    assert_eq!(d.known_holders(1), ENOUGH_HOLDERS - 1);
+    assert_eq!(d.known_holders(2), ENOUGH_HOLDERS);
+}

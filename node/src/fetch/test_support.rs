@@ -79,6 +79,8 @@ pub struct FakeState {
     /// Every request, in order: (peer, fragment hash, offset).
     pub asked: Vec<(PeerId, Hash, u64)>,
     pub gained: Vec<u32>,
+    /// The fragments looked up, in order.
+    pub looked_up: Vec<u32>,
 }
 
 /// Peers that each hold every fragment and answer as their [`Behaviour`] says.
@@ -173,9 +175,10 @@ impl ChunkSource for FakeSource {
 
     fn look_up(
         &self,
-        _index: u32,
+        index: u32,
         _hash: Hash,
     ) -> BoxFuture<'static, Result<Vec<PeerId>, FetchError>> {
+        self.state.lock().unwrap().looked_up.push(index);
         let found = self.announced(0);
         let Some(delay) = self.lookup_delay else {
             return futures::future::ready(Ok(found)).boxed();
