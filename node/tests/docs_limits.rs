@@ -2,6 +2,7 @@
 //! constant, so changing a limit without its doc (or the other way round) fails this test.
 
 use vidswarm_node::fetch::download::{ENDGAME_IN_FLIGHT, MAX_PEER_FAILURES};
+use vidswarm_node::fetch::run::{ENOUGH_HOLDERS, LOOKUP_EVERY, MAX_LOOKUPS};
 use vidswarm_node::fetch::{FetchOptions, MANIFEST_FANOUT, MANIFEST_STAGGER};
 use vidswarm_node::net::{
     NetConfig, CONNECTION_TIMEOUT, DIAL_CONCURRENCY, FIRST_BACKOFF, MAX_BACKOFF, MAX_SERVING,
@@ -52,6 +53,10 @@ fn docs_protocol_quotes_the_limits_from_their_constants() {
         ),
         format!("chunks of {} KiB", DEFAULT_CHUNK_SIZE / 1024),
         format!("{MANIFEST_FANOUT} are asked at once"),
+        format!("at most {MAX_LOOKUPS} at once (`MAX_LOOKUPS`)"),
+        format!("a new round {} s after the last", LOOKUP_EVERY.as_secs()),
+        format!("A fragment with {ENOUGH_HOLDERS} known holders or more (`ENOUGH_HOLDERS`"),
+        format!("below {ENOUGH_HOLDERS} again"),
         format!("one more every {} ms", MANIFEST_STAGGER.as_millis()),
         format!("within {} s on TCP", CONNECTION_TIMEOUT.as_secs()),
         format!(
