@@ -22,7 +22,7 @@ pub const LOOKUP_EVERY: Duration = Duration::from_secs(3);
 /// Holders (whole or partial, not given up on) past which a fragment is not looked up again:
 /// the gossip names them already, and a lookup per fragment every few seconds costs every peer
 /// of a large swarm requests that find nothing new (with 32 hosts, the seeder answered 1352
-/// provider lookups in a fetch: docs/performance.md). A fragment whose holders leave or fail
+/// provider lookups in one run: docs/performance.md). A fragment whose holders leave or fail
 /// drops below it and is looked up again.
 pub const ENOUGH_HOLDERS: usize = 8;
 /// How often, at most, a download tells the swarm which chunks it has verified (and serves):
