@@ -11,6 +11,8 @@
 # ping: no fragment moves then). While the fetches run it also counts what the seeder received
 # (it receives no fragment: control traffic and ACKs), the TCP segments all hosts retransmitted,
 # and the frames all hosts sent (count, mean size); KEEP=1 keeps the seeder's /metrics beside.
+# SEED_ARGS, FETCH_ARGS: more options for the seeder's `vidswarm node` and for each fetch
+# (split at spaces), for trying a setting without a build.
 # Clock: t=0 when the fetch processes start (as aria2c_wan.sh's). Done = the fetch printed that it
 # fetched the video (every fragment verified and committed). Output: human lines and one
 # "RESULT impl=vidswarm ..." line in the anchors' format, plus rss_max_mib and control_bps.
@@ -53,7 +55,7 @@ T_BOUND=$(sed -n 's/.*BOUND t_s=\([0-9.]*\).*/\1/p' <<<"$BOUND")
 wan_up "$HOSTS" "$UP" "$DOWN" "$DELAY_MS" "$LOSS"
 export VIDSWARM_LOG=${VIDSWARM_LOG:-warn}
 wan_spawn 0 timeout -k 5 $((TIMEOUT + 120)) "$BIN" node --data "$WORK/seed" --listen "$(listen 0)" \
-  --http 127.0.0.1:8000 --no-auto-fetch > "$WORK/seed.out" 2> "$WORK/seed.log"
+  --http 127.0.0.1:8000 --no-auto-fetch ${SEED_ARGS:-} > "$WORK/seed.out" 2> "$WORK/seed.log"
 PIDS+=("$WAN_PID")
 for ((k = 0; k < 300; k++)); do
   [[ $(wc -l < "$WORK/seed.out") -ge 2 ]] && break
@@ -84,7 +86,7 @@ CPU0=$(cpu_ticks)
 T0=$(now)
 for ((i = 1; i <= LEECHERS; i++)); do
   wan_spawn "$i" timeout -k 5 $((TIMEOUT + 120)) "$BIN" fetch "$VIDEO" --bootstrap "$SEED_ADDR" \
-    --listen "$(listen "$i")" --out "$WORK/leech$i" --seed-after $((TIMEOUT + 60)) \
+    --listen "$(listen "$i")" --out "$WORK/leech$i" --seed-after $((TIMEOUT + 60)) ${FETCH_ARGS:-} \
     > "$WORK/leech$i.out" 2> "$WORK/leech$i.log"
   PIDS+=("$WAN_PID")
 done

@@ -135,6 +135,7 @@ pub struct Download {
     salt: std::hash::RandomState,
     /// The fragment a viewer plays (or seeks to) now, if any.
     playhead: Option<u32>,
+    tally: Tally,
 }
 
 impl Download {
@@ -179,6 +180,7 @@ impl Download {
             in_flight: 0,
             salt,
             playhead: None,
+            tally: Tally::default(),
         }
     }
 
@@ -320,6 +322,11 @@ impl Download {
     }
 
     /// Takes the answer to `req`.
+    /// What became of the requests so far.
+    pub fn tally(&self) -> Tally {
+        self.tally
+    }
+
     pub fn on_outcome(&mut self, req: &ChunkRequest, outcome: Outcome, now: Instant) -> Verdict {
         let (index, chunk, peer) = (req.fragment, req.chunk, req.peer);
         self.in_flight -= 1;
@@ -342,6 +349,11 @@ impl Download {
             return Verdict::Nothing;
         };
         let already = f.got[chunk as usize];
+        self.tally.count(
+            &outcome,
+            already,
+            now.saturating_duration_since(req.asked_at),
+        );
         let retry = !already && !still_asked;
         let requeue = |f: &mut Fragment, front: bool| {
             if retry {
@@ -427,6 +439,7 @@ impl Download {
                 requeue(f, true);
                 if p.failures >= MAX_PEER_FAILURES && !p.excluded {
                     p.excluded = true;
+                    self.tally.gave_up += 1;
                     Verdict::GaveUp { reason }
                 } else {
                     Verdict::Nothing
@@ -435,6 +448,10 @@ impl Download {
         }
     }
 }
+
+#[path = "download_tally.rs"]
+mod tally;
+pub use tally::Tally;
 
 #[path = "download_fragment.rs"]
 mod fragment;

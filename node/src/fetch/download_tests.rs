@@ -467,3 +467,36 @@ fn a_video_of_many_fragments_over_many_peers_begins_at_most_max_open_fragments()
     assert_eq!(begun(&next).len(), 10);
     assert!(begun(&next).is_disjoint(&begun(&first)));
 }
+
+#[test]
+fn the_tally_counts_what_became_of_each_request() {
+    let (mut d, _) = one_fragment(4, 2, 2);
+    let t = Instant::now();
+    let out = d.hand_out(t);
+    assert_eq!(out.len(), 4, "{out:?}");
+    let later = t + std::time::Duration::from_millis(300);
+    d.on_outcome(&out[0], Outcome::Stored, later);
+    d.on_outcome(&out[1], Outcome::Declined { also: vec![] }, later);
+    d.on_outcome(&out[2], Outcome::Busy, later);
+    d.on_outcome(&out[3], Outcome::Failed("timeout".into()), later);
+    // The stored chunk answered again, as an end game's second request would be.
+    d.in_flight += 1;
+    d.peers.get_mut(&out[0].peer).unwrap().in_flight += 1;
+    d.on_outcome(&out[0], Outcome::Stored, later);
+    let tally = d.tally();
+    assert_eq!(
+        (
+            tally.stored,
+            tally.redundant,
+            tally.declined,
+            tally.busy,
+            tally.failed
+        ),
+        (1, 1, 1, 1, 1)
+    );
+    assert_eq!(tally.wait_max, std::time::Duration::from_millis(300));
+    assert!(
+        tally.to_string().contains("stored=1 redundant=1"),
+        "{tally}"
+    );
+}

@@ -152,6 +152,7 @@ pub async fn run<S: ChunkSource, K: FragmentSink>(
             }
         }
     }
+    tracing::info!(%video, tally = %download.tally(), "chunk requests of the fetch");
     Ok(download.received())
 }
 

@@ -1,0 +1,65 @@
+//! What became of a download's chunk requests, counted: the end-of-fetch summary a person (or a
+//! benchmark) reads to see where a slow fetch spent its asking.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::Outcome;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    /// Chunks verified and written.
+    pub stored: u64,
+    /// Answers that came after the chunk was had (the end game's second requests).
+    pub redundant: u64,
+    pub declined: u64,
+    pub busy: u64,
+    pub not_held: u64,
+    /// Timeouts and broken streams.
+    pub failed: u64,
+    pub bad_bytes: u64,
+    /// Peers not asked again after too many failures.
+    pub gave_up: u64,
+    /// From asking to the verified answer, over the stored chunks.
+    pub wait_total: Duration,
+    pub wait_max: Duration,
+}
+
+impl Tally {
+    pub(super) fn count(&mut self, outcome: &Outcome, already: bool, took: Duration) {
+        match outcome {
+            Outcome::Stored if !already => {
+                self.stored += 1;
+                self.wait_total += took;
+                self.wait_max = self.wait_max.max(took);
+            }
+            Outcome::Stored | Outcome::Redundant => self.redundant += 1,
+            Outcome::Declined { .. } => self.declined += 1,
+            Outcome::Busy => self.busy += 1,
+            Outcome::NotHeld => self.not_held += 1,
+            Outcome::Failed(_) => self.failed += 1,
+            Outcome::BadBytes(_) => self.bad_bytes += 1,
+        }
+    }
+}
+
+impl fmt::Display for Tally {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mean = self.wait_total.as_millis() / u128::from(self.stored.max(1));
+        write!(
+            f,
+            "stored={} redundant={} declined={} busy={} not_held={} failed={} bad={} gave_up={} \
+             wait_mean_ms={} wait_max_ms={}",
+            self.stored,
+            self.redundant,
+            self.declined,
+            self.busy,
+            self.not_held,
+            self.failed,
+            self.bad_bytes,
+            self.gave_up,
+            mean,
+            self.wait_max.as_millis()
+        )
+    }
+}
