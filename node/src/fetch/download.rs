@@ -321,12 +321,61 @@ impl Download {
         self.playhead = index;
     }
 
-    /// Takes the answer to `req`.
     /// What became of the requests so far.
     pub fn tally(&self) -> Tally {
         self.tally
     }
 
+    /// Why the download asks for no more than it does, now (see [`Snapshot`]).
+    pub fn snapshot(&self, now: Instant) -> Snapshot {
+        let room = |p: &PeerId| {
+            self.peers
+                .get(p)
+                .is_none_or(|s| s.usable(self.per_peer, now))
+        };
+        let mut snap = Snapshot {
+            in_flight: self.in_flight,
+            peers_full: self
+                .peers
+                .values()
+                .filter(|s| !s.excluded && s.in_flight >= self.per_peer)
+                .count(),
+            ..Snapshot::default()
+        };
+        for ((index, _), askees) in &self.asked {
+            let f = &self.fragments[index];
+            snap.at_whole += askees.iter().filter(|p| f.holders.contains(p)).count();
+        }
+        for f in self.fragments.values() {
+            for &chunk in &f.todo {
+                snap.todo += 1;
+                let holders: Vec<&PeerId> = f
+                    .holders
+                    .iter()
+                    .chain(
+                        f.partial
+                            .iter()
+                            .filter(|(_, h)| h.has(chunk))
+                            .map(|(p, _)| p),
+                    )
+                    .collect();
+                if holders.is_empty() {
+                    snap.no_holder += 1;
+                } else if !holders.iter().any(|p| room(p)) {
+                    snap.holders_full += 1;
+                } else if holders
+                    .iter()
+                    .filter(|p| room(p))
+                    .all(|p| f.declined_by(p, chunk, now))
+                {
+                    snap.declined += 1;
+                }
+            }
+        }
+        snap
+    }
+
+    /// Takes the answer to `req`.
     pub fn on_outcome(&mut self, req: &ChunkRequest, outcome: Outcome, now: Instant) -> Verdict {
         let (index, chunk, peer) = (req.fragment, req.chunk, req.peer);
         self.in_flight -= 1;
@@ -451,7 +500,7 @@ impl Download {
 
 #[path = "download_tally.rs"]
 mod tally;
-pub use tally::Tally;
+pub use tally::{Snapshot, Tally};
 
 #[path = "download_fragment.rs"]
 mod fragment;

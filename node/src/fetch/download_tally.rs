@@ -63,3 +63,39 @@ impl fmt::Display for Tally {
         )
     }
 }
+
+/// What a download is waiting for at one moment: the per-second view a person (or a benchmark)
+/// reads to see why a fetch asks for less than its links could carry.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Snapshot {
+    pub in_flight: usize,
+    /// Of those, asked of holders of the whole fragment.
+    pub at_whole: usize,
+    /// Chunks not handed out yet.
+    pub todo: usize,
+    /// Of those: no peer known to have them.
+    pub no_holder: usize,
+    /// Held, but every holder has its fill of our requests (or cools off after `Busy`, or was
+    /// given up on).
+    pub holders_full: usize,
+    /// Held by a peer with room, but it declined them lately.
+    pub declined: usize,
+    /// Peers with their fill of our requests in flight.
+    pub peers_full: usize,
+}
+
+impl fmt::Display for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "in_flight={} at_whole={} todo={} no_holder={} holders_full={} declined={} peers_full={}",
+            self.in_flight,
+            self.at_whole,
+            self.todo,
+            self.no_holder,
+            self.holders_full,
+            self.declined,
+            self.peers_full
+        )
+    }
+}

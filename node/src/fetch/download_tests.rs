@@ -500,3 +500,36 @@ fn the_tally_counts_what_became_of_each_request() {
         "{tally}"
     );
 }
+
+#[test]
+fn the_snapshot_says_why_chunks_are_left_unasked() {
+    // 6 chunks, one whole holder taking 2 at a time, a partial holder with chunk 5.
+    let m = manifest(&[bytes(1, 6 * CS as usize), bytes(2, CS as usize)]);
+    let t = Instant::now();
+    let mut d = Download::new(&m, &[0, 1], 2, t);
+    let (whole, partial) = (PeerId::random(), PeerId::random());
+    d.add_holders(0, [whole]);
+    d.add_partial_holders(0, vec![(partial, bitmap(&[5], 6))]);
+    let out = d.hand_out(t);
+    assert_eq!(
+        out.len(),
+        3,
+        "two to the whole holder, chunk 5 to the partial one: {out:?}"
+    );
+    let declined = out.iter().find(|r| r.peer == partial).unwrap().clone();
+    d.on_outcome(&declined, Outcome::Declined { also: vec![] }, t);
+    let snap = d.snapshot(t);
+    assert_eq!(snap.in_flight, 2);
+    assert_eq!(snap.at_whole, 2);
+    assert_eq!(snap.peers_full, 1, "the whole holder has its fill");
+    // Fragment 1 has no holder; fragment 0's three left wait for the full holder, and chunk 5,
+    // held by the partial holder too, was declined by it.
+    assert_eq!(snap.todo, 5);
+    assert_eq!(snap.no_holder, 1);
+    assert_eq!(snap.holders_full, 3);
+    assert_eq!(snap.declined, 1);
+    assert!(
+        snap.to_string().contains("in_flight=2 at_whole=2 todo=5"),
+        "{snap}"
+    );
+}

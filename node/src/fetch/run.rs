@@ -30,6 +30,9 @@ pub const ENOUGH_HOLDERS: usize = 8;
 /// enough that the gossip stays small beside the chunks.
 pub const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
+/// The log target of a download's once-a-second snapshot (`VIDSWARM_LOG=warn,vidswarm_timeline=debug`).
+pub const TIMELINE: &str = "vidswarm_timeline";
+
 /// What a running download reports as it goes (for events, logs, progress bars).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Progress {
@@ -82,6 +85,8 @@ pub async fn run<S: ChunkSource, K: FragmentSink>(
     source.progress(download.progress(true));
     let mut last_told = Instant::now();
     let mut wait = Duration::from_millis(100);
+    let started = Instant::now();
+    let mut last_snapshot = started;
     while !download.is_complete() {
         if let Some(p) = &playhead {
             download.set_playhead(*p.borrow());
@@ -98,6 +103,15 @@ pub async fn run<S: ChunkSource, K: FragmentSink>(
         start_lookups(&mut lookups, &mut to_look_up, &download, &*source);
         for request in download.hand_out(Instant::now()) {
             pending.push(attempt(source.clone(), sink.clone(), request));
+        }
+        // Once a second, after a hand-out: what is left unasked, and why (off unless enabled).
+        if tracing::enabled!(target: TIMELINE, tracing::Level::DEBUG)
+            && last_snapshot.elapsed() >= Duration::from_secs(1)
+        {
+            let now = Instant::now();
+            last_snapshot = now;
+            let snapshot = download.snapshot(now);
+            tracing::debug!(target: TIMELINE, %video, ms = (now - started).as_millis() as u64, %snapshot, "waiting");
         }
         if pending.is_empty() {
             // Nothing could be handed out: no usable holder for what is left.

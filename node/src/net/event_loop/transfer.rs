@@ -156,6 +156,12 @@ impl EventLoop {
                 return;
             }
         }
+        if let wire::Request::Chunk {
+            fragment, offset, ..
+        } = &request
+        {
+            debug!(target: "vidswarm_sent", %peer, fragment = %fragment, offset, "serving a chunk");
+        }
         let store = self.store.clone();
         let done = self.responses_tx.clone();
         let metrics = self.metrics.clone();
