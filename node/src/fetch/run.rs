@@ -25,10 +25,25 @@ pub const LOOKUP_EVERY: Duration = Duration::from_secs(3);
 /// provider lookups in one run: docs/performance.md). A fragment whose holders leave or fail
 /// drops below it and is looked up again.
 pub const ENOUGH_HOLDERS: usize = 8;
-/// How often, at most, a download tells the swarm which chunks it has verified (and serves):
-/// often enough that peers trade chunks within a fraction of a second of their arrival, seldom
-/// enough that the gossip stays small beside the chunks.
+/// How often, at most, a download tells the swarm which chunks it has verified (and serves), in a
+/// swarm of up to [`PROGRESS_PEERS`] peers: often enough that peers trade chunks within a fraction
+/// of a second of their arrival, seldom enough that the gossip stays small beside the chunks.
 pub const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// Past this many connected peers the progress cadence slows in step ([`progress_every`]).
+pub const PROGRESS_PEERS: usize = 8;
+/// The slowest progress cadence: a busy peer declines a chunk it sent a moment ago for
+/// `spread::DECLINE_WINDOW` (2 s), counting on its receiver to tell the swarm well within it.
+pub const PROGRESS_SLOWEST: Duration = Duration::from_secs(1);
+
+/// The progress cadence with `peers` connected. Every fetcher's progress reaches every node (and
+/// each copy of a gossip message costs its receiver a signature check), so at a fixed cadence
+/// what each node handles grows with the swarm: with 32 hosts that, not the links, held the swarm
+/// back (docs/performance.md, "32 hosts, fifth round"). Slowing in step with the peer count keeps
+/// it about constant per node, up to 32 peers ([`PROGRESS_SLOWEST`]).
+pub fn progress_every(peers: usize) -> Duration {
+    let steps = u32::try_from(peers.div_ceil(PROGRESS_PEERS).max(1)).unwrap_or(u32::MAX);
+    PROGRESS_EVERY.saturating_mul(steps).min(PROGRESS_SLOWEST)
+}
 
 /// The log target of a download's once-a-second snapshot (`VIDSWARM_LOG=warn,vidswarm_timeline=debug`).
 pub const TIMELINE: &str = "vidswarm_timeline";
@@ -152,7 +167,7 @@ pub async fn run<S: ChunkSource, K: FragmentSink>(
                 if complete {
                     let (index, hash) = (request.fragment, request.hash);
                     commit(&download, &*source, &sink, index, hash, report).await?;
-                } else if now.duration_since(last_told) >= PROGRESS_EVERY {
+                } else if now.duration_since(last_told) >= progress_every(source.audience()) {
                     last_told = now;
                     source.progress(download.progress(false));
                 }

@@ -256,3 +256,17 @@ fn only_fragments_short_of_holders_are_looked_up_again() {
     assert_eq!(d.known_holders(1), ENOUGH_HOLDERS - 1);
     assert_eq!(d.known_holders(2), ENOUGH_HOLDERS);
 }
+
+#[test]
+fn progress_slows_with_the_swarm_up_to_a_second() {
+    let ms = |peers| progress_every(peers).as_millis();
+    assert_eq!((ms(0), ms(1), ms(8)), (250, 250, 250));
+    assert_eq!((ms(9), ms(16), ms(17), ms(24)), (500, 500, 750, 750));
+    assert_eq!(
+        (ms(25), ms(31), ms(1000), ms(usize::MAX)),
+        (1000, 1000, 1000, 1000)
+    );
+    // The slowest cadence stays well inside the window in which a busy peer declines a chunk
+    // it just sent, counting on its receiver to have told the swarm.
+    assert!(PROGRESS_SLOWEST * 2 <= crate::net::DECLINE_WINDOW);
+}

@@ -59,6 +59,12 @@ pub trait ChunkSource: Send + Sync + 'static {
     /// Tells the swarm which chunks of the fragments in progress are verified here (and served):
     /// `(index, hash, bitmap)`. Called now and then while chunks arrive; must not block.
     fn progress(&self, _partial: Vec<PartialFragment>) {}
+
+    /// How many peers hear [`progress`](Self::progress) (connected peers): its cadence slows as
+    /// they grow (`run::progress_every`). Cheap, called per verified chunk.
+    fn audience(&self) -> usize {
+        0
+    }
 }
 
 /// Why a chunk could not be written.

@@ -155,6 +155,10 @@ impl ChunkSource for SwarmSource {
         });
     }
 
+    fn audience(&self) -> usize {
+        self.client.peers().connected_count()
+    }
+
     /// Provides the fragment and announces it alone (announcements add to what a peer is heard
     /// to hold): O(1) per gained fragment. The periodic announcer still re-announces everything.
     fn gained(&self, index: u32, hash: Hash) -> BoxFuture<'static, Result<(), FetchError>> {

@@ -38,6 +38,8 @@ pub use behaviour::{
 pub use client::{Client, NetError};
 pub use event_loop::dialing::DIAL_TIMEOUT;
 pub use event_loop::links::PeerLink;
+#[cfg(test)]
+pub(crate) use event_loop::spread::DECLINE_WINDOW;
 pub use gossip_score::{POSITIVE_CAP, REJECTED_HALF_LIFE, REJECTED_WEIGHT};
 pub use peers::{Peers, FIRST_BACKOFF, MAX_BACKOFF};
 pub use transport::{parse_swarm_key, usable_with_swarm_key, MAX_SWARM_KEY_BYTES};

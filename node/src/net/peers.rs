@@ -46,6 +46,11 @@ impl Peers {
         self.read().connected.iter().copied().collect()
     }
 
+    /// How many peers are connected now.
+    pub fn connected_count(&self) -> usize {
+        self.read().connected.len()
+    }
+
     /// Whether `peer` failed recently enough to be left alone for now.
     pub fn is_backed_off(&self, peer: &PeerId) -> bool {
         self.read()

@@ -42,7 +42,7 @@ pub(super) mod dialing;
 mod gossip;
 pub(super) mod links;
 mod pacer;
-mod spread;
+pub(crate) mod spread;
 mod transfer;
 mod uploads;
 

@@ -12,7 +12,8 @@ use libp2p::PeerId;
 use vidswarm_proto::Hash;
 
 /// How long after sending a chunk to one peer a busy node declines it to others: about how long
-/// the receiver takes to verify it and tell the swarm (`PROGRESS_EVERY`), with room for a slow link.
+/// the receiver takes to verify it and tell the swarm (`run::progress_every`, at most 1 s), with
+/// room for a slow link.
 pub const DECLINE_WINDOW: Duration = Duration::from_secs(2);
 /// A node counts as busy while it has sent a chunk to another peer this recently: its upload
 /// is shared, so a duplicate would take the place of a new chunk.
