@@ -20,6 +20,7 @@ type ProtocolLabels = [(&'static str, &'static str); 2];
 
 pub const TRANSFER: &str = vidswarm_proto::wire::TRANSFER_PROTOCOL;
 pub const ANNOUNCE: &str = vidswarm_proto::wire::ANNOUNCE_TOPIC;
+pub const HAVE: &str = vidswarm_proto::wire::HAVE_PROTOCOL;
 
 /// Every metric of one node. (No `Debug`: the registry's families are not worth printing.)
 pub struct Metrics {
@@ -158,9 +159,15 @@ impl Metrics {
 
     /// Fragment bytes (the transfer protocol's chunks) received and sent since the node started.
     pub fn transfer_bytes(&self) -> (u64, u64) {
+        self.protocol_bytes_of(TRANSFER)
+    }
+
+    /// Application bytes of `protocol` ([`TRANSFER`], [`ANNOUNCE`], [`HAVE`]) received and sent
+    /// since the node started.
+    pub fn protocol_bytes_of(&self, protocol: &'static str) -> (u64, u64) {
         let get = |direction| {
             self.protocol_bytes
-                .get_or_create(&[("protocol", TRANSFER), ("direction", direction)])
+                .get_or_create(&[("protocol", protocol), ("direction", direction)])
                 .get()
         };
         (get("received"), get("sent"))

@@ -9,10 +9,27 @@ use std::time::Duration;
 use common::swarm::{merged_events, start, wait_until};
 use vidswarm_node::events::NodeEvent;
 use vidswarm_node::fetch::FetchOptions;
-use vidswarm_proto::wire::{Announcement, PartialFragment};
+use vidswarm_node::metrics::HAVE;
+
+/// How the partial holder tells its progress: by gossip (a fetch's first progress, and what
+/// older nodes send), or on its progress stream to each connected peer (the rest).
+#[derive(Clone, Copy, Debug)]
+enum Told {
+    Gossip,
+    Stream,
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_still_fetching_a_fragment_serves_the_chunks_it_has_verified() {
+    trades_verified_chunks(Told::Gossip).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_on_the_stream_reaches_a_connected_peer() {
+    trades_verified_chunks(Told::Stream).await;
+}
+
+async fn trades_verified_chunks(told: Told) {
     let split = tempfile::tempdir().unwrap();
     // One fragment of 5 chunks (16 KiB each, the last short).
     let m = common::write_split_dir(split.path(), &[common::bytes(7, 4 * 16_384 + 100)]);
@@ -36,21 +53,13 @@ async fn a_peer_still_fetching_a_fragment_serves_the_chunks_it_has_verified() {
 
     // A fetcher that knows only that node hears its progress (what a fetch gossips).
     let fetcher = start(&[&partial], false).await;
-    let have = PartialFragment::bitmap(&[true, true, true, false, false]);
-    let progress = Announcement {
-        video: m.video_id,
-        peer: partial.node.client().peer_id().to_string(),
-        manifest: true,
-        fragments: vec![],
-        named: None,
-        leaving: false,
-        partial: vec![PartialFragment {
-            index: 0,
-            hash,
-            have,
-        }],
-        withdrawn: None,
-    };
+    let progress = common::progress_announcement(
+        partial.node.client().peer_id(),
+        m.video_id,
+        0,
+        hash,
+        &[true, true, true, false, false],
+    );
     let availability = fetcher.node.client().availability().clone();
     let mut announced = tokio::time::Instant::now() - Duration::from_secs(1);
     wait_until(
@@ -60,13 +69,24 @@ async fn a_peer_still_fetching_a_fragment_serves_the_chunks_it_has_verified() {
         || {
             if announced.elapsed() >= Duration::from_millis(300) {
                 let (client, a) = (partial.node.client().clone(), progress.clone());
-                tokio::spawn(async move { client.announce(a).await });
+                tokio::spawn(async move {
+                    match told {
+                        Told::Gossip => client.announce(a).await,
+                        Told::Stream => client.progress(a).await,
+                    }
+                });
                 announced = tokio::time::Instant::now();
             }
             !availability.partial_holders(&m.video_id, 0).is_empty()
         },
     )
     .await;
+
+    let have_in = fetcher.node.client().metrics().protocol_bytes_of(HAVE).0;
+    match told {
+        Told::Gossip => assert_eq!(have_in, 0, "nothing came on the progress stream"),
+        Told::Stream => assert!(have_in > 0, "the progress came on the stream"),
+    }
 
     // The fetch takes chunks 0-2 from the partial holder; the rest come once a seeder joins.
     let mut events = merged_events(&[&fetcher]);

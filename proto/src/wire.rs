@@ -21,7 +21,9 @@
 //! [`MAX_ANNOUNCEMENT_BYTES`] encoded; with `leaving` set, it says goodbye to them instead. While a
 //! peer fetches, its announcements also carry `partial`: the fragments it is downloading, each with
 //! a bitmap of the chunks it has verified and serves already (BitTorrent's HAVE, batched), so peers
-//! can trade chunks long before a whole fragment is held.
+//! can trade chunks long before a whole fragment is held. After a fetch's first progress, the
+//! rest goes straight to each connected peer on [`HAVE_PROTOCOL`] instead: the connection
+//! authenticates the sender, so no signature, no forwarding and no duplicates.
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -30,6 +32,10 @@ use crate::{Hash, VideoId, MAX_CHUNK_SIZE, MAX_FRAGMENTS, MAX_MANIFEST_BYTES};
 
 /// The transfer protocol's name.
 pub const TRANSFER_PROTOCOL: &str = "/vidswarm/fragment/1";
+/// The per-peer progress stream: one long-lived stream each way per connected peer, carrying
+/// progress-only [`Announcement`]s, each a big-endian `u32` length then its CBOR (at most
+/// [`MAX_ANNOUNCEMENT_BYTES`]).
+pub const HAVE_PROTOCOL: &str = "/vidswarm/have/1";
 /// The gossipsub topic of announcements.
 pub const ANNOUNCE_TOPIC: &str = "vidswarm/announce/1";
 /// Largest encoded request.

@@ -2,6 +2,7 @@
 //! chunks into the store ([`StoreSink`]).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use futures::future::BoxFuture;
@@ -28,6 +29,8 @@ pub struct SwarmSource {
     provide: bool,
     /// Holders found in the DHT, per fragment index, connected or not.
     found: Arc<Mutex<HashMap<u32, Vec<PeerId>>>>,
+    /// Whether the fetch's first progress went out (by gossip; the rest go to connected peers).
+    told_swarm: AtomicBool,
 }
 
 impl SwarmSource {
@@ -38,6 +41,7 @@ impl SwarmSource {
             video,
             provide,
             found: Arc::default(),
+            told_swarm: AtomicBool::new(false),
         }
     }
 }
@@ -145,11 +149,20 @@ impl ChunkSource for SwarmSource {
             .collect()
     }
 
+    /// The first progress goes to the whole swarm by gossip: peers fetching the same video that
+    /// are not connected yet learn of this node and connect. The rest only matters to connected
+    /// peers (only they can ask for chunks) and goes straight to each (`net/have.rs`).
     fn progress(&self, partial: Vec<PartialFragment>) {
         let client = self.client.clone();
         let announcement = self.progress_announcement(partial);
+        let first = !self.told_swarm.swap(true, Ordering::Relaxed);
         tokio::spawn(async move {
-            if let Err(e) = client.announce(announcement).await {
+            let told = if first {
+                client.announce(announcement).await
+            } else {
+                client.progress(announcement).await
+            };
+            if let Err(e) = told {
                 tracing::debug!(error = %e, "cannot announce the fetch's progress");
             }
         });

@@ -1,5 +1,5 @@
-//! The node's libp2p behaviour (identify, ping, Kademlia, gossipsub, the transfer protocol) and
-//! building the `Swarm` (TCP+Noise+Yamux and QUIC, on tokio).
+//! The node's libp2p behaviour (identify, ping, Kademlia, gossipsub, the transfer protocol, the
+//! progress streams) and building the `Swarm` (TCP+Noise+Yamux and QUIC, on tokio).
 
 use std::time::Duration;
 
@@ -34,6 +34,8 @@ pub struct Behaviour {
     pub kad: kad::Behaviour<ProviderStore>,
     pub gossipsub: gossipsub::Behaviour,
     pub transfer: request_response::Behaviour<TransferCodec>,
+    /// Long-lived streams of our own: each connected peer's progress stream (`have.rs`).
+    pub have: libp2p_stream::Behaviour,
 }
 
 /// The longest a connection may take to set up on any transport (for TCP: the connect, Noise
@@ -194,6 +196,7 @@ impl Behaviour {
             kad,
             gossipsub,
             transfer,
+            have: libp2p_stream::Behaviour::new(),
         })
     }
 }

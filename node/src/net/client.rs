@@ -65,6 +65,10 @@ pub(crate) enum Command {
     Announce {
         announcement: Announcement,
     },
+    /// A fetch's progress, to each connected peer on its progress stream (`have.rs`).
+    Progress {
+        announcement: Announcement,
+    },
     /// Dial `peer` in the background (if not connected, not being dialed, not backed off).
     Connect {
         peer: PeerId,
@@ -192,6 +196,12 @@ impl Client {
         self.tell(Command::Announce { announcement }).await
     }
 
+    /// Tells each connected peer directly which chunks this node's fetches have verified (a
+    /// progress-only announcement); peers that predate the progress stream hear it by gossip.
+    pub async fn progress(&self, announcement: Announcement) -> Result<(), NetError> {
+        self.tell(Command::Progress { announcement }).await
+    }
+
     /// Who is connected and who failed recently (shared with the event loop).
     pub fn peers(&self) -> &super::Peers {
         &self.peers
@@ -231,7 +241,7 @@ impl Client {
         tokio::spawn(async move {
             while let Some(command) = commands.recv().await {
                 match command {
-                    Command::Announce { announcement } => {
+                    Command::Announce { announcement } | Command::Progress { announcement } => {
                         let _ = announced.send(announcement);
                     }
                     Command::ConnectedPeers { reply } | Command::Providers { reply, .. } => {

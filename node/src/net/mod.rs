@@ -5,7 +5,8 @@
 //! - `transport.rs`: TCP and QUIC, or TCP behind a private swarm's key.
 //! - `codec.rs`: framing of the transfer protocol with hard size limits.
 //! - `client.rs`: [`Client`] and its commands.
-//! - `event_loop.rs`: the loop: swarm events, commands, DHT queries, gossip validation.
+//! - `event_loop/`: the loop: swarm events, commands, DHT queries, gossip validation.
+//! - `have.rs`: each connected peer's progress stream (chunk bitmaps, straight to the peer).
 //! - `serve.rs`: answering transfer requests from the store.
 //! - `provider_store.rs`: Kademlia's record store, bounded against other peers.
 //!
@@ -18,6 +19,7 @@ mod client;
 mod codec;
 mod event_loop;
 mod gossip_score;
+mod have;
 mod peers;
 pub mod provider_store;
 mod serve;
@@ -85,6 +87,12 @@ pub fn spawn(
     for addr in &cfg.external {
         swarm.add_external_address(addr.clone());
     }
+    let have = have::ProgressStreams::start(swarm.behaviour().have.new_control()).map_err(|e| {
+        NetError::Build {
+            part: "progress streams",
+            reason: e.to_string(),
+        }
+    })?;
     let (tx, rx) = mpsc::channel(256);
     let client = Client {
         tx,
@@ -95,7 +103,7 @@ pub fn spawn(
         inbox: Default::default(),
         peers: Peers::default(),
     };
-    let event_loop = event_loop::EventLoop::new(swarm, store, rx, &client, topic, cfg);
+    let event_loop = event_loop::EventLoop::new(swarm, store, rx, &client, topic, cfg, have);
     let task = tokio::spawn(event_loop.run());
     Ok((client, task))
 }

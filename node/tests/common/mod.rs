@@ -161,3 +161,29 @@ pub fn open_store(root: &Path) -> Store {
 pub fn tmp_is_empty(store: &Store) -> bool {
     names(&store.root().join("tmp")).is_empty()
 }
+
+/// `peer`'s progress-only announcement of `video`: fragment `index` (`hash`) with the chunks
+/// `verified` says, as a fetch tells it.
+pub fn progress_announcement(
+    peer: libp2p::PeerId,
+    video: vidswarm_proto::VideoId,
+    index: u32,
+    hash: vidswarm_proto::Hash,
+    verified: &[bool],
+) -> vidswarm_proto::wire::Announcement {
+    use vidswarm_proto::wire::{Announcement, PartialFragment};
+    Announcement {
+        video,
+        peer: peer.to_string(),
+        manifest: true,
+        fragments: vec![],
+        named: None,
+        leaving: false,
+        partial: vec![PartialFragment {
+            index,
+            hash,
+            have: PartialFragment::bitmap(verified),
+        }],
+        withdrawn: None,
+    }
+}

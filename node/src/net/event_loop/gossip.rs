@@ -73,44 +73,12 @@ impl EventLoop {
                 }
                 gossipsub::MessageAcceptance::Accept
             }
-            Ok(a) => {
-                let peer = a.peer.parse::<PeerId>().ok();
-                let over_cap = peer.is_some_and(|peer| {
-                    !self
-                        .availability
-                        .heard(a.video, peer, std::time::Instant::now())
-                });
-                if over_cap {
-                    debug!(peer = %source, video = %a.video.short(), "ignored: the peer announced its most videos already");
-                } else if let Some(peer) = peer {
-                    let indices: Vec<u32> = a.fragments.iter().map(|f| f.index).collect();
-                    self.availability
-                        .record(a.video, peer, indices.iter().copied());
-                    for p in &a.partial {
-                        self.availability
-                            .record_partial(a.video, peer, p.index, &p.have);
-                    }
-                    self.inbox.announced(a.video, a.named.clone());
-                    // A fetcher's progress (chunks only) is not an event: it comes several
-                    // times a second while a fetch runs.
-                    if !indices.is_empty() || a.partial.is_empty() {
-                        emit(
-                            &self.events,
-                            NodeEvent::AnnouncementReceived {
-                                from: peer,
-                                video: a.video,
-                                fragments: indices,
-                                named: a.named,
-                            },
-                        );
-                    }
-                }
-                if over_cap {
+            Ok(a) => match a.peer.parse::<PeerId>() {
+                Ok(peer) if !self.record_announcement(peer, a) => {
                     gossipsub::MessageAcceptance::Ignore
-                } else {
-                    gossipsub::MessageAcceptance::Accept
                 }
-            }
+                _ => gossipsub::MessageAcceptance::Accept,
+            },
             Err(reason) => {
                 warn!(peer = %source, %reason, "rejected an announcement");
                 emit(
@@ -127,6 +95,40 @@ impl EventLoop {
             .behaviour_mut()
             .gossipsub
             .report_message_validation_result(&id, &source, acceptance);
+    }
+
+    /// Records what `peer` announced it holds (whole fragments, and chunks of those it fetches)
+    /// in the availability table; `false` when it is ignored because the peer announced its most
+    /// videos already. Whole fragments, or a manifest alone, are an event; progress is not: it
+    /// comes several times a second while a fetch runs.
+    pub(super) fn record_announcement(&mut self, peer: PeerId, a: Announcement) -> bool {
+        if !self
+            .availability
+            .heard(a.video, peer, std::time::Instant::now())
+        {
+            debug!(%peer, video = %a.video.short(), "ignored: the peer announced its most videos already");
+            return false;
+        }
+        let indices: Vec<u32> = a.fragments.iter().map(|f| f.index).collect();
+        self.availability
+            .record(a.video, peer, indices.iter().copied());
+        for p in &a.partial {
+            self.availability
+                .record_partial(a.video, peer, p.index, &p.have);
+        }
+        self.inbox.announced(a.video, a.named.clone());
+        if !indices.is_empty() || a.partial.is_empty() {
+            emit(
+                &self.events,
+                NodeEvent::AnnouncementReceived {
+                    from: peer,
+                    video: a.video,
+                    fragments: indices,
+                    named: a.named,
+                },
+            );
+        }
+        true
     }
 
     /// A peer's provider record (Kademlia has checked that the peer sent it itself). One from a

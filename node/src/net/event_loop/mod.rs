@@ -1,7 +1,7 @@
 //! The event loop: the one task that owns the `Swarm`. It `select!`s over swarm events, commands
 //! from `Client`s, and responses finished by serving tasks; it never blocks (store reads run on
 //! the blocking pool and come back as messages). `gossip.rs`: the announcement topic;
-//! `transfer.rs`: the transfer protocol, both ways.
+//! `transfer.rs`: the transfer protocol, both ways; `progress.rs`: the progress streams.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use vidswarm_proto::wire::{self, Response};
 
 use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
 use super::client::{Command, NetError};
+use super::have::ProgressStreams;
 use crate::availability::Availability;
 use crate::control::Inbox;
 use crate::events::{emit, EventSender, NodeEvent};
@@ -42,6 +43,7 @@ pub(super) mod dialing;
 mod gossip;
 pub(super) mod links;
 mod pacer;
+mod progress;
 pub(crate) mod spread;
 mod transfer;
 mod uploads;
@@ -91,6 +93,8 @@ pub struct EventLoop {
     recently_sent: spread::RecentlySent,
     /// The upload rate limit, if any (`pacer.rs`); shared with the serving tasks.
     pacer: Option<Arc<std::sync::Mutex<pacer::Pacer>>>,
+    /// Each connected peer's progress stream, both ways (`net/have.rs`, `progress.rs`).
+    have: ProgressStreams,
 }
 
 impl EventLoop {
@@ -103,6 +107,7 @@ impl EventLoop {
         client: &super::Client,
         topic: gossipsub::IdentTopic,
         cfg: &super::NetConfig,
+        have: ProgressStreams,
     ) -> Self {
         let (responses_tx, responses_rx) = mpsc::unbounded_channel();
         // A rate of 0 (`--max-upload-rate 0`) means no limit, as no option does.
@@ -140,6 +145,7 @@ impl EventLoop {
             recently_sent: spread::RecentlySent::default(),
             uploads: uploads::Uploads::default(),
             pacer,
+            have,
         }
     }
 
@@ -173,6 +179,7 @@ impl EventLoop {
                     Some(command) => self.on_command(command),
                     None => break,
                 },
+                Some(event) = self.have.inbox.recv() => self.on_have(event),
                 Some((peer, id, channel, response, permit)) = self.responses_rx.recv() => {
                     if let Response::Chunk { data } = &response {
                         self.link_bytes(&peer, 0, data.len());
@@ -294,6 +301,7 @@ impl EventLoop {
                 self.pending_requests.insert(id, reply);
             }
             Command::Announce { announcement } => self.publish(&announcement),
+            Command::Progress { announcement } => self.send_progress(&announcement),
             Command::Bootstrap => {
                 let _ = self.swarm.behaviour_mut().kad.bootstrap();
             }
@@ -340,6 +348,7 @@ impl EventLoop {
                 }
                 if num_established.get() == 1 {
                     debug!(peer = %peer_id, "connected");
+                    self.have.out.connected(peer_id);
                     emit(&self.events, NodeEvent::PeerConnected { peer: peer_id });
                 }
             }
@@ -354,6 +363,8 @@ impl EventLoop {
                 self.availability.forget_peer(&peer_id);
                 self.uploads.forget(&peer_id);
                 self.recently_sent.forget(&peer_id);
+                self.have.out.disconnected(&peer_id);
+                self.have.by_gossip.remove(&peer_id);
                 emit(&self.events, NodeEvent::PeerDisconnected { peer: peer_id });
             }
             SwarmEvent::OutgoingConnectionError {
@@ -383,7 +394,7 @@ impl EventLoop {
             BehaviourEvent::Kad(e) => self.metrics.libp2p.record(e),
             BehaviourEvent::Gossipsub(e) => self.metrics.libp2p.record(e),
             BehaviourEvent::Ping(e) => self.metrics.libp2p.record(e),
-            BehaviourEvent::Transfer(_) => {}
+            BehaviourEvent::Transfer(_) | BehaviourEvent::Have(()) => {}
             BehaviourEvent::Limits(never)
             | BehaviourEvent::Memory(never)
             | BehaviourEvent::Allowed(never) => match *never {},
