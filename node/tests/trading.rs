@@ -136,3 +136,45 @@ async fn trades_verified_chunks(told: Told) {
     let fetched = std::fs::read(fetcher.node.store().fragment_path(&hash).unwrap()).unwrap();
     assert!(fetched == data, "the fragment is exact");
 }
+
+/// A peer that predates the progress stream (it speaks gossipsub only) still hears a fetch's
+/// progress: while one is connected, progress goes on the topic too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_without_the_progress_stream_hears_progress_by_gossip() {
+    use futures::StreamExt;
+    use libp2p::gossipsub;
+    use libp2p::swarm::SwarmEvent;
+    use vidswarm_proto::wire::Announcement;
+
+    let node = start(&[], false).await;
+    let mut older = common::gossip::gossip_swarm(libp2p::identity::Keypair::generate_ed25519());
+    common::gossip::connect(&mut older, &node.node).await;
+    let client = node.node.client().clone();
+    let video = vidswarm_proto::VideoId(vidswarm_proto::Hash::of(b"older peer's video"));
+    let progress = common::progress_announcement(
+        client.peer_id(),
+        video,
+        0,
+        vidswarm_proto::Hash::of(b"fragment 0"),
+        &[true, false],
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut retry = tokio::time::interval(Duration::from_millis(300));
+    loop {
+        tokio::select! {
+            event = older.select_next_some() => {
+                if let SwarmEvent::Behaviour(gossipsub::Event::Message { message, .. }) = event {
+                    let a = Announcement::decode(&message.data).unwrap();
+                    if a.video == video && !a.partial.is_empty() {
+                        assert_eq!(a.partial, progress.partial);
+                        return;
+                    }
+                }
+            }
+            _ = retry.tick() => client.progress(progress.clone()).await.unwrap(),
+            _ = tokio::time::sleep_until(deadline) => {
+                panic!("the older peer heard no progress by gossip within 20 s")
+            }
+        }
+    }
+}

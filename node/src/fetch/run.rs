@@ -165,10 +165,14 @@ pub async fn run<S: ChunkSource, K: FragmentSink>(
                     from: request.peer,
                     bytes,
                 });
+                // Progress checks the fastest cadence first: the peer count (a lock) is read
+                // at most once per `PROGRESS_EVERY`, not once per chunk.
                 if complete {
                     let (index, hash) = (request.fragment, request.hash);
                     commit(&download, &*source, &sink, index, hash, report).await?;
-                } else if now.duration_since(last_told) >= progress_every(source.audience()) {
+                } else if now.duration_since(last_told) >= PROGRESS_EVERY
+                    && now.duration_since(last_told) >= progress_every(source.audience())
+                {
                     last_told = now;
                     source.progress(download.progress(false));
                 }
