@@ -88,8 +88,9 @@ impl Outgoing {
     }
 
     /// Queues `frame` for every connected peer and says for how many. A peer whose stream broke
-    /// (its connection closed while another stays) gets a new one, with this frame.
-    pub(super) fn send(&mut self, frame: &Arc<[u8]>) -> usize {
+    /// (its connection closed while another stays) gets a new one, with this frame, if it is
+    /// still connected: opening a stream to a peer that is not would dial it.
+    pub(super) fn send(&mut self, frame: &Arc<[u8]>, connected: impl Fn(&PeerId) -> bool) -> usize {
         let mut queued = 0;
         let mut broken = Vec::new();
         for (peer, tx) in &self.writers {
@@ -100,6 +101,10 @@ impl Outgoing {
             }
         }
         for peer in broken {
+            if !connected(&peer) {
+                self.writers.remove(&peer);
+                continue;
+            }
             self.connected(peer);
             if let Some(tx) = self.writers.get(&peer) {
                 queued += usize::from(tx.try_send(Arc::clone(frame)).is_ok());

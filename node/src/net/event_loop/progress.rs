@@ -17,7 +17,8 @@ impl EventLoop {
     /// connected peer does not speak it (an older node), it is published by gossip too.
     pub(super) fn send_progress(&mut self, announcement: &Announcement) {
         let frame: Arc<[u8]> = wire::encode(announcement).into();
-        let queued = self.have.out.send(&frame);
+        let swarm = &self.swarm;
+        let queued = self.have.out.send(&frame, |peer| swarm.is_connected(peer));
         self.metrics
             .bytes(HAVE, Direction::Sent, frame.len() * queued);
         if !self.have.by_gossip.is_empty() {
