@@ -14,7 +14,8 @@
 # SEED_ARGS, FETCH_ARGS: more options for the seeder's `vidswarm node` and for each fetch
 # (split at spaces), for trying a setting without a build.
 # Clock: t=0 when the fetch processes start (as aria2c_wan.sh's). Done = the fetch printed that it
-# fetched the video (every fragment verified and committed). Output: human lines and one
+# fetched the video (every fragment verified and committed), timed by its output file's mtime,
+# as libtorrent's peers write their own time (lt_peer.py). Output: human lines and one
 # "RESULT impl=vidswarm ..." line in the anchors' format, plus rss_max_mib and control_bps.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -106,7 +107,9 @@ while :; do
   # machine's two cores more than the anchors' loops do, and made the done times late.
   while read -r f; do
     i=${f##*/leech}; i=${i%.out}
-    [[ -e $WORK/done/$i ]] || { echo "$t" > "$WORK/done/$i"; (( ++ndone )); }
+    # When the fetch printed it (its output's mtime: it prints nothing more while it seeds),
+    # not when this loop saw it: with 32 hosts the busy cores delay a round by up to a second.
+    [[ -e $WORK/done/$i ]] || { stat -c %.9Y "$f" > "$WORK/done/$i"; (( ++ndone )); }
   done < <(grep -l '^fetched ' "$WORK"/leech*.out 2>/dev/null)
   for ((i = 1; i <= LEECHERS; i++)); do
     [[ -e $WORK/done/$i ]] || kill -0 "${PIDS[$i]}" 2>/dev/null || die "fetch $i exited: $(tail -3 "$WORK/leech$i.log")"

@@ -16,11 +16,13 @@
 //! second holder, however much else is in flight (libtorrent's time-critical pieces).
 //!
 //! Peers that are fetching a fragment too serve the chunks they have verified (their bitmaps come
-//! by gossip): those chunks are asked of them first, and the holders of the whole fragment (often
-//! a lone seeder) are asked for the chunks fewest peers have, so the seeder's upload goes to new
-//! chunks that the fetchers then trade (BitTorrent's rarest piece first, per chunk). Each download
-//! starts a fragment at a random chunk, so peers that start together on one fragment ask the
-//! seeder for different chunks; a fragment being played goes in order.
+//! on the progress streams). The holders of whole fragments (often a lone seeder) are asked
+//! first, for the chunks with the fewest known copies over all unfinished fragments at once, in
+//! an order random among equals and each download's own, so the seeder's upload goes to new
+//! chunks that the fetchers then trade (BitTorrent's rarest piece first, per chunk); the fetching
+//! peers are asked for the rest of what they have. Each download starts a fragment at a random chunk, so peers that start
+//! together on one fragment ask each other for different chunks; a fragment being played goes in
+//! order.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::BuildHasher;

@@ -6,8 +6,6 @@ use std::time::Instant;
 use libp2p::PeerId;
 use vidswarm_proto::Hash;
 
-use super::SCAN;
-
 pub(super) struct Fragment {
     pub(super) hash: Hash,
     pub(super) size: u64,
@@ -58,21 +56,6 @@ impl Fragment {
 
     pub(super) fn partial_has(&self, peer: &PeerId, chunk: u32) -> bool {
         self.partial.get(peer).is_some_and(|p| p.has(chunk))
-    }
-
-    /// Where in `todo` (within the first [`SCAN`]) the chunk fewest partial holders have is,
-    /// of those `peer` has not declined lately; ties go to the earliest.
-    pub(super) fn rarest_todo(&self, peer: &PeerId, now: Instant) -> Option<usize> {
-        self.todo
-            .iter()
-            .take(SCAN)
-            .enumerate()
-            .filter(|(_, &chunk)| !self.declined_by(peer, chunk, now))
-            .min_by_key(|(pos, &chunk)| {
-                let copies = self.partial.values().filter(|p| p.has(chunk)).count();
-                (copies, *pos)
-            })
-            .map(|(pos, _)| pos)
     }
 }
 

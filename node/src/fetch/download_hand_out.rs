@@ -1,5 +1,6 @@
 //! The hand-out: which chunk is asked of whom, in what order (see `download.rs` for the policy).
 
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
@@ -41,44 +42,31 @@ impl Download {
             .values()
             .filter(|f| f.opened && !f.complete())
             .count();
+        // The fragments a viewer waits for first, in playback order; the others then go, rarest
+        // chunk first, to the holders of whole fragments, and what those leave to the fetching
+        // peers that have it.
+        let mut rest = Vec::new();
         for index in self.order() {
             let urgent = self.is_urgent(index);
             let was_open = self.fragments[&index].opened;
             if !was_open && !urgent && open >= MAX_OPEN_FRAGMENTS {
                 continue;
             }
-            self.hand_out_partial(index, now, &mut out);
-            // The rest to holders of the whole fragment: in order while it is played, else the
-            // chunks fewest fetchers have.
-            // Holders that declined every chunk within reach: not asked again this round.
-            let mut passed = Vec::new();
-            while !self.fragments[&index].todo.is_empty() {
-                let pick = if urgent {
-                    self.soonest(index, None, &passed, now)
-                } else {
-                    self.least_busy(index, None, &passed, now)
-                };
-                let Some(peer) = pick else {
-                    break;
-                };
-                let f = self.fragments.get_mut(&index).expect("in the order");
-                let pos = if urgent {
-                    f.todo
-                        .iter()
-                        .take(SCAN)
-                        .enumerate()
-                        .min_by_key(|(_, c)| **c)
-                        .map(|(pos, _)| pos)
-                } else {
-                    f.rarest_todo(&peer, now)
-                };
-                let Some(pos) = pos else {
-                    passed.push(peer);
-                    continue;
-                };
-                let chunk = f.todo.remove(pos).expect("todo is not empty");
-                out.push(self.ask(peer, index, chunk, !urgent, now));
+            if urgent {
+                self.hand_out_partial(index, now, &mut out);
+                self.hand_out_in_order(index, now, &mut out);
+                open += usize::from(!was_open && self.fragments[&index].opened);
+            } else {
+                rest.push(index);
             }
+        }
+        open += self.hand_out_rarest(&rest, open, now, &mut out);
+        for index in rest {
+            let was_open = self.fragments[&index].opened;
+            if !was_open && open >= MAX_OPEN_FRAGMENTS {
+                continue;
+            }
+            self.hand_out_partial(index, now, &mut out);
             open += usize::from(!was_open && self.fragments[&index].opened);
         }
         // The playhead's own end game: the one fragment the viewer waits for now.
@@ -123,6 +111,110 @@ impl Download {
             }
         }
         out
+    }
+
+    /// A fragment a viewer waits for: its chunks in playback order, each to the whole holder
+    /// expected to answer soonest.
+    fn hand_out_in_order(&mut self, index: u32, now: Instant, out: &mut Vec<ChunkRequest>) {
+        while let Some(peer) = self.soonest(index, None, &[], now) {
+            let f = self.fragments.get_mut(&index).expect("in the order");
+            let Some(pos) = f
+                .todo
+                .iter()
+                .take(SCAN)
+                .enumerate()
+                .min_by_key(|(_, c)| **c)
+                .map(|(pos, _)| pos)
+            else {
+                break;
+            };
+            let chunk = f.todo.remove(pos).expect("todo is not empty");
+            out.push(self.ask(peer, index, chunk, false, now));
+        }
+    }
+
+    /// The whole holders' turn (often a lone seeder), before the fetching peers': the chunks
+    /// with the fewest copies known (whole holders' and fetching peers'), over all of
+    /// `fragments` at once, each to the least busy whole holder that has not declined it lately.
+    /// Among equally rare chunks the order is random, and each download's own, so fetchers that
+    /// start together ask the seeder for different chunks. Taken fragment by fragment, after the
+    /// fetching peers had taken what they have, every fetcher asked the seeder for the chunks of
+    /// one fragment (the one all saw as rarest) or for nothing: with 32 hosts its last new chunk
+    /// went out 42 s in, most of its upload to chunks it had sent already (docs/performance.md).
+    /// `open`: fragments begun so far; no more than [`MAX_OPEN_FRAGMENTS`] are. Returns how many
+    /// it began.
+    fn hand_out_rarest(
+        &mut self,
+        fragments: &[u32],
+        open: usize,
+        now: Instant,
+        out: &mut Vec<ChunkRequest>,
+    ) -> usize {
+        let per_peer = self.per_peer;
+        let has_room = |peers: &HashMap<PeerId, Peer>, p: &PeerId| {
+            peers.get(p).is_none_or(|s| s.usable(per_peer, now))
+        };
+        let mut with_room: HashSet<PeerId> = HashSet::new();
+        let mut may_begin = MAX_OPEN_FRAGMENTS.saturating_sub(open);
+        let mut candidates = Vec::new();
+        for &index in fragments {
+            let f = &self.fragments[&index];
+            let room: Vec<PeerId> = (f.holders.iter().copied())
+                .filter(|p| has_room(&self.peers, p))
+                .collect();
+            if room.is_empty() {
+                continue;
+            }
+            if !f.opened {
+                if may_begin == 0 {
+                    continue;
+                }
+                may_begin -= 1;
+            }
+            with_room.extend(room);
+            // Copies known out there: every whole holder's, and the fetching peers' that have it.
+            let mut copies = vec![f.holders.len() as u32; f.chunks as usize];
+            for holder in f.partial.values() {
+                for (n, has) in copies.iter_mut().zip(&holder.have) {
+                    *n += u32::from(*has);
+                }
+            }
+            candidates.extend(f.todo.iter().take(SCAN).map(|&chunk| {
+                let rarity = copies.get(chunk as usize).copied().unwrap_or_default();
+                (rarity, self.salt.hash_one((index, chunk)), index, chunk)
+            }));
+        }
+        candidates.sort_unstable();
+        let mut begun = 0;
+        for (_, _, index, chunk) in candidates {
+            if with_room.is_empty() {
+                break;
+            }
+            let f = &self.fragments[&index];
+            let Some(peer) = f
+                .holders
+                .iter()
+                .filter(|p| with_room.contains(*p) && !f.declined_by(p, chunk, now))
+                .min_by_key(|p| self.peers.get(*p).map_or(0, |s| s.in_flight))
+                .copied()
+            else {
+                continue;
+            };
+            let f = self
+                .fragments
+                .get_mut(&index)
+                .expect("a candidate's fragment");
+            let Some(pos) = f.todo.iter().position(|&c| c == chunk) else {
+                continue;
+            };
+            f.todo.remove(pos);
+            begun += usize::from(!f.opened);
+            out.push(self.ask(peer, index, chunk, true, now));
+            if !has_room(&self.peers, &peer) {
+                with_room.remove(&peer);
+            }
+        }
+        begun
     }
 
     /// Hands the chunks of `index` that fetching peers have verified to those peers, least busy

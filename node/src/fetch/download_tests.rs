@@ -376,6 +376,30 @@ fn fetching_peers_are_asked_for_what_they_have_and_the_seeder_for_what_nobody_ha
 }
 
 #[test]
+fn the_seeder_is_asked_for_the_rarest_chunk_of_any_fragment_not_of_the_first_in_order() {
+    // Fragment 0 has fewer copies in all, so it comes first in the order; but each of its chunks
+    // is held by a fetching peer too, while chunk 3 of fragment 1 is held by the seeder alone.
+    let m = manifest(&[bytes(20, 4 * CS as usize), bytes(21, 4 * CS as usize)]);
+    let mut d = Download::new(&m, &[0, 1], 1, Instant::now());
+    let seeder = PeerId::random();
+    d.add_holders(0, [seeder]);
+    d.add_holders(1, [seeder]);
+    d.add_partial_holders(0, vec![(PeerId::random(), bitmap(&[0, 1, 2, 3], 4))]);
+    let others: Vec<(PeerId, Vec<u8>)> = (0..3)
+        .map(|_| (PeerId::random(), bitmap(&[0, 1, 2], 4)))
+        .collect();
+    d.add_partial_holders(1, others);
+    assert_eq!(d.order(), [0, 1]);
+    let out = d.hand_out(Instant::now());
+    let to_seeder: Vec<(u32, u32)> = out
+        .iter()
+        .filter(|r| r.peer == seeder)
+        .map(|r| (r.fragment, r.chunk))
+        .collect();
+    assert_eq!(to_seeder, [(1, 3)], "{out:?}");
+}
+
+#[test]
 fn a_fetching_peer_without_a_chunk_is_not_asked_for_it_again_but_stays_a_source() {
     let m = manifest(&[bytes(9, 4 * CS as usize)]);
     let mut d = Download::new(&m, &[0], 4, Instant::now());

@@ -12,8 +12,10 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use futures::future::{self, BoxFuture};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt, StreamExt};
 use libp2p::{PeerId, Stream, StreamProtocol};
 use libp2p_stream::{AlreadyRegistered, Control, OpenStreamError};
 use tokio::sync::mpsc::{self, error::TrySendError};
@@ -77,9 +79,11 @@ pub(super) struct Outgoing {
 
 impl Outgoing {
     /// Opens `peer`'s stream (in the background); what is sent meanwhile waits in its queue.
+    /// Called only while `peer` is connected, from the event loop.
     pub(super) fn connected(&mut self, peer: PeerId) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(write(self.control.clone(), peer, rx, self.events.clone()));
+        let open = begin_open(self.control.clone(), peer);
+        tokio::spawn(write(open, peer, rx, self.events.clone()));
         self.writers.insert(peer, tx);
     }
 
@@ -114,13 +118,28 @@ impl Outgoing {
     }
 }
 
+type Opening = BoxFuture<'static, Result<Stream, OpenStreamError>>;
+
+/// Starts opening `peer`'s stream now, on the caller's task. `open_stream` picks a connection
+/// (or, with none, DIALS the peer) on its first poll, from the connections the swarm's poll has
+/// recorded. Polled first here, on the event loop that drives the swarm and knows `peer` is
+/// connected, it cannot see a connection that closed meanwhile and dial a peer that left; a
+/// writer task's first poll could come after the close.
+fn begin_open(mut control: Control, peer: PeerId) -> Opening {
+    let mut open: Opening = async move { control.open_stream(peer, PROTOCOL).await }.boxed();
+    match open.poll_unpin(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(result) => future::ready(result).boxed(),
+        Poll::Pending => open,
+    }
+}
+
 async fn write(
-    mut control: Control,
+    open: Opening,
     peer: PeerId,
     mut queue: mpsc::Receiver<Arc<[u8]>>,
     events: mpsc::Sender<HaveEvent>,
 ) {
-    let mut stream = match control.open_stream(peer, PROTOCOL).await {
+    let mut stream = match open.await {
         Ok(stream) => stream,
         Err(OpenStreamError::UnsupportedProtocol(_)) => {
             let _ = events.send(HaveEvent::Unsupported { peer }).await;
