@@ -96,9 +96,9 @@ next_sample=0
 ndone=0
 while :; do
   t=$(now)
-  # TIMELINE=1: each host's upload, sampled every second (where the links sit idle).
+  # TIMELINE=1: each host's upload, sampled every TIMELINE_STEP s (default 1; where the links sit idle).
   if [[ ${TIMELINE:-0} == 1 ]] && awk -v n="$t" -v s="$next_sample" 'BEGIN{exit !(n >= s)}'; then
-    next_sample=$(awk -v n="$t" 'BEGIN{printf "%.3f", n + 1}')
+    next_sample=$(awk -v n="$t" -v d="${TIMELINE_STEP:-1}" 'BEGIN{printf "%.3f", n + d}')
     # Each host's upload as its switch port received it: one process per sample, not one per host.
     echo "$(awk -v n="$t" -v t0="$T0" 'BEGIN{printf "%.1f", n - t0}') $(ip netns exec "$(_wan_sw)" bash -c \
       'for ((i = 0; i < $0; i++)); do read -r b < /sys/class/net/p$i/statistics/rx_bytes; printf "%s " "$b"; done' "$HOSTS")" >> "$WORK/timeline"
@@ -178,7 +178,7 @@ echo "control traffic per host, idle ${CONTROL_WINDOW} s window, bytes/s: median
 echo "last fetch $LAST s = $RATIO x bound $T_BOUND s; peak RSS seeder $RSS_SEED MiB, max $RSS_MAX MiB"
 echo "$HARNESS"
 if [[ -s $WORK/timeline ]]; then
-  echo "upload per host, Mbit/s, per second (host 0 = seeder):"
+  echo "upload per host, Mbit/s, every ${TIMELINE_STEP:-1} s (host 0 = seeder):"
   awk '{ if (NR > 1) { printf "  t=%5.1f", $1; for (i = 2; i <= NF; i++) printf " %5.1f", ($i - p[i]) * 8 / 1e6 / ($1 - pt); print "" } for (i = 2; i <= NF; i++) p[i] = $i; pt = $1 }' "$WORK/timeline"
 fi
 echo "RESULT impl=vidswarm hosts=$HOSTS size_mb=$SIZE_MB last_s=$LAST first_s=$FIRST seed_up_mb=$SEED_UP_MB" \
