@@ -400,11 +400,9 @@ impl Download {
             return Verdict::Nothing;
         };
         let already = f.got[chunk as usize];
-        self.tally.count(
-            &outcome,
-            already,
-            now.saturating_duration_since(req.asked_at),
-        );
+        let took = now.saturating_duration_since(req.asked_at);
+        self.tally.count(&outcome, already, took);
+        tally::log_answer(req, &outcome, already, took);
         let retry = !already && !still_asked;
         let requeue = |f: &mut Fragment, front: bool| {
             if retry {
@@ -423,7 +421,6 @@ impl Download {
                 f.done += 1;
                 f.sources.insert(peer);
                 p.received += u64::from(req.len);
-                let took = now.saturating_duration_since(req.asked_at);
                 p.latency = Some(p.latency.map_or(took, |l| (l * 7 + took * 3) / 10));
                 Verdict::Gained {
                     bytes: req.len,
@@ -502,7 +499,7 @@ impl Download {
 
 #[path = "download_tally.rs"]
 mod tally;
-pub use tally::{Snapshot, Tally};
+pub use tally::{Snapshot, Tally, REQUESTS};
 
 #[path = "download_fragment.rs"]
 mod fragment;

@@ -4,7 +4,38 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::Outcome;
+use super::{ChunkRequest, Outcome};
+
+/// The log target of one line per answered chunk request: to whom, how long it took, what came
+/// back, named as the tally counts it (`VIDSWARM_LOG=warn,vidswarm_requests=debug`; the line's
+/// own time is when the answer came). Where a swarm's request time goes.
+pub const REQUESTS: &str = "vidswarm_requests";
+
+/// Logs `outcome` of `req` to [`REQUESTS`]; `already`: the chunk was had before it came.
+pub(super) fn log_answer(req: &ChunkRequest, outcome: &Outcome, already: bool, took: Duration) {
+    if !tracing::enabled!(target: REQUESTS, tracing::Level::DEBUG) {
+        return;
+    }
+    let (kind, reason) = match outcome {
+        Outcome::Stored if !already => ("stored", ""),
+        Outcome::Stored | Outcome::Redundant => ("redundant", ""),
+        Outcome::Declined { .. } => ("declined", ""),
+        Outcome::Busy => ("busy", ""),
+        Outcome::NotHeld => ("not_held", ""),
+        Outcome::Failed(r) => ("failed", r.as_str()),
+        Outcome::BadBytes(r) => ("bad_bytes", r.as_str()),
+    };
+    tracing::debug!(
+        target: REQUESTS,
+        peer = %req.peer,
+        fragment = req.fragment,
+        chunk = req.chunk,
+        took_ms = took.as_millis() as u64,
+        kind,
+        reason,
+        "answered"
+    );
+}
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Tally {

@@ -49,33 +49,6 @@ pub fn progress_every(peers: usize) -> Duration {
 /// The log target of a download's once-a-second snapshot (`VIDSWARM_LOG=warn,vidswarm_timeline=debug`).
 pub const TIMELINE: &str = "vidswarm_timeline";
 
-/// The log target of one line per answered chunk request: to whom, when asked, how long it took,
-/// what came back (`VIDSWARM_LOG=warn,vidswarm_requests=debug`). Where a swarm's request time goes.
-pub const REQUESTS: &str = "vidswarm_requests";
-
-fn log_request(request: &ChunkRequest, outcome: &Outcome, started: Instant, now: Instant) {
-    let (kind, reason) = match outcome {
-        Outcome::Stored => ("stored", ""),
-        Outcome::Redundant => ("redundant", ""),
-        Outcome::BadBytes(r) => ("bad", r.as_str()),
-        Outcome::NotHeld => ("not_held", ""),
-        Outcome::Busy => ("busy", ""),
-        Outcome::Declined { .. } => ("declined", ""),
-        Outcome::Failed(r) => ("failed", r.as_str()),
-    };
-    tracing::debug!(
-        target: REQUESTS,
-        peer = %request.peer,
-        fragment = request.fragment,
-        chunk = request.chunk,
-        asked_ms = (request.asked_at - started).as_millis() as u64,
-        took_ms = (now - request.asked_at).as_millis() as u64,
-        kind,
-        reason,
-        "answered"
-    );
-}
-
 /// What a running download reports as it goes (for events, logs, progress bars).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Progress {
@@ -181,11 +154,7 @@ pub async fn run<S: ChunkSource, K: FragmentSink>(
             _ = moved(&mut playhead) => continue,
         };
         let now = Instant::now();
-        let outcome = outcome?;
-        if tracing::enabled!(target: REQUESTS, tracing::Level::DEBUG) {
-            log_request(&request, &outcome, started, now);
-        }
-        match download.on_outcome(&request, outcome, now) {
+        match download.on_outcome(&request, outcome?, now) {
             Verdict::Nothing => {}
             Verdict::Gained { bytes, complete } => {
                 last_progress = now;
