@@ -11,19 +11,54 @@ use super::{ChunkRequest, Outcome};
 /// own time is when the answer came). Where a swarm's request time goes.
 pub const REQUESTS: &str = "vidswarm_requests";
 
+/// What an answer counts as: the one naming shared by the tally and the request log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Stored,
+    /// A chunk had before it came (the end game's second answers).
+    Redundant,
+    Declined,
+    Busy,
+    NotHeld,
+    Failed,
+    BadBytes,
+}
+
+impl Kind {
+    /// The kind of `outcome`; `already`: the chunk was had before it came.
+    fn of(outcome: &Outcome, already: bool) -> Self {
+        match outcome {
+            Outcome::Stored if !already => Kind::Stored,
+            Outcome::Stored | Outcome::Redundant => Kind::Redundant,
+            Outcome::Declined { .. } => Kind::Declined,
+            Outcome::Busy => Kind::Busy,
+            Outcome::NotHeld => Kind::NotHeld,
+            Outcome::Failed(_) => Kind::Failed,
+            Outcome::BadBytes(_) => Kind::BadBytes,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Stored => "stored",
+            Kind::Redundant => "redundant",
+            Kind::Declined => "declined",
+            Kind::Busy => "busy",
+            Kind::NotHeld => "not_held",
+            Kind::Failed => "failed",
+            Kind::BadBytes => "bad_bytes",
+        }
+    }
+}
+
 /// Logs `outcome` of `req` to [`REQUESTS`]; `already`: the chunk was had before it came.
 pub(super) fn log_answer(req: &ChunkRequest, outcome: &Outcome, already: bool, took: Duration) {
     if !tracing::enabled!(target: REQUESTS, tracing::Level::DEBUG) {
         return;
     }
-    let (kind, reason) = match outcome {
-        Outcome::Stored if !already => ("stored", ""),
-        Outcome::Stored | Outcome::Redundant => ("redundant", ""),
-        Outcome::Declined { .. } => ("declined", ""),
-        Outcome::Busy => ("busy", ""),
-        Outcome::NotHeld => ("not_held", ""),
-        Outcome::Failed(r) => ("failed", r.as_str()),
-        Outcome::BadBytes(r) => ("bad_bytes", r.as_str()),
+    let reason = match outcome {
+        Outcome::Failed(r) | Outcome::BadBytes(r) => r.as_str(),
+        _ => "",
     };
     tracing::debug!(
         target: REQUESTS,
@@ -31,7 +66,7 @@ pub(super) fn log_answer(req: &ChunkRequest, outcome: &Outcome, already: bool, t
         fragment = req.fragment,
         chunk = req.chunk,
         took_ms = took.as_millis() as u64,
-        kind,
+        kind = Kind::of(outcome, already).name(),
         reason,
         "answered"
     );
@@ -58,18 +93,18 @@ pub struct Tally {
 
 impl Tally {
     pub(super) fn count(&mut self, outcome: &Outcome, already: bool, took: Duration) {
-        match outcome {
-            Outcome::Stored if !already => {
+        match Kind::of(outcome, already) {
+            Kind::Stored => {
                 self.stored += 1;
                 self.wait_total += took;
                 self.wait_max = self.wait_max.max(took);
             }
-            Outcome::Stored | Outcome::Redundant => self.redundant += 1,
-            Outcome::Declined { .. } => self.declined += 1,
-            Outcome::Busy => self.busy += 1,
-            Outcome::NotHeld => self.not_held += 1,
-            Outcome::Failed(_) => self.failed += 1,
-            Outcome::BadBytes(_) => self.bad_bytes += 1,
+            Kind::Redundant => self.redundant += 1,
+            Kind::Declined => self.declined += 1,
+            Kind::Busy => self.busy += 1,
+            Kind::NotHeld => self.not_held += 1,
+            Kind::Failed => self.failed += 1,
+            Kind::BadBytes => self.bad_bytes += 1,
         }
     }
 }
