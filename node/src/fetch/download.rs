@@ -4,7 +4,9 @@
 //!
 //! Policy: the rarest unfinished fragment first (ties broken at random per download, so peers
 //! starting together ask the seeder for different fragments and can then trade them), each chunk to
-//! the least busy usable holder, at most `per_peer` requests in flight per peer. End game: once every
+//! the least busy usable holder, with a window of requests in flight per peer: what it delivered
+//! in the last [`RATE_WINDOW`], plus one, at most `per_peer` (TCP's slow start, per peer: a fast
+//! holder gets many, one shared by many askers few). End game: once every
 //! chunk is handed out and at most [`ENDGAME_IN_FLIGHT`] requests are in flight, each outstanding
 //! chunk is also asked of a second holder and the first answer wins, so a slow or stalled peer costs
 //! nothing instead of up to a request timeout. The fragment order is [`Download::order`], the one
@@ -24,7 +26,7 @@
 //! together on one fragment ask each other for different chunks; a fragment being played goes in
 //! order.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
@@ -40,6 +42,11 @@ pub const MAX_OPEN_FRAGMENTS: usize = 64;
 
 /// Failed requests (timeouts, refusals) after which a peer is not asked again in this download.
 pub const MAX_PEER_FAILURES: u32 = 3;
+/// How far back a peer's answers count towards its window of requests ([`Peer::window`]): about
+/// as long as a request should wait at a holder before its turn, so a holder shared by many
+/// askers gets few requests from each (a fixed 4 from each of 31 askers queued 12 s at a 20 Mbit/s
+/// upload, past the 10 s request timeout: docs/performance.md), and a fast one many.
+pub const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// How long a peer that answered `Busy` is left alone.
 pub const BUSY_BACKOFF: Duration = Duration::from_millis(50);
 /// End game threshold: requests in flight once everything is handed out. Each second request
@@ -118,17 +125,47 @@ struct Peer {
     received: u64,
     /// How long its recent verified answers took (a moving average).
     latency: Option<Duration>,
+    /// When its answers with data came, over the last [`RATE_WINDOW`] (its rate to us).
+    delivered: VecDeque<Instant>,
 }
 
 impl Peer {
-    fn usable(&self, per_peer: usize, now: Instant) -> bool {
-        !self.excluded && self.in_flight < per_peer && self.cool_until.is_none_or(|t| t <= now)
+    /// Requests it may have in flight: what it delivered in the last [`RATE_WINDOW`], plus
+    /// `first` (1: so a peer that answers grows its window, and an unmeasured one gets a first
+    /// request), at most `per_peer`.
+    fn window(&self, per_peer: usize, first: usize, now: Instant) -> usize {
+        // In arrival order: the old ones are a prefix.
+        let old = self
+            .delivered
+            .partition_point(|t| now.saturating_duration_since(*t) >= RATE_WINDOW);
+        let recent = self.delivered.len() - old;
+        (recent + first).min(per_peer)
+    }
+
+    fn usable(&self, (per_peer, first): (usize, usize), now: Instant) -> bool {
+        !self.excluded
+            && self.in_flight < self.window(per_peer, first, now)
+            && self.cool_until.is_none_or(|t| t <= now)
+    }
+
+    fn on_delivery(&mut self, now: Instant) {
+        while self
+            .delivered
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= RATE_WINDOW)
+        {
+            self.delivered.pop_front();
+        }
+        self.delivered.push_back(now);
     }
 }
 
 pub struct Download {
     chunk_size: u32,
     per_peer: usize,
+    /// A peer's window before it answered anything: 1 (tests of other rules open it to
+    /// `per_peer`).
+    first_window: usize,
     fragments: BTreeMap<u32, Fragment>,
     peers: HashMap<PeerId, Peer>,
     /// Who is being asked for each outstanding chunk (two peers in the end game).
@@ -176,6 +213,7 @@ impl Download {
         Self {
             chunk_size: manifest.chunk_size,
             per_peer: per_peer.max(1),
+            first_window: 1,
             fragments,
             peers: HashMap::new(),
             asked: HashMap::new(),
@@ -333,14 +371,16 @@ impl Download {
         let room = |p: &PeerId| {
             self.peers
                 .get(p)
-                .is_none_or(|s| s.usable(self.per_peer, now))
+                .is_none_or(|s| s.usable(self.windows(), now))
         };
         let mut snap = Snapshot {
             in_flight: self.in_flight,
             peers_full: self
                 .peers
                 .values()
-                .filter(|s| !s.excluded && s.in_flight >= self.per_peer)
+                .filter(|s| {
+                    !s.excluded && s.in_flight >= s.window(self.per_peer, self.first_window, now)
+                })
                 .count(),
             ..Snapshot::default()
         };
@@ -375,6 +415,11 @@ impl Download {
             }
         }
         snap
+    }
+
+    /// What bounds each peer's window: at most `per_peer`, and where it starts.
+    fn windows(&self) -> (usize, usize) {
+        (self.per_peer, self.first_window)
     }
 
     /// Takes the answer to `req`.
@@ -413,6 +458,9 @@ impl Download {
                 }
             }
         };
+        if matches!(outcome, Outcome::Stored | Outcome::Redundant) {
+            p.on_delivery(now);
+        }
         match outcome {
             Outcome::Redundant => Verdict::Nothing,
             Outcome::Stored if already => Verdict::Nothing,

@@ -150,9 +150,9 @@ impl Download {
         now: Instant,
         out: &mut Vec<ChunkRequest>,
     ) -> usize {
-        let per_peer = self.per_peer;
+        let windows = self.windows();
         let has_room = |peers: &HashMap<PeerId, Peer>, p: &PeerId| {
-            peers.get(p).is_none_or(|s| s.usable(per_peer, now))
+            peers.get(p).is_none_or(|s| s.usable(windows, now))
         };
         let mut with_room: HashSet<PeerId> = HashSet::new();
         let mut may_begin = MAX_OPEN_FRAGMENTS.saturating_sub(open);
@@ -234,7 +234,7 @@ impl Download {
             while self
                 .peers
                 .get(&peer)
-                .is_none_or(|s| s.usable(self.per_peer, now))
+                .is_none_or(|s| s.usable(self.windows(), now))
             {
                 let f = self.fragments.get_mut(&index).expect("in the order");
                 let Some(pos) = f
@@ -303,7 +303,7 @@ impl Download {
             .chain(partial)
             .filter(move |p| !skip.contains(p))
             .map(|p| (*p, self.peers.get(p)))
-            .filter(move |(_, s)| s.is_none_or(|s| s.usable(self.per_peer, now)))
+            .filter(move |(_, s)| s.is_none_or(|s| s.usable(self.windows(), now)))
     }
 
     /// The usable holder of `index` (not in `skip`) with the fewest requests in flight.

@@ -1,16 +1,24 @@
 //! The schedule's rules, step by step, with no I/O.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 
 use super::*;
 use crate::fetch::test_support::{bytes, manifest, CS};
 
+/// A download whose peers take `per_peer` requests from the first: for the rules other than the
+/// window's own growth.
+fn fixed(m: &Manifest, missing: &[u32], per_peer: usize, now: Instant) -> Download {
+    let mut d = Download::new(m, missing, per_peer, now);
+    d.first_window = d.per_peer;
+    d
+}
+
 /// One fragment of `chunks` full chunks, held by `holders` fresh peers.
 fn one_fragment(chunks: usize, holders: usize, per_peer: usize) -> (Download, Vec<PeerId>) {
     let m = manifest(&[bytes(1, chunks * CS as usize)]);
-    let mut d = Download::new(&m, &[0], per_peer, Instant::now());
+    let mut d = fixed(&m, &[0], per_peer, Instant::now());
     let peers: Vec<PeerId> = (0..holders).map(|_| PeerId::random()).collect();
     d.add_holders(0, peers.clone());
     (d, peers)
@@ -38,7 +46,7 @@ fn one_fragment_is_spread_over_several_holders() {
 #[test]
 fn the_last_chunk_is_as_long_as_what_is_left() {
     let m = manifest(&[bytes(2, CS as usize + 7)]);
-    let mut d = Download::new(&m, &[0], 4, Instant::now());
+    let mut d = fixed(&m, &[0], 4, Instant::now());
     d.add_holders(0, [PeerId::random()]);
     let mut out = d.hand_out(Instant::now());
     out.sort_by_key(|r| r.chunk);
@@ -48,7 +56,7 @@ fn the_last_chunk_is_as_long_as_what_is_left() {
 #[test]
 fn rarer_fragments_are_handed_out_first() {
     let m = manifest(&[bytes(3, CS as usize), bytes(4, CS as usize)]);
-    let mut d = Download::new(&m, &[0, 1], 1, Instant::now());
+    let mut d = fixed(&m, &[0, 1], 1, Instant::now());
     let (common, rare_holder) = (PeerId::random(), PeerId::random());
     d.add_holders(0, [common, rare_holder]);
     d.add_holders(1, [common]);
@@ -284,7 +292,7 @@ fn a_peer_without_the_fragment_is_no_longer_a_holder() {
 fn the_playback_window_goes_first_in_playback_order_then_rarest_first() {
     let frags: Vec<Vec<u8>> = (0..6).map(|i| bytes(10 + i, CS as usize)).collect();
     let m = manifest(&frags);
-    let mut d = Download::new(&m, &[0, 1, 2, 3, 4, 5], 1, Instant::now());
+    let mut d = fixed(&m, &[0, 1, 2, 3, 4, 5], 1, Instant::now());
     let peers: Vec<PeerId> = (0..6).map(|_| PeerId::random()).collect();
     for i in 0..6u32 {
         // Fragment 5 is the rarest (one holder); the others have all six.
@@ -305,7 +313,7 @@ fn the_playback_window_goes_first_in_playback_order_then_rarest_first() {
 fn urgent_chunks_go_to_the_holder_that_answers_soonest_and_the_playhead_has_its_own_end_game() {
     let m = manifest(&[bytes(20, 8 * CS as usize), bytes(21, 4 * CS as usize)]);
     let t0 = Instant::now();
-    let mut d = Download::new(&m, &[0, 1], 8, t0);
+    let mut d = fixed(&m, &[0, 1], 8, t0);
     let (fast, slow) = (PeerId::random(), PeerId::random());
     d.add_holders(0, [fast, slow]);
     // Learn their speeds from fragment 0: 2 ms an answer against 200 ms.
@@ -380,7 +388,7 @@ fn the_seeder_is_asked_for_the_rarest_chunk_of_any_fragment_not_of_the_first_in_
     // Fragment 0 has fewer copies in all, so it comes first in the order; but each of its chunks
     // is held by a fetching peer too, while chunk 3 of fragment 1 is held by the seeder alone.
     let m = manifest(&[bytes(20, 4 * CS as usize), bytes(21, 4 * CS as usize)]);
-    let mut d = Download::new(&m, &[0, 1], 1, Instant::now());
+    let mut d = fixed(&m, &[0, 1], 1, Instant::now());
     let seeder = PeerId::random();
     d.add_holders(0, [seeder]);
     d.add_holders(1, [seeder]);
@@ -402,7 +410,7 @@ fn the_seeder_is_asked_for_the_rarest_chunk_of_any_fragment_not_of_the_first_in_
 #[test]
 fn a_fetching_peer_without_a_chunk_is_not_asked_for_it_again_but_stays_a_source() {
     let m = manifest(&[bytes(9, 4 * CS as usize)]);
-    let mut d = Download::new(&m, &[0], 4, Instant::now());
+    let mut d = fixed(&m, &[0], 4, Instant::now());
     let fetcher = PeerId::random();
     d.add_partial_holders(0, vec![(fetcher, bitmap(&[0, 1], 4))]);
     let now = Instant::now();
@@ -426,7 +434,7 @@ fn a_fetching_peer_without_a_chunk_is_not_asked_for_it_again_but_stays_a_source(
 #[test]
 fn progress_lists_the_fragments_begun_with_their_verified_chunks() {
     let m = manifest(&[bytes(10, 3 * CS as usize), bytes(11, CS as usize)]);
-    let mut d = Download::new(&m, &[0, 1], 8, Instant::now());
+    let mut d = fixed(&m, &[0, 1], 8, Instant::now());
     d.add_holders(0, [PeerId::random()]);
     d.add_holders(1, [PeerId::random()]);
     let now = Instant::now();
@@ -456,7 +464,7 @@ fn downloads_of_one_fragment_start_at_different_chunks() {
     let seeder = PeerId::random();
     let firsts: BTreeSet<u32> = (0..8)
         .map(|_| {
-            let mut d = Download::new(&m, &[0], 1, Instant::now());
+            let mut d = fixed(&m, &[0], 1, Instant::now());
             d.add_holders(0, [seeder]);
             d.hand_out(Instant::now())[0].chunk
         })
@@ -472,7 +480,7 @@ fn a_video_of_many_fragments_over_many_peers_begins_at_most_max_open_fragments()
     let fragments: Vec<Vec<u8>> = (0..1000).map(|i| bytes(i, 100)).collect();
     let m = manifest(&fragments);
     let all: Vec<u32> = (0..1000).collect();
-    let mut d = Download::new(&m, &all, 4, Instant::now());
+    let mut d = fixed(&m, &all, 4, Instant::now());
     let peers: Vec<PeerId> = (0..200).map(|_| PeerId::random()).collect();
     for i in 0..1000 {
         d.add_holders(i, peers.clone());
@@ -530,7 +538,7 @@ fn the_snapshot_says_why_chunks_are_left_unasked() {
     // 6 chunks, one whole holder taking 2 at a time, a partial holder with chunk 5.
     let m = manifest(&[bytes(1, 6 * CS as usize), bytes(2, CS as usize)]);
     let t = Instant::now();
-    let mut d = Download::new(&m, &[0, 1], 2, t);
+    let mut d = fixed(&m, &[0, 1], 2, t);
     let (whole, partial) = (PeerId::random(), PeerId::random());
     d.add_holders(0, [whole]);
     d.add_partial_holders(0, vec![(partial, bitmap(&[5], 6))]);
@@ -556,4 +564,36 @@ fn the_snapshot_says_why_chunks_are_left_unasked() {
         snap.to_string().contains("in_flight=2 at_whole=2 todo=5"),
         "{snap}"
     );
+}
+
+#[test]
+fn a_peer_s_window_grows_with_what_it_delivers_and_shrinks_when_it_stops() {
+    let m = manifest(&[bytes(9, 64 * CS as usize)]);
+    let t0 = Instant::now();
+    let mut d = Download::new(&m, &[0], 16, t0);
+    let peer = PeerId::random();
+    d.add_holders(0, [peer]);
+    let out = d.hand_out(t0);
+    assert_eq!(count(&out, peer), 1, "an unmeasured peer gets one request");
+    // Each answer with data widens the window by one while it counts (slow start).
+    let mut pending = out;
+    let mut now = t0;
+    for expect in [2, 4, 8, 16] {
+        now += Duration::from_millis(50);
+        for r in pending.drain(..) {
+            d.on_outcome(&r, Outcome::Stored, now);
+        }
+        pending = d.hand_out(now);
+        assert_eq!(count(&pending, peer), expect, "window after the answers");
+    }
+    assert_eq!(d.hand_out(now).len(), 0, "at most per_peer in flight");
+    // A second later only what came in that second counts: one chunk, and declines, which
+    // bring nothing: a window of two.
+    now += RATE_WINDOW + Duration::from_millis(1);
+    let last = pending.pop().expect("16 in flight");
+    for r in pending.drain(..) {
+        d.on_outcome(&r, Outcome::Declined { also: vec![] }, now);
+    }
+    d.on_outcome(&last, Outcome::Stored, now);
+    assert_eq!(count(&d.hand_out(now), peer), 2);
 }

@@ -4,7 +4,8 @@
 //!    connected), accepted only if it hashes to the video id asked for.
 //! 2. Holders of each missing fragment: the availability table (gossip) and DHT providers.
 //! 3. Chunks are handed out rarest fragment first, each to the least-loaded holder with room
-//!    (at most `per_peer` requests in flight per peer), so one fragment's chunks come from several
+//!    (a window of requests in flight per peer, grown with what it delivers, at most `per_peer`),
+//!    so one fragment's chunks come from several
 //!    peers at once: [`download::Download`], pure state, driven by `run.rs` over two seams
 //!    (`seams.rs`): a chunk source (the swarm: `swarm_seams.rs`) and a fragment sink (the store).
 //! 4. Each chunk is checked against its BLAKE3 hash in the manifest and written at its offset (on
@@ -42,7 +43,7 @@ pub struct FetchOptions {
     pub fragments: Option<Vec<u32>>,
     /// Give up after this long without progress (no manifest, no holder, no chunk).
     pub stall_timeout: Duration,
-    /// Requests in flight per peer.
+    /// Requests in flight per peer at most (each peer's window grows to it with its rate).
     pub per_peer: usize,
     /// Put what is gained in the DHT as provider records. Off for a node that leaves as soon as
     /// it is done (`vidswarm fetch`): records outlive their provider by hours, and every later
@@ -59,7 +60,7 @@ impl Default for FetchOptions {
         Self {
             fragments: None,
             stall_timeout: Duration::from_secs(30),
-            per_peer: 4,
+            per_peer: 16,
             provide: true,
             playhead: None,
         }
