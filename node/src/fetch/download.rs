@@ -133,7 +133,7 @@ impl Peer {
     /// Requests it may have in flight: what it delivered in the last [`RATE_WINDOW`], plus
     /// `first` (1: so a peer that answers grows its window, and an unmeasured one gets a first
     /// request), at most `per_peer`.
-    fn window(&self, per_peer: usize, first: usize, now: Instant) -> usize {
+    fn window(&self, (per_peer, first): (usize, usize), now: Instant) -> usize {
         // In arrival order: the old ones are a prefix.
         let old = self
             .delivered
@@ -142,9 +142,9 @@ impl Peer {
         (recent + first).min(per_peer)
     }
 
-    fn usable(&self, (per_peer, first): (usize, usize), now: Instant) -> bool {
+    fn usable(&self, windows: (usize, usize), now: Instant) -> bool {
         !self.excluded
-            && self.in_flight < self.window(per_peer, first, now)
+            && self.in_flight < self.window(windows, now)
             && self.cool_until.is_none_or(|t| t <= now)
     }
 
@@ -378,9 +378,7 @@ impl Download {
             peers_full: self
                 .peers
                 .values()
-                .filter(|s| {
-                    !s.excluded && s.in_flight >= s.window(self.per_peer, self.first_window, now)
-                })
+                .filter(|s| !s.excluded && s.in_flight >= s.window(self.windows(), now))
                 .count(),
             ..Snapshot::default()
         };

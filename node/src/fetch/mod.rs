@@ -5,8 +5,7 @@
 //! 2. Holders of each missing fragment: the availability table (gossip) and DHT providers.
 //! 3. Chunks are handed out rarest fragment first, each to the least-loaded holder with room
 //!    (a window of requests in flight per peer, grown with what it delivers, at most `per_peer`),
-//!    so one fragment's chunks come from several
-//!    peers at once: [`download::Download`], pure state, driven by `run.rs` over two seams
+//!    so one fragment's chunks come from several peers at once: [`download::Download`], pure state, driven by `run.rs` over two seams
 //!    (`seams.rs`): a chunk source (the swarm: `swarm_seams.rs`) and a fragment sink (the store).
 //! 4. Each chunk is checked against its BLAKE3 hash in the manifest and written at its offset (on
 //!    the blocking pool). A bad chunk excludes its sender from this fetch and goes back in the
